@@ -1,0 +1,94 @@
+//! Everything that talks to AWS. Finders return `Ok(None)` for objects that do not
+//! exist; errors carry AWS's own message.
+
+pub mod ami;
+
+use crate::config::{DEFAULT_MAX_RETRIES, ProviderModel};
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The configured AWS clients and provider-wide settings.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub ec2: aws_sdk_ec2::Client,
+    pub region: String,
+    pub default_tags: BTreeMap<String, String>,
+}
+
+/// A configuration problem, reported on a provider attribute.
+pub struct ConfigProblem {
+    pub attribute: &'static str,
+    pub summary: &'static str,
+    pub detail: String,
+}
+
+impl Clients {
+    pub async fn load(model: &ProviderModel) -> Result<Self, ConfigProblem> {
+        let max_retries = model.max_retries.known().copied().unwrap_or(DEFAULT_MAX_RETRIES);
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client())
+            .retry_config(RetryConfig::standard().with_max_attempts(max_retries.saturating_add(1)));
+        if let Some(region) = model.region.known() {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(profile) = model.profile.known() {
+            loader = loader.profile_name(profile);
+        }
+        let sdk = loader.load().await;
+        let Some(region) = sdk.region().map(ToString::to_string) else {
+            return Err(ConfigProblem {
+                attribute: "region",
+                summary: "Missing Region",
+                detail: "no AWS region: set `region` in the provider block, or AWS_REGION, or a region \
+                         in the selected profile"
+                    .to_owned(),
+            });
+        };
+        let mut ec2 = aws_sdk_ec2::config::Builder::from(&sdk);
+        if let Some(url) = model.endpoints.as_ref().and_then(|e| e.ec2.clone()) {
+            ec2 = ec2.endpoint_url(url);
+        }
+        Ok(Self {
+            ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
+            region,
+            default_tags: model.default_tags.known().cloned().unwrap_or_default(),
+        })
+    }
+}
+
+/// One HTTPS client for every AWS service, on the same TLS stack as the plugin server.
+fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .build_https()
+}
+
+/// An AWS call that failed, with what we were doing and AWS's full message.
+#[derive(Debug)]
+pub struct AwsError {
+    pub action: String,
+    pub message: String,
+    pub code: Option<String>,
+}
+
+impl AwsError {
+    pub fn new<E>(action: impl Into<String>, err: &aws_sdk_ec2::error::SdkError<E>) -> Self
+    where
+        E: std::error::Error + aws_sdk_ec2::error::ProvideErrorMetadata + 'static,
+    {
+        let code = err.as_service_error().and_then(|e| e.code()).map(str::to_owned);
+        Self { action: action.into(), message: DisplayErrorContext(err).to_string(), code }
+    }
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.action, self.message)
+    }
+}
+
+impl std::error::Error for AwsError {}

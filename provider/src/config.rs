@@ -1,0 +1,165 @@
+//! The provider block (SPEC section 3): region, profile, credential chain, endpoint
+//! overrides, default tags and retries, turned into AWS clients.
+
+use crate::aws::Clients;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use tfplugin::diag::Diagnostics;
+use tfplugin::path::AttributePath;
+use tfplugin::schema::{Attribute, Block, NestedBlock, Schema, Validator, validators};
+use tfplugin::value::{Type, Val, Value, from_value};
+
+/// What resources and data sources share once the provider is configured.
+#[derive(Default)]
+pub struct Shared {
+    clients: OnceLock<Clients>,
+}
+
+impl Shared {
+    /// The AWS clients, or a diagnostic when Terraform has not configured the provider.
+    pub fn clients(&self, diags: &mut Diagnostics) -> Option<&Clients> {
+        let clients = self.clients.get();
+        if clients.is_none() {
+            diags.error(
+                "Provider Not Configured",
+                "the immutable provider was used before Terraform configured it; this is a bug",
+            );
+        }
+        clients
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProviderModel {
+    pub region: Val<String>,
+    pub profile: Val<String>,
+    pub endpoints: Option<Endpoints>,
+    pub default_tags: Val<BTreeMap<String, String>>,
+    pub max_retries: Val<u32>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct Endpoints {
+    pub ec2: Option<String>,
+    pub elbv2: Option<String>,
+    pub iam: Option<String>,
+    pub sts: Option<String>,
+}
+
+pub const DEFAULT_MAX_RETRIES: u32 = 10;
+
+pub fn schema() -> Schema {
+    let endpoint = |service: &str| {
+        Attribute::optional(service, Type::String)
+            .description(format!("URL of the {service} API, instead of AWS's own (for local emulators)."))
+            .validator(url())
+    };
+    Schema::new(
+        Block::new(
+            "Immutable servers on EC2 Spot: apps on Spot Fleets with health-gated blue/green rollouts, \
+             and commit-tagged layered AMIs. Credentials come from the standard AWS chain \
+             (environment, shared files, profile, instance or container role) and never appear in \
+             state, plans or logs.",
+        )
+        .attribute(
+            Attribute::optional("region", Type::String)
+                .description("AWS region, e.g. `eu-west-1`. Defaults to `AWS_REGION` or the profile's region.")
+                .validator(region()),
+        )
+        .attribute(
+            Attribute::optional("profile", Type::String)
+                .description("Named profile from the shared AWS config and credentials files.")
+                .validator(validators::not_empty()),
+        )
+        .attribute(
+            Attribute::optional("default_tags", Type::map(Type::String))
+                .description("Tags added to everything the provider creates; a resource's own `tags` win."),
+        )
+        .attribute(
+            Attribute::optional("max_retries", Type::Number)
+                .description(format!(
+                    "How many times a throttled or failed AWS request is retried (default {DEFAULT_MAX_RETRIES})."
+                ))
+                .validator(validators::int_between(0, 100)),
+        )
+        .block(NestedBlock::single(
+            "endpoints",
+            Block::new("Per-service API endpoints, for local emulators or private endpoints.")
+                .attribute(endpoint("ec2"))
+                .attribute(endpoint("elbv2"))
+                .attribute(endpoint("iam"))
+                .attribute(endpoint("sts")),
+        )),
+    )
+}
+
+fn url() -> Validator {
+    Validator::new("An `http://` or `https://` URL.", |value, path, diags| {
+        if let Value::String(s) = value {
+            let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+            if rest.is_none_or(|host| host.is_empty() || host.starts_with('/')) {
+                diags.error_at(
+                    path.clone(),
+                    "Invalid Endpoint URL",
+                    format!("{path} must be an http:// or https:// URL with a host, got {s:?}"),
+                );
+            }
+        }
+    })
+}
+
+/// Region names look like `eu-west-1`, `us-gov-west-1`, `ap-southeast-3`.
+fn region() -> Validator {
+    Validator::new("An AWS region name such as `eu-west-1`.", |value, path, diags| {
+        if let Value::String(s) = value {
+            let parts: Vec<&str> = s.split('-').collect();
+            let well_formed = parts.len() >= 3
+                && parts.iter().all(|p| {
+                    !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                })
+                && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+            if !well_formed {
+                diags.error_at(
+                    path.clone(),
+                    "Invalid Region",
+                    format!("{path} must be an AWS region name such as \"eu-west-1\", got {s:?}"),
+                );
+            }
+        }
+    })
+}
+
+/// Offline checks beyond the schema's validators.
+pub fn validate(config: &Value, diags: &mut Diagnostics) {
+    if let Err(e) = from_value::<ProviderModel>(config) {
+        diags.error_at(e.path.clone(), "Invalid Provider Configuration", e.to_string());
+    }
+}
+
+pub async fn configure(shared: &Shared, config: &Value, diags: &mut Diagnostics) {
+    let model: ProviderModel = match from_value(config) {
+        Ok(model) => model,
+        Err(e) => {
+            diags.error_at(e.path.clone(), "Invalid Provider Configuration", e.to_string());
+            return;
+        }
+    };
+    if model.region.is_unknown() || model.profile.is_unknown() || model.max_retries.is_unknown() {
+        diags.error(
+            "Provider Configuration Not Yet Known",
+            "region, profile and max_retries must be known before planning; they depend on values \
+             that only apply can compute",
+        );
+        return;
+    }
+    match Clients::load(&model).await {
+        Ok(clients) => {
+            tracing::info!(region = %clients.region, "provider configured");
+            let _ = shared.clients.set(clients);
+        }
+        Err(problem) => {
+            diags.error_at(AttributePath::attr(problem.attribute), problem.summary, problem.detail)
+        }
+    }
+}

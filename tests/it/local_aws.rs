@@ -1,0 +1,110 @@
+//! The harness itself: emulator accounts, seeding, and the Terraform runner.
+
+use aws_sdk_ec2::types::Filter;
+use tests::{LayerSeed, LocalAws, Workdir, register_ami, seed_lineage};
+
+fn tag<'a>(image: &'a aws_sdk_ec2::types::Image, key: &str) -> Option<&'a str> {
+    image.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
+}
+
+async fn own_images(ec2: &aws_sdk_ec2::Client) -> Vec<aws_sdk_ec2::types::Image> {
+    ec2.describe_images().owners("self").send().await.expect("DescribeImages").images().to_vec()
+}
+
+#[tokio::test]
+async fn accounts_are_isolated() {
+    let aws = LocalAws::shared();
+    let (a, b) = (aws.account(), aws.account());
+    assert_ne!(a.id, b.id);
+    let (ec2_a, ec2_b) = (a.ec2().await, b.ec2().await);
+
+    let id = register_ami(&ec2_a, "isolation-probe", &[("Probe", "yes")]).await.expect("register");
+
+    let seen_by_a = own_images(&ec2_a).await;
+    assert_eq!(seen_by_a.len(), 1, "{seen_by_a:?}");
+    assert_eq!(seen_by_a[0].image_id(), Some(id.as_str()));
+    assert_eq!(seen_by_a[0].owner_id(), Some(a.id.as_str()), "the access key selects the account");
+    assert_eq!(tag(&seen_by_a[0], "Probe"), Some("yes"));
+
+    let seen_by_b = own_images(&ec2_b).await;
+    assert!(seen_by_b.is_empty(), "account {} sees {seen_by_b:?}", b.id);
+    let by_id = ec2_b
+        .describe_images()
+        .owners("self")
+        .filters(Filter::builder().name("image-id").values(&id).build())
+        .send()
+        .await
+        .expect("DescribeImages by id");
+    assert!(by_id.images().is_empty());
+}
+
+#[tokio::test]
+async fn lineage_is_tagged_with_parents() {
+    let account = LocalAws::shared().account();
+    let ec2 = account.ec2().await;
+    let seeds = [
+        LayerSeed::new("base", "Base OS", "1111111111111111111111111111111111111111"),
+        LayerSeed::new("runtime", "Runtime", "2222222222222222222222222222222222222222").parent(0),
+        LayerSeed::new("app", "Application", "3333333333333333333333333333333333333333").parent(1),
+    ];
+    let ids = seed_lineage(&ec2, &seeds).await;
+    assert_eq!(ids.len(), 3);
+
+    let images = own_images(&ec2).await;
+    assert_eq!(images.len(), 3);
+    for (index, (seed, id)) in seeds.iter().zip(&ids).enumerate() {
+        let image = images.iter().find(|i| i.image_id() == Some(id.as_str())).expect("seeded image");
+        assert_eq!(image.name(), Some(seed.ami_name().as_str()));
+        assert_eq!(tag(image, "Name"), Some(seed.name.as_str()));
+        assert_eq!(tag(image, "Layer"), Some(seed.layer.as_str()));
+        assert_eq!(tag(image, "Commit"), Some(seed.commit.as_str()));
+        assert_eq!(tag(image, "Fingerprint"), Some(seed.fingerprint.as_str()));
+        assert_eq!(tag(image, "Project"), Some(seed.project.as_str()));
+        assert_eq!(tag(image, "ManagedBy"), Some("immutable"));
+        match index {
+            0 => {
+                assert_eq!(tag(image, "ParentAMI"), None);
+                assert_eq!(tag(image, "ParentLayer"), None);
+            }
+            _ => {
+                assert_eq!(tag(image, "ParentAMI"), Some(ids[index - 1].as_str()));
+                assert_eq!(tag(image, "ParentLayer"), Some(seeds[index - 1].layer.as_str()));
+            }
+        }
+    }
+
+    let children = ec2
+        .describe_images()
+        .owners("self")
+        .filters(Filter::builder().name("tag:ParentAMI").values(&ids[0]).build())
+        .send()
+        .await
+        .expect("DescribeImages by tag");
+    let child_ids: Vec<_> = children.images().iter().filter_map(|i| i.image_id()).collect();
+    assert_eq!(child_ids, [ids[1].as_str()]);
+}
+
+#[test]
+fn terraform_runs_offline_in_a_workdir() {
+    let account = LocalAws::shared().account();
+    let dir = Workdir::new(&account);
+    dir.write(
+        "main.tf",
+        r#"
+resource "terraform_data" "x" {
+  input = "hi"
+}
+
+output "x" {
+  value = terraform_data.x.output
+}
+"#,
+    );
+    dir.init().expect("init");
+    let applied = dir.apply().expect("apply");
+    assert!(applied.stdout.contains("1 added"), "{applied}");
+    let outputs = dir.output_json().expect("outputs");
+    assert_eq!(outputs["x"]["value"], "hi", "{outputs}");
+    assert_eq!(dir.output("x").expect("output x"), "hi");
+    assert!(!dir.plan_has_changes().expect("plan"), "a second plan is empty");
+}

@@ -1,0 +1,23 @@
+//! End-to-end test harness for `terraform-provider-immutable`.
+//!
+//! * [`LocalAws`] runs the local AWS emulator (`scripts/local-aws serve`, moto in
+//!   server mode on 127.0.0.1) and hands out isolated [`Account`]s.
+//! * [`register_ami`] and [`seed_lineage`] put AMIs into an account the way the
+//!   image pipeline would have.
+//! * [`Workdir`] runs the real Terraform CLI in a temporary directory, with the
+//!   provider installed from a local filesystem mirror ([`provider_binary`]).
+//!
+//! The same harness backs the integration tests (`tests/it`) and the demo and
+//! benchmark commands of `cargo xtask`.
+
+mod local_aws;
+mod paths;
+mod seed;
+mod terraform;
+
+pub use local_aws::{ACCESS_KEY_PREFIX, Account, LocalAws};
+pub use paths::{provider_binary, repo_root, target_dir, try_provider_binary};
+pub use seed::{DEFAULT_PROJECT, LayerSeed, register_ami, seed_lineage};
+pub use terraform::{
+    PROVIDER_SOURCE, PROVIDER_VERSION, TfOutput, Workdir, provider_mirror, terraform_binary,
+};

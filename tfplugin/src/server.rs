@@ -1,0 +1,544 @@
+//! The tfplugin6 `Provider` gRPC service: decodes requests, runs the schema-driven
+//! engine and the provider's code, encodes responses. Every RPC answers; the ones
+//! this crate has no use for answer with empty results or a clear diagnostic.
+
+use crate::convert::{self, decode, encode};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::engine;
+use crate::path::AttributePath;
+use crate::proto::tfplugin6 as pb;
+use crate::proto::tfplugin6::provider_server::Provider as ProviderRpc;
+use crate::provider::{Change, Context, DataSource, Plan, Provider, Resource, State};
+use crate::schema::Schema;
+use crate::value::{Type, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+struct Entry<T: ?Sized> {
+    imp: Arc<T>,
+    schema: Schema,
+    ty: Type,
+}
+
+impl<T: ?Sized> Entry<T> {
+    fn new(imp: Arc<T>, schema: Schema) -> Self {
+        let ty = schema.value_type();
+        Self { imp, schema, ty }
+    }
+}
+
+pub(crate) struct ProviderService {
+    provider: Arc<dyn Provider>,
+    provider_schema: Schema,
+    provider_type: Type,
+    resources: HashMap<String, Entry<dyn Resource>>,
+    data_sources: HashMap<String, Entry<dyn DataSource>>,
+    stop: CancellationToken,
+}
+
+impl ProviderService {
+    pub(crate) fn new(provider: Arc<dyn Provider>, stop: CancellationToken) -> Self {
+        let provider_schema = provider.schema();
+        let provider_type = provider_schema.value_type();
+        let resources = provider
+            .resources()
+            .into_iter()
+            .map(|r| (r.type_name().to_owned(), Entry::new(r.clone(), r.schema())))
+            .collect();
+        let data_sources = provider
+            .data_sources()
+            .into_iter()
+            .map(|d| (d.type_name().to_owned(), Entry::new(d.clone(), d.schema())))
+            .collect();
+        Self { provider, provider_schema, provider_type, resources, data_sources, stop }
+    }
+
+    fn ctx(&self) -> Context {
+        Context { stop: self.stop.clone() }
+    }
+
+    fn resource(&self, type_name: &str) -> Result<&Entry<dyn Resource>, Diagnostics> {
+        self.resources.get(type_name).ok_or_else(|| unknown_type("resource", type_name))
+    }
+
+    fn data_source(&self, type_name: &str) -> Result<&Entry<dyn DataSource>, Diagnostics> {
+        self.data_sources.get(type_name).ok_or_else(|| unknown_type("data source", type_name))
+    }
+
+    fn full_schema(&self) -> pb::get_provider_schema::Response {
+        pb::get_provider_schema::Response {
+            provider: Some(convert::schema(&self.provider_schema)),
+            resource_schemas: self
+                .resources
+                .iter()
+                .map(|(k, e)| (k.clone(), convert::schema(&e.schema)))
+                .collect(),
+            data_source_schemas: self
+                .data_sources
+                .iter()
+                .map(|(k, e)| (k.clone(), convert::schema(&e.schema)))
+                .collect(),
+            server_capabilities: Some(capabilities()),
+            ..Default::default()
+        }
+    }
+
+    async fn plan_resource(
+        &self,
+        req: pb::plan_resource_change::Request,
+    ) -> Result<pb::plan_resource_change::Response, Diagnostics> {
+        let entry = self.resource(&req.type_name)?;
+        let prior = decode(req.prior_state.as_ref(), &entry.ty, "prior state")?;
+        let proposed = decode(req.proposed_new_state.as_ref(), &entry.ty, "proposed new state")?;
+        let config = decode(req.config.as_ref(), &entry.ty, "configuration")?;
+        let mut diags = Diagnostics::new();
+        let (planned, requires_replace) = engine::plan(&entry.schema.block, &prior, &config, proposed);
+        let mut plan = Plan {
+            prior,
+            config,
+            planned,
+            prior_private: req.prior_private.clone(),
+            planned_private: req.prior_private,
+            requires_replace,
+        };
+        if !plan.planned.is_null() {
+            entry.imp.plan(&self.ctx(), &mut plan, &mut diags).await;
+        }
+        let planned_state = encode(&plan.planned, &entry.ty, "planned state")?;
+        Ok(pb::plan_resource_change::Response {
+            planned_state: Some(planned_state),
+            requires_replace: plan.requires_replace.iter().map(convert::attribute_path).collect(),
+            planned_private: plan.planned_private,
+            diagnostics: convert::diagnostics(diags),
+            ..Default::default()
+        })
+    }
+
+    async fn apply_resource(
+        &self,
+        req: pb::apply_resource_change::Request,
+    ) -> Result<pb::apply_resource_change::Response, Diagnostics> {
+        let entry = self.resource(&req.type_name)?;
+        let change = Change {
+            prior: decode(req.prior_state.as_ref(), &entry.ty, "prior state")?,
+            planned: decode(req.planned_state.as_ref(), &entry.ty, "planned state")?,
+            config: decode(req.config.as_ref(), &entry.ty, "configuration")?,
+            private: req.planned_private,
+        };
+        let ctx = self.ctx();
+        let mut diags = Diagnostics::new();
+        let state = if change.planned.is_null() {
+            entry.imp.delete(&ctx, &change, &mut diags).await;
+            // A failed delete keeps the object in state.
+            diags.has_errors().then(|| State { value: change.prior.clone(), private: change.private.clone() })
+        } else if change.prior.is_null() {
+            entry.imp.create(&ctx, &change, &mut diags).await
+        } else {
+            entry.imp.update(&ctx, &change, &mut diags).await
+        };
+        let state = state.unwrap_or_default();
+        let new_state = encode(&state.value, &entry.ty, "new state")?;
+        Ok(pb::apply_resource_change::Response {
+            new_state: Some(new_state),
+            private: state.private,
+            diagnostics: convert::diagnostics(diags),
+            ..Default::default()
+        })
+    }
+
+    async fn read_resource(
+        &self,
+        req: pb::read_resource::Request,
+    ) -> Result<pb::read_resource::Response, Diagnostics> {
+        let entry = self.resource(&req.type_name)?;
+        let current =
+            State { value: decode(req.current_state.as_ref(), &entry.ty, "state")?, private: req.private };
+        let mut diags = Diagnostics::new();
+        let state = if current.value.is_null() {
+            None
+        } else {
+            let refreshed = entry.imp.read(&self.ctx(), &current, &mut diags).await;
+            // On a failed read, keep what Terraform knew rather than dropping the object.
+            if diags.has_errors() { refreshed.or(Some(current)) } else { refreshed }
+        };
+        let state = state.unwrap_or_default();
+        Ok(pb::read_resource::Response {
+            new_state: Some(encode(&state.value, &entry.ty, "refreshed state")?),
+            private: state.private,
+            diagnostics: convert::diagnostics(diags),
+            ..Default::default()
+        })
+    }
+
+    async fn import_resource(
+        &self,
+        req: pb::import_resource_state::Request,
+    ) -> Result<pb::import_resource_state::Response, Diagnostics> {
+        let entry = self.resource(&req.type_name)?;
+        let mut diags = Diagnostics::new();
+        let imported = entry.imp.import(&self.ctx(), &req.id, &mut diags).await;
+        let imported_resources = match imported {
+            Some(state) if !diags.has_errors() => vec![pb::import_resource_state::ImportedResource {
+                type_name: req.type_name.clone(),
+                state: Some(encode(&state.value, &entry.ty, "imported state")?),
+                private: state.private,
+                identity: None,
+            }],
+            _ => Vec::new(),
+        };
+        Ok(pb::import_resource_state::Response {
+            imported_resources,
+            diagnostics: convert::diagnostics(diags),
+            deferred: None,
+        })
+    }
+
+    async fn upgrade_resource(
+        &self,
+        req: pb::upgrade_resource_state::Request,
+    ) -> Result<pb::upgrade_resource_state::Response, Diagnostics> {
+        let entry = self.resource(&req.type_name)?;
+        let raw = req.raw_state.unwrap_or_default();
+        if raw.json.is_empty() {
+            if raw.flatmap.is_empty() {
+                // Nothing stored: nothing to upgrade.
+                return Ok(pb::upgrade_resource_state::Response {
+                    upgraded_state: Some(encode(&Value::Null, &entry.ty, "upgraded state")?),
+                    diagnostics: Vec::new(),
+                });
+            }
+            return Err(Diagnostic::error(
+                "Unsupported State Format",
+                format!(
+                    "{} state is in the legacy flatmap format, which this provider never wrote",
+                    req.type_name
+                ),
+            )
+            .into());
+        }
+        let mut diags = Diagnostics::new();
+        let upgraded =
+            entry.imp.upgrade_state(req.version, &raw.json, &mut diags).await.unwrap_or(Value::Null);
+        Ok(pb::upgrade_resource_state::Response {
+            upgraded_state: Some(encode(&upgraded, &entry.ty, "upgraded state")?),
+            diagnostics: convert::diagnostics(diags),
+        })
+    }
+
+    async fn read_data(
+        &self,
+        req: pb::read_data_source::Request,
+    ) -> Result<pb::read_data_source::Response, Diagnostics> {
+        let entry = self.data_source(&req.type_name)?;
+        let config = decode(req.config.as_ref(), &entry.ty, "configuration")?;
+        let mut diags = Diagnostics::new();
+        let state = entry.imp.read(&self.ctx(), &config, &mut diags).await.unwrap_or(Value::Null);
+        Ok(pb::read_data_source::Response {
+            state: Some(encode(&state, &entry.ty, "data source result")?),
+            diagnostics: convert::diagnostics(diags),
+            deferred: None,
+        })
+    }
+
+    async fn validate_with(
+        &self,
+        schema: &Schema,
+        ty: &Type,
+        dv: Option<&pb::DynamicValue>,
+    ) -> Result<(Value, Diagnostics), Diagnostics> {
+        let config = decode(dv, ty, "configuration")?;
+        let mut diags = Diagnostics::new();
+        engine::validate_block(&schema.block, &config, &AttributePath::root(), &mut diags);
+        Ok((config, diags))
+    }
+}
+
+fn capabilities() -> pb::ServerCapabilities {
+    pb::ServerCapabilities {
+        plan_destroy: false,
+        get_provider_schema_optional: true,
+        move_resource_state: false,
+    }
+}
+
+fn unknown_type(kind: &str, type_name: &str) -> Diagnostics {
+    Diagnostic::error(
+        "Unknown Type",
+        format!("this provider has no {kind} type {type_name:?}; check the provider version"),
+    )
+    .into()
+}
+
+fn unsupported(what: &str) -> Vec<pb::Diagnostic> {
+    convert::diagnostics(Diagnostic::error("Not Supported", format!("this provider has no {what}")).into())
+}
+
+/// Flattens `Result<Response, Diagnostics>` into a response carrying the diagnostics.
+macro_rules! respond {
+    ($result:expr, $resp:ty) => {
+        Ok(Response::new(match $result {
+            Ok(response) => response,
+            Err(diags) => <$resp>::default_with_diagnostics(convert::diagnostics(diags)),
+        }))
+    };
+}
+
+trait WithDiagnostics: Default {
+    fn set_diagnostics(&mut self, diagnostics: Vec<pb::Diagnostic>);
+    fn default_with_diagnostics(diagnostics: Vec<pb::Diagnostic>) -> Self {
+        let mut response = Self::default();
+        response.set_diagnostics(diagnostics);
+        response
+    }
+}
+
+macro_rules! with_diagnostics {
+    ($($t:ty),* $(,)?) => {$(
+        impl WithDiagnostics for $t {
+            fn set_diagnostics(&mut self, diagnostics: Vec<pb::Diagnostic>) {
+                self.diagnostics = diagnostics;
+            }
+        }
+    )*};
+}
+
+with_diagnostics!(
+    pb::plan_resource_change::Response,
+    pb::apply_resource_change::Response,
+    pb::read_resource::Response,
+    pb::import_resource_state::Response,
+    pb::upgrade_resource_state::Response,
+    pb::read_data_source::Response,
+    pb::validate_resource_config::Response,
+    pb::validate_data_resource_config::Response,
+    pb::validate_provider_config::Response,
+    pb::configure_provider::Response,
+);
+
+#[tonic::async_trait]
+impl ProviderRpc for ProviderService {
+    async fn get_metadata(
+        &self,
+        _: Request<pb::get_metadata::Request>,
+    ) -> Result<Response<pb::get_metadata::Response>, Status> {
+        use pb::get_metadata::{DataSourceMetadata, ResourceMetadata};
+        Ok(Response::new(pb::get_metadata::Response {
+            server_capabilities: Some(capabilities()),
+            data_sources: self
+                .data_sources
+                .keys()
+                .map(|k| DataSourceMetadata { type_name: k.clone() })
+                .collect(),
+            resources: self.resources.keys().map(|k| ResourceMetadata { type_name: k.clone() }).collect(),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_provider_schema(
+        &self,
+        _: Request<pb::get_provider_schema::Request>,
+    ) -> Result<Response<pb::get_provider_schema::Response>, Status> {
+        tracing::debug!("serving provider schema");
+        Ok(Response::new(self.full_schema()))
+    }
+
+    async fn validate_provider_config(
+        &self,
+        req: Request<pb::validate_provider_config::Request>,
+    ) -> Result<Response<pb::validate_provider_config::Response>, Status> {
+        let req = req.into_inner();
+        let result = async {
+            let (config, mut diags) =
+                self.validate_with(&self.provider_schema, &self.provider_type, req.config.as_ref()).await?;
+            self.provider.validate(&self.ctx(), &config, &mut diags).await;
+            Ok(pb::validate_provider_config::Response { diagnostics: convert::diagnostics(diags) })
+        }
+        .await;
+        respond!(result, pb::validate_provider_config::Response)
+    }
+
+    async fn validate_resource_config(
+        &self,
+        req: Request<pb::validate_resource_config::Request>,
+    ) -> Result<Response<pb::validate_resource_config::Response>, Status> {
+        let req = req.into_inner();
+        let result = async {
+            let entry = self.resource(&req.type_name)?;
+            let (config, mut diags) =
+                self.validate_with(&entry.schema, &entry.ty, req.config.as_ref()).await?;
+            entry.imp.validate(&self.ctx(), &config, &mut diags).await;
+            Ok(pb::validate_resource_config::Response { diagnostics: convert::diagnostics(diags) })
+        }
+        .await;
+        respond!(result, pb::validate_resource_config::Response)
+    }
+
+    async fn validate_data_resource_config(
+        &self,
+        req: Request<pb::validate_data_resource_config::Request>,
+    ) -> Result<Response<pb::validate_data_resource_config::Response>, Status> {
+        let req = req.into_inner();
+        let result = async {
+            let entry = self.data_source(&req.type_name)?;
+            let (config, mut diags) =
+                self.validate_with(&entry.schema, &entry.ty, req.config.as_ref()).await?;
+            entry.imp.validate(&self.ctx(), &config, &mut diags).await;
+            Ok(pb::validate_data_resource_config::Response { diagnostics: convert::diagnostics(diags) })
+        }
+        .await;
+        respond!(result, pb::validate_data_resource_config::Response)
+    }
+
+    async fn upgrade_resource_state(
+        &self,
+        req: Request<pb::upgrade_resource_state::Request>,
+    ) -> Result<Response<pb::upgrade_resource_state::Response>, Status> {
+        respond!(self.upgrade_resource(req.into_inner()).await, pb::upgrade_resource_state::Response)
+    }
+
+    async fn get_resource_identity_schemas(
+        &self,
+        _: Request<pb::get_resource_identity_schemas::Request>,
+    ) -> Result<Response<pb::get_resource_identity_schemas::Response>, Status> {
+        Ok(Response::new(pb::get_resource_identity_schemas::Response::default()))
+    }
+
+    async fn upgrade_resource_identity(
+        &self,
+        _: Request<pb::upgrade_resource_identity::Request>,
+    ) -> Result<Response<pb::upgrade_resource_identity::Response>, Status> {
+        Ok(Response::new(pb::upgrade_resource_identity::Response {
+            upgraded_identity: None,
+            diagnostics: unsupported("resource identities"),
+        }))
+    }
+
+    async fn configure_provider(
+        &self,
+        req: Request<pb::configure_provider::Request>,
+    ) -> Result<Response<pb::configure_provider::Response>, Status> {
+        let req = req.into_inner();
+        let result = async {
+            let config = decode(req.config.as_ref(), &self.provider_type, "provider configuration")?;
+            let mut diags = Diagnostics::new();
+            self.provider.configure(&self.ctx(), &req.terraform_version, &config, &mut diags).await;
+            Ok(pb::configure_provider::Response { diagnostics: convert::diagnostics(diags) })
+        }
+        .await;
+        respond!(result, pb::configure_provider::Response)
+    }
+
+    async fn read_resource(
+        &self,
+        req: Request<pb::read_resource::Request>,
+    ) -> Result<Response<pb::read_resource::Response>, Status> {
+        respond!(self.read_resource(req.into_inner()).await, pb::read_resource::Response)
+    }
+
+    async fn plan_resource_change(
+        &self,
+        req: Request<pb::plan_resource_change::Request>,
+    ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
+        respond!(self.plan_resource(req.into_inner()).await, pb::plan_resource_change::Response)
+    }
+
+    async fn apply_resource_change(
+        &self,
+        req: Request<pb::apply_resource_change::Request>,
+    ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
+        respond!(self.apply_resource(req.into_inner()).await, pb::apply_resource_change::Response)
+    }
+
+    async fn import_resource_state(
+        &self,
+        req: Request<pb::import_resource_state::Request>,
+    ) -> Result<Response<pb::import_resource_state::Response>, Status> {
+        respond!(self.import_resource(req.into_inner()).await, pb::import_resource_state::Response)
+    }
+
+    async fn move_resource_state(
+        &self,
+        _: Request<pb::move_resource_state::Request>,
+    ) -> Result<Response<pb::move_resource_state::Response>, Status> {
+        Ok(Response::new(pb::move_resource_state::Response {
+            diagnostics: unsupported("support for moving state between resource types"),
+            ..Default::default()
+        }))
+    }
+
+    async fn read_data_source(
+        &self,
+        req: Request<pb::read_data_source::Request>,
+    ) -> Result<Response<pb::read_data_source::Response>, Status> {
+        respond!(self.read_data(req.into_inner()).await, pb::read_data_source::Response)
+    }
+
+    async fn validate_ephemeral_resource_config(
+        &self,
+        _: Request<pb::validate_ephemeral_resource_config::Request>,
+    ) -> Result<Response<pb::validate_ephemeral_resource_config::Response>, Status> {
+        Ok(Response::new(pb::validate_ephemeral_resource_config::Response {
+            diagnostics: unsupported("ephemeral resources"),
+        }))
+    }
+
+    async fn open_ephemeral_resource(
+        &self,
+        _: Request<pb::open_ephemeral_resource::Request>,
+    ) -> Result<Response<pb::open_ephemeral_resource::Response>, Status> {
+        Ok(Response::new(pb::open_ephemeral_resource::Response {
+            diagnostics: unsupported("ephemeral resources"),
+            ..Default::default()
+        }))
+    }
+
+    async fn renew_ephemeral_resource(
+        &self,
+        _: Request<pb::renew_ephemeral_resource::Request>,
+    ) -> Result<Response<pb::renew_ephemeral_resource::Response>, Status> {
+        Ok(Response::new(pb::renew_ephemeral_resource::Response {
+            diagnostics: unsupported("ephemeral resources"),
+            ..Default::default()
+        }))
+    }
+
+    async fn close_ephemeral_resource(
+        &self,
+        _: Request<pb::close_ephemeral_resource::Request>,
+    ) -> Result<Response<pb::close_ephemeral_resource::Response>, Status> {
+        Ok(Response::new(pb::close_ephemeral_resource::Response {
+            diagnostics: unsupported("ephemeral resources"),
+        }))
+    }
+
+    async fn get_functions(
+        &self,
+        _: Request<pb::get_functions::Request>,
+    ) -> Result<Response<pb::get_functions::Response>, Status> {
+        Ok(Response::new(pb::get_functions::Response::default()))
+    }
+
+    async fn call_function(
+        &self,
+        req: Request<pb::call_function::Request>,
+    ) -> Result<Response<pb::call_function::Response>, Status> {
+        Ok(Response::new(pb::call_function::Response {
+            result: None,
+            error: Some(pb::FunctionError {
+                text: format!("this provider has no function {:?}", req.into_inner().name),
+                function_argument: None,
+            }),
+        }))
+    }
+
+    async fn stop_provider(
+        &self,
+        _: Request<pb::stop_provider::Request>,
+    ) -> Result<Response<pb::stop_provider::Response>, Status> {
+        tracing::info!("stop requested: cancelling operations in progress");
+        self.stop.cancel();
+        Ok(Response::new(pb::stop_provider::Response::default()))
+    }
+}

@@ -1,0 +1,87 @@
+//! Project automation, run as `cargo xtask <command>`.
+
+mod bench;
+mod demo;
+
+use anyhow::{Context as _, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const USAGE: &str = "\
+cargo xtask <command>
+
+Commands:
+  demo    build the provider, start the local AWS emulator, seed an AMI lineage and
+          terraform apply examples/terraform/lineage against it
+  test    build the provider and run every test (unit, end-to-end, docs freshness)
+  docs    regenerate docs/ from the provider's schemas and examples/
+  bench   measure the provider (start-up, schema latency, memory, plan time) against
+          baselines taken in the same run
+";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
+    match args.first().map(String::as_str) {
+        Some("test") => test(rest),
+        Some("docs") => docs(),
+        Some("demo") => demo::run(),
+        Some("bench") => bench::run(),
+        Some("help" | "--help" | "-h") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(repo_root());
+    command
+}
+
+fn run(mut command: Command) -> Result<()> {
+    let status = command.status().with_context(|| format!("running {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed: {status}");
+    }
+    Ok(())
+}
+
+/// Builds the provider binary once; tests and demos use this build.
+pub fn build_provider() -> Result<PathBuf> {
+    let mut command = cargo();
+    command.args(["build", "--quiet", "-p", "provider", "--bin", "terraform-provider-immutable"]);
+    run(command)?;
+    let binary = tests::target_dir().join("debug/terraform-provider-immutable");
+    if !binary.exists() {
+        bail!("built the provider but found no binary at {}", binary.display());
+    }
+    Ok(binary)
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    let binary = build_provider()?;
+    eprintln!("provider binary: {}", binary.display());
+    let mut command = cargo();
+    command.args(["test", "--workspace"]).args(extra).env("IMMUTABLE_PROVIDER_BIN", &binary);
+    run(command)
+}
+
+fn docs() -> Result<()> {
+    let root = repo_root();
+    for (path, content) in provider::docs::pages() {
+        let target = root.join(&path);
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&target, content)?;
+        println!("wrote {path}");
+    }
+    Ok(())
+}
