@@ -84,13 +84,13 @@ fn first_sentence(text: &str) -> &str {
 type Nested = Vec<(String, String, Block)>;
 
 fn render_block(out: &mut String, block: &Block, prefix: &str, nested: &mut Nested) {
-    let groups: [(&str, fn(&Attribute) -> bool); 3] = [
-        ("Required", |a| a.mode == Mode::Required),
-        ("Optional", |a| matches!(a.mode, Mode::Optional | Mode::OptionalComputed)),
-        ("Read-Only", |a| a.mode == Mode::Computed),
+    let groups = [
+        ("Required", &[Mode::Required][..]),
+        ("Optional", &[Mode::Optional, Mode::OptionalComputed][..]),
+        ("Read-Only", &[Mode::Computed][..]),
     ];
-    for (heading, belongs) in groups {
-        let attributes: Vec<&Attribute> = block.attributes.iter().filter(|a| belongs(a)).collect();
+    for (heading, modes) in groups {
+        let attributes: Vec<&Attribute> = block.attributes.iter().filter(|a| modes.contains(&a.mode)).collect();
         let blocks: Vec<&NestedBlock> =
             if heading == "Optional" { block.blocks.iter().collect() } else { Vec::new() };
         if attributes.is_empty() && blocks.is_empty() {

@@ -1,1 +1,3 @@
 mod local_aws;
+mod data_ami;
+mod plugin;

@@ -65,6 +65,12 @@ pub struct Identity {
     pub key: PrivatePkcs8KeyDer<'static>,
 }
 
+impl Clone for Identity {
+    fn clone(&self) -> Self {
+        Self { cert: self.cert.clone(), key: self.key.clone_key() }
+    }
+}
+
 impl Identity {
     /// A fresh self-signed identity, on the curve Terraform's own uses (P-521).
     pub fn generate() -> Result<Self, Error> {
@@ -99,7 +105,11 @@ pub struct PluginProcess {
 impl PluginProcess {
     /// Starts `binary` as Terraform would, with `env` added, and connects with mTLS.
     pub async fn start(binary: &Path, env: &[(String, String)]) -> Result<Self, Error> {
-        let identity = Identity::generate()?;
+        Self::start_as(binary, env, Identity::generate()?).await
+    }
+
+    /// As [`PluginProcess::start`], announcing and presenting `identity`.
+    pub async fn start_as(binary: &Path, env: &[(String, String)], identity: Identity) -> Result<Self, Error> {
         let mut command = Command::new(binary);
         command
             .env(MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE)

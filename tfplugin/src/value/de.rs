@@ -769,9 +769,10 @@ mod tests {
         }
         #[derive(Debug, Deserialize)]
         struct Holder {
-            #[allow(dead_code)]
             values: Vec<Even>,
         }
+        let good: Holder = from_value(&obj([("values", Value::List(vec![Value::from(4)]))])).expect("even");
+        assert_eq!(good.values[0].0, 4);
         let value = obj([("values", Value::List(vec![Value::from(2), Value::from(3)]))]);
         let err = from_value::<Holder>(&value).expect_err("odd");
         assert_eq!(err.to_string(), "values[1]: 3 is odd");

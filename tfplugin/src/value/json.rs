@@ -227,10 +227,7 @@ fn to_json(value: &Value, ty: &Type, path: &mut Vec<Step>) -> Result<Json, Encod
             Json::Object(out)
         }
         _ => {
-            return Err(encode_error(
-                path,
-                format!("expected {} ({ty}), got {}", type_kind(ty), value.kind()),
-            ));
+            return Err(encode_error(path, format!("expected {}, got {}", type_kind(ty), value.kind())));
         }
     })
 }

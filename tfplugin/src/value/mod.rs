@@ -269,18 +269,16 @@ impl EncodeError {
     }
 }
 
-/// "a string", "a list", ... describing what a type expects, for messages.
-pub(crate) fn type_kind(ty: &Type) -> &'static str {
+/// "a string", "a list of number", "an object", ... describing what a type expects, for messages.
+pub(crate) fn type_kind(ty: &Type) -> String {
     match ty {
-        Type::Bool => "a bool",
-        Type::Number => "a number",
-        Type::String => "a string",
-        Type::Dynamic => "a value",
-        Type::List(_) => "a list",
-        Type::Set(_) => "a set",
-        Type::Map(_) => "a map",
-        Type::Object { .. } => "an object",
-        Type::Tuple(_) => "a tuple",
+        Type::Bool => "a bool".to_owned(),
+        Type::Number => "a number".to_owned(),
+        Type::String => "a string".to_owned(),
+        Type::Dynamic => "a value".to_owned(),
+        Type::List(_) | Type::Set(_) | Type::Map(_) => format!("a {ty}"),
+        Type::Object { .. } => "an object".to_owned(),
+        Type::Tuple(elements) => format!("a tuple of {} elements", elements.len()),
     }
 }
 

@@ -81,7 +81,7 @@ impl ValueSerializer<'_> {
     }
 
     fn mismatch(&self, got: &str) -> SerError {
-        self.error(format!("expected {} ({}), got {got}", type_kind(self.ty), self.ty))
+        self.error(format!("expected {}, got {got}", type_kind(self.ty)))
     }
 
     fn number(self, n: Number) -> Result<Value> {
@@ -774,7 +774,7 @@ mod tests {
         let ty = Type::object([("rules", Type::list(Type::object([("port", Type::Number)])))]);
         let wrong = Wrong { rules: vec![BTreeMap::new(), [("port".to_owned(), "22".to_owned())].into()] };
         let err = to_value(&wrong, &ty).expect_err("string into number");
-        assert_eq!(err.to_string(), "rules[1].port: expected a number (number), got a string");
+        assert_eq!(err.to_string(), "rules[1].port: expected a number, got a string");
 
         #[derive(Serialize)]
         struct Extra {
