@@ -90,7 +90,8 @@ fn render_block(out: &mut String, block: &Block, prefix: &str, nested: &mut Nest
         ("Read-Only", &[Mode::Computed][..]),
     ];
     for (heading, modes) in groups {
-        let attributes: Vec<&Attribute> = block.attributes.iter().filter(|a| modes.contains(&a.mode)).collect();
+        let attributes: Vec<&Attribute> =
+            block.attributes.iter().filter(|a| modes.contains(&a.mode)).collect();
         let blocks: Vec<&NestedBlock> =
             if heading == "Optional" { block.blocks.iter().collect() } else { Vec::new() };
         if attributes.is_empty() && blocks.is_empty() {

@@ -40,11 +40,20 @@ fn example_prints_the_newest_ami_and_its_lineage() {
         // tie-breaker when creation dates share a second) must win.
         let (c1, c2) = (commit('1'), commit('2'));
         let app = |c: &str| {
-            [("Layer", "demo-web-app"), ("Commit", c), ("ParentLayer", "rails-base"), ("ParentAMI", ids[1].as_str())]
-                .map(|(k, v)| (k, v.to_owned()))
+            [
+                ("Layer", "demo-web-app"),
+                ("Commit", c),
+                ("ParentLayer", "rails-base"),
+                ("ParentAMI", ids[1].as_str()),
+            ]
+            .map(|(k, v)| (k, v.to_owned()))
         };
-        let old = register_ami(&ec2, "demo-web-app-1700000000", &borrow(&app(&c1))).await.expect("register old app AMI");
-        let new = register_ami(&ec2, "demo-web-app-1700000100", &borrow(&app(&c2))).await.expect("register new app AMI");
+        let old = register_ami(&ec2, "demo-web-app-1700000000", &borrow(&app(&c1)))
+            .await
+            .expect("register old app AMI");
+        let new = register_ami(&ec2, "demo-web-app-1700000100", &borrow(&app(&c2)))
+            .await
+            .expect("register new app AMI");
         (ids[0].clone(), ids[1].clone(), old, new)
     });
 
@@ -105,7 +114,10 @@ fn tf_log_debug_shows_provider_log_lines() {
         seed_lineage(&ec2, &[LayerSeed::new("logged", "Logged", commit('e'))]).await;
     });
     let workdir = Workdir::new(&account);
-    workdir.write("main.tf", &format!("{PROVIDER}\ndata \"immutable_ami\" \"x\" {{\n  layer = \"logged\"\n}}\n"));
+    workdir.write(
+        "main.tf",
+        &format!("{PROVIDER}\ndata \"immutable_ami\" \"x\" {{\n  layer = \"logged\"\n}}\n"),
+    );
     workdir.init().expect("init");
     let plan = workdir.terraform_with_env(&["plan", "-no-color"], &[("TF_LOG", "debug")]);
     assert!(plan.success(), "{plan}");
@@ -120,8 +132,8 @@ fn tf_log_debug_shows_provider_log_lines() {
     assert!(plan.stderr.contains("[DEBUG] provider.terraform-provider-immutable"), "debug lines too");
 
     // TF_LOG_PROVIDER=off silences the provider alone.
-    let quiet =
-        workdir.terraform_with_env(&["plan", "-no-color"], &[("TF_LOG", "debug"), ("TF_LOG_PROVIDER", "off")]);
+    let quiet = workdir
+        .terraform_with_env(&["plan", "-no-color"], &[("TF_LOG", "debug"), ("TF_LOG_PROVIDER", "off")]);
     assert!(quiet.success(), "{quiet}");
     assert!(!quiet.stderr.contains("found newest AMI of layer"), "provider should be silent");
 }
@@ -182,9 +194,11 @@ data "immutable_ami" "x" {{
     workdir.init().expect("init");
     let plan = workdir.terraform(&["plan", "-no-color"]);
     assert!(!plan.success(), "{plan}");
-    for (summary, line) in
-        [("Empty Value", r#"layer  = """#), ("Invalid Commit", r#"commit = "abc123""#), ("Empty Owners", "owners = []")]
-    {
+    for (summary, line) in [
+        ("Empty Value", r#"layer  = """#),
+        ("Invalid Commit", r#"commit = "abc123""#),
+        ("Empty Owners", "owners = []"),
+    ] {
         let at = plan.stderr.find(summary).unwrap_or_else(|| panic!("no {summary:?} in\n{plan}"));
         let block = &plan.stderr[at..];
         let end = block.find("╵").unwrap_or(block.len());

@@ -1,3 +1,3 @@
-mod local_aws;
 mod data_ami;
+mod local_aws;
 mod plugin;

@@ -74,7 +74,8 @@ fn refuses_clients_without_terraforms_certificate() {
                 let channel = client::connect(&address, server_cert.clone(), identity).await?;
                 client::health(&channel).await
             };
-            let result = tokio::time::timeout(Duration::from_secs(20), attempt).await.expect("answer in time");
+            let result =
+                tokio::time::timeout(Duration::from_secs(20), attempt).await.expect("answer in time");
             assert!(result.is_err(), "a client with {who} must be refused, got {result:?}");
         }
 
@@ -106,7 +107,9 @@ fn debug_mode_serves_terraform_through_reattach() {
         .lines()
         .map_while(Result::ok)
         .find_map(|line| {
-            line.trim().strip_prefix("export TF_REATTACH_PROVIDERS='").map(|v| v.trim_end_matches('\'').to_owned())
+            line.trim()
+                .strip_prefix("export TF_REATTACH_PROVIDERS='")
+                .map(|v| v.trim_end_matches('\'').to_owned())
         })
         .expect("debug mode prints TF_REATTACH_PROVIDERS");
     let parsed: serde_json::Value = serde_json::from_str(&reattach).expect("reattach value is JSON");

@@ -16,7 +16,7 @@ mod seed;
 mod terraform;
 
 pub use local_aws::{ACCESS_KEY_PREFIX, Account, LocalAws};
-pub use paths::{provider_binary, repo_root, target_dir, try_provider_binary};
+pub use paths::{provider_binary, repo_root, target_dir, try_provider_binary, use_provider_binary};
 pub use seed::{DEFAULT_PROJECT, LayerSeed, register_ami, seed_lineage};
 pub use terraform::{
     PROVIDER_SOURCE, PROVIDER_VERSION, TfOutput, Workdir, provider_mirror, terraform_binary,

@@ -31,6 +31,14 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
+static CHOSEN: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes this process use `binary` as the provider (e.g. a release build for
+/// benchmarks). Must be called before the first use; later calls are ignored.
+pub fn use_provider_binary(binary: PathBuf) {
+    let _ = CHOSEN.set(binary);
+}
+
 /// The provider binary, as [`try_provider_binary`], panicking when it cannot be
 /// had.
 pub fn provider_binary() -> PathBuf {
@@ -45,6 +53,9 @@ pub fn provider_binary() -> PathBuf {
 /// directory and `<target>/debug/terraform-provider-immutable` is returned.
 pub fn try_provider_binary() -> anyhow::Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    if let Some(bin) = CHOSEN.get() {
+        return Ok(bin.clone());
+    }
     if let Some(bin) = std::env::var_os("IMMUTABLE_PROVIDER_BIN").filter(|v| !v.is_empty()) {
         let bin = PathBuf::from(bin);
         if !bin.is_file() {

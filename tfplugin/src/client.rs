@@ -109,7 +109,11 @@ impl PluginProcess {
     }
 
     /// As [`PluginProcess::start`], announcing and presenting `identity`.
-    pub async fn start_as(binary: &Path, env: &[(String, String)], identity: Identity) -> Result<Self, Error> {
+    pub async fn start_as(
+        binary: &Path,
+        env: &[(String, String)],
+        identity: Identity,
+    ) -> Result<Self, Error> {
         let mut command = Command::new(binary);
         command
             .env(MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE)
@@ -204,6 +208,7 @@ pub async fn connect(
             let address = address.clone();
             async move {
                 let tcp = tokio::net::TcpStream::connect(&address).await?;
+                tcp.set_nodelay(true)?;
                 let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
                 let tls = connector.connect(name, tcp).await?;
                 Ok::<_, std::io::Error>(TokioIo::new(tls))

@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339_utc() {
-        let t = UNIX_EPOCH + Duration::from_micros(1_795_660_200_123_456);
+        let t = UNIX_EPOCH + Duration::from_micros(1_795_667_400_123_456);
         assert_eq!(timestamp(t), "2026-11-26T04:30:00.123456Z");
         assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29

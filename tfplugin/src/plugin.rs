@@ -232,7 +232,10 @@ fn plain_incoming(listener: TcpListener) -> Incoming {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(async move {
         loop {
-            let accepted = listener.accept().await.map(|(tcp, _)| Conn::Plain(tcp));
+            let accepted = listener.accept().await.map(|(tcp, _)| {
+                no_delay(&tcp);
+                Conn::Plain(tcp)
+            });
             if tx.send(accepted).await.is_err() {
                 break;
             }
@@ -241,12 +244,23 @@ fn plain_incoming(listener: TcpListener) -> Incoming {
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
+/// gRPC sends small frames and waits for the answer: without this, Nagle's algorithm
+/// and delayed ACKs add ~40 ms to every call.
+fn no_delay(tcp: &TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!("cannot disable Nagle's algorithm: {e}");
+    }
+}
+
 fn tls_incoming(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor) -> Incoming {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(async move {
         loop {
             let tcp = match listener.accept().await {
-                Ok((tcp, _)) => tcp,
+                Ok((tcp, _)) => {
+                    no_delay(&tcp);
+                    tcp
+                }
                 Err(e) => {
                     tracing::warn!("accepting a connection failed: {e}");
                     continue;

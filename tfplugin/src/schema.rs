@@ -91,6 +91,17 @@ impl Block {
     }
 }
 
+/// The time limit for `operation` from a `timeouts` block in `config` (see
+/// [`Block::timeouts`]), or `default` when unset or unreadable.
+pub fn timeout(config: &Value, operation: &str, default: std::time::Duration) -> std::time::Duration {
+    config
+        .attr("timeouts")
+        .and_then(|t| t.attr(operation))
+        .and_then(Value::as_str)
+        .and_then(|text| crate::duration::parse(text).ok())
+        .unwrap_or(default)
+}
+
 /// How a nested block repeats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Nesting {
@@ -344,5 +355,44 @@ pub mod validators {
                 diags.error_at(path.clone(), "Invalid Duration", format!("{path}: {e}"));
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    #[test]
+    fn timeouts_block_reads_per_operation_limits() {
+        let block = Block::new("r").timeouts(&[("create", "10m"), ("delete", "5m")]);
+        let timeouts = block.find_block("timeouts").expect("timeouts block");
+        assert_eq!(timeouts.nesting, Nesting::Single);
+        assert!(timeouts.block.find_attribute("create").is_some());
+
+        let config = Value::Object(BTreeMap::from([(
+            "timeouts".to_owned(),
+            Value::Object(BTreeMap::from([
+                ("create".to_owned(), Value::String("90s".into())),
+                ("delete".to_owned(), Value::Null),
+            ])),
+        )]));
+        let default = Duration::from_secs(600);
+        assert_eq!(timeout(&config, "create", default), Duration::from_secs(90));
+        assert_eq!(timeout(&config, "delete", default), default);
+        assert_eq!(timeout(&Value::Null, "create", default), default);
+    }
+
+    #[test]
+    fn value_type_follows_nesting() {
+        let block = Block::new("r").attribute(Attribute::required("name", Type::String)).block(
+            NestedBlock::list("rule", Block::new("x").attribute(Attribute::optional("port", Type::Number))),
+        );
+        let expected = Type::object([
+            ("name", Type::String),
+            ("rule", Type::list(Type::object([("port", Type::Number)]))),
+        ]);
+        assert_eq!(block.value_type(), expected);
     }
 }

@@ -542,3 +542,204 @@ impl ProviderRpc for ProviderService {
         Ok(Response::new(pb::stop_provider::Response::default()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::Context as Ctx;
+    use crate::schema::{Attribute, Block, PlanModifier};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    struct Waiter;
+
+    #[async_trait::async_trait]
+    impl Resource for Waiter {
+        fn type_name(&self) -> &'static str {
+            "test_waiter"
+        }
+        fn schema(&self) -> Schema {
+            Schema::new(
+                Block::new("waits for stop")
+                    .attribute(
+                        Attribute::required("name", Type::String).modifier(PlanModifier::RequiresReplace),
+                    )
+                    .attribute(Attribute::computed("id", Type::String)),
+            )
+            .version(2)
+        }
+        async fn create(&self, ctx: &Ctx, change: &Change, diags: &mut Diagnostics) -> Option<State> {
+            tokio::select! {
+                _ = ctx.stop.cancelled() => diags.error("Stopped", "stop requested while creating"),
+                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            }
+            Some(State { value: change.planned.clone(), private: Vec::new() })
+        }
+        async fn read(&self, _: &Ctx, state: &State, _: &mut Diagnostics) -> Option<State> {
+            Some(state.clone())
+        }
+        async fn update(&self, _: &Ctx, change: &Change, _: &mut Diagnostics) -> Option<State> {
+            Some(State { value: change.planned.clone(), private: Vec::new() })
+        }
+        async fn delete(&self, _: &Ctx, _: &Change, _: &mut Diagnostics) {}
+    }
+
+    struct TestProvider;
+
+    #[async_trait::async_trait]
+    impl Provider for TestProvider {
+        fn type_name(&self) -> &'static str {
+            "test"
+        }
+        fn schema(&self) -> Schema {
+            Schema::new(Block::new("test provider"))
+        }
+        async fn configure(&self, _: &Ctx, _: &str, _: &Value, _: &mut Diagnostics) {}
+        fn resources(&self) -> Vec<Arc<dyn Resource>> {
+            vec![Arc::new(Waiter)]
+        }
+        fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
+            Vec::new()
+        }
+    }
+
+    fn service() -> Arc<ProviderService> {
+        Arc::new(ProviderService::new(Arc::new(TestProvider), CancellationToken::new()))
+    }
+
+    fn object(name: &str, id: Value) -> Value {
+        Value::Object(BTreeMap::from([
+            ("name".to_owned(), Value::String(name.to_owned())),
+            ("id".to_owned(), id),
+        ]))
+    }
+
+    fn msgpack(value: &Value) -> Option<pb::DynamicValue> {
+        let ty = Waiter.schema().value_type();
+        Some(pb::DynamicValue {
+            msgpack: crate::value::encode_msgpack(value, &ty).expect("encode"),
+            json: Vec::new(),
+        })
+    }
+
+    fn summaries(diagnostics: &[pb::Diagnostic]) -> Vec<&str> {
+        diagnostics.iter().map(|d| d.summary.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn stop_provider_reaches_operations_in_progress() {
+        let svc = service();
+        let apply = {
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                svc.apply_resource(pb::apply_resource_change::Request {
+                    type_name: "test_waiter".into(),
+                    prior_state: msgpack(&Value::Null),
+                    planned_state: msgpack(&object("a", Value::unknown())),
+                    config: msgpack(&object("a", Value::Null)),
+                    ..Default::default()
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ProviderRpc::stop_provider(&*svc, Request::new(pb::stop_provider::Request {})).await.expect("stop");
+        let response = tokio::time::timeout(Duration::from_secs(5), apply)
+            .await
+            .expect("apply returns promptly after stop")
+            .expect("task")
+            .expect("response");
+        assert_eq!(summaries(&response.diagnostics), ["Stopped"]);
+    }
+
+    #[tokio::test]
+    async fn plan_marks_computed_unknown_and_flags_replacement() {
+        let svc = service();
+        let created = svc
+            .plan_resource(pb::plan_resource_change::Request {
+                type_name: "test_waiter".into(),
+                prior_state: msgpack(&Value::Null),
+                proposed_new_state: msgpack(&object("a", Value::Null)),
+                config: msgpack(&object("a", Value::Null)),
+                ..Default::default()
+            })
+            .await
+            .expect("plan");
+        let ty = Waiter.schema().value_type();
+        let planned = crate::value::decode_msgpack(&created.planned_state.expect("planned").msgpack, &ty)
+            .expect("decode");
+        assert!(planned.attr("id").is_some_and(Value::is_unknown), "{planned:?}");
+
+        let renamed = svc
+            .plan_resource(pb::plan_resource_change::Request {
+                type_name: "test_waiter".into(),
+                prior_state: msgpack(&object("a", Value::String("x".into()))),
+                proposed_new_state: msgpack(&object("b", Value::String("x".into()))),
+                config: msgpack(&object("b", Value::Null)),
+                ..Default::default()
+            })
+            .await
+            .expect("plan");
+        assert_eq!(renamed.requires_replace, vec![convert::attribute_path(&AttributePath::attr("name"))]);
+    }
+
+    #[tokio::test]
+    async fn unsupported_and_unknown_requests_answer_with_diagnostics() {
+        let svc = service();
+        let ephemeral = ProviderRpc::validate_ephemeral_resource_config(
+            &*svc,
+            Request::new(pb::validate_ephemeral_resource_config::Request::default()),
+        )
+        .await
+        .expect("answers")
+        .into_inner();
+        assert_eq!(summaries(&ephemeral.diagnostics), ["Not Supported"]);
+
+        let unknown = ProviderRpc::read_resource(
+            &*svc,
+            Request::new(pb::read_resource::Request { type_name: "test_nope".into(), ..Default::default() }),
+        )
+        .await
+        .expect("answers")
+        .into_inner();
+        assert_eq!(summaries(&unknown.diagnostics), ["Unknown Type"]);
+
+        let import = svc
+            .import_resource(pb::import_resource_state::Request {
+                type_name: "test_waiter".into(),
+                id: "x-1".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("import answers");
+        assert_eq!(summaries(&import.diagnostics), ["Import Not Supported"]);
+        assert!(import.imported_resources.is_empty());
+    }
+
+    #[tokio::test]
+    async fn state_upgrade_accepts_the_current_version_only() {
+        let svc = service();
+        let upgrade = |version| {
+            let svc = svc.clone();
+            async move {
+                svc.upgrade_resource(pb::upgrade_resource_state::Request {
+                    type_name: "test_waiter".into(),
+                    version,
+                    raw_state: Some(pb::RawState {
+                        json: br#"{"name":"a","id":"x"}"#.to_vec(),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .expect("answers")
+            }
+        };
+        let current = upgrade(2).await;
+        assert!(current.diagnostics.is_empty(), "{:?}", current.diagnostics);
+        let ty = Waiter.schema().value_type();
+        let value = crate::value::decode_msgpack(&current.upgraded_state.expect("state").msgpack, &ty)
+            .expect("decode");
+        assert_eq!(value, object("a", Value::String("x".into())));
+        assert_eq!(summaries(&upgrade(1).await.diagnostics), ["Unsupported State Version"]);
+    }
+}

@@ -19,7 +19,9 @@ struct Row {
 }
 
 pub fn run() -> Result<()> {
-    let binary = crate::build_provider()?;
+    eprintln!("building the provider (release)");
+    let binary = crate::build_provider(crate::Profile::Release)?;
+    tests::use_provider_binary(binary.clone());
     let runtime = tokio::runtime::Runtime::new()?;
     let mut rows = Vec::new();
     runtime.block_on(async {
@@ -28,11 +30,41 @@ pub fn run() -> Result<()> {
     })?;
     rows.push(plan_time(&runtime)?);
 
-    println!("\n| measure | provider | baseline | ratio |\n|---|---|---|---|");
+    let mut table = String::from("| measure | provider | baseline | ratio |\n|---|---|---|---|\n");
     for row in &rows {
-        println!("| {} | {} | {} | {:.2} |", row.what, row.measured, row.baseline, row.ratio);
+        table.push_str(&format!(
+            "| {} | {} | {} | {:.2} |\n",
+            row.what, row.measured, row.baseline, row.ratio
+        ));
     }
+    println!("\n{table}");
+    let report = format!(
+        "# Benchmarks\n\nWritten by `cargo xtask bench`. Each figure is a ratio to a baseline measured in the \
+         same run on the same machine (release build of the provider, local emulator).\n\n\
+         Machine: {}\n\n{table}",
+        machine()
+    );
+    std::fs::write(crate::repo_root().join("BENCHMARKS.md"), report)?;
+    println!("wrote BENCHMARKS.md");
     Ok(())
+}
+
+/// CPU model, cores and memory, from /proc.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_gib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    format!("{model}, {cores} cores, {mem_gib:.0} GiB, {} {}", std::env::consts::OS, std::env::consts::ARCH)
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {

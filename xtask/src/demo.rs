@@ -5,7 +5,7 @@ use tests::{LayerSeed, LocalAws, Workdir, seed_lineage};
 
 pub fn run() -> Result<()> {
     step("building the provider");
-    crate::build_provider()?;
+    crate::build_provider(crate::Profile::Debug)?;
 
     step("starting the local AWS emulator (first run creates its Python venv)");
     let aws = LocalAws::start()?;

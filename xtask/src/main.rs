@@ -53,12 +53,23 @@ fn run(mut command: Command) -> Result<()> {
     Ok(())
 }
 
-/// Builds the provider binary once; tests and demos use this build.
-pub fn build_provider() -> Result<PathBuf> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Debug,
+    Release,
+}
+
+/// Builds the provider binary; tests and the demo use the debug build, benchmarks
+/// the release build.
+pub fn build_provider(profile: Profile) -> Result<PathBuf> {
     let mut command = cargo();
     command.args(["build", "--quiet", "-p", "provider", "--bin", "terraform-provider-immutable"]);
+    if profile == Profile::Release {
+        command.arg("--release");
+    }
     run(command)?;
-    let binary = tests::target_dir().join("debug/terraform-provider-immutable");
+    let dir = if profile == Profile::Release { "release" } else { "debug" };
+    let binary = tests::target_dir().join(dir).join("terraform-provider-immutable");
     if !binary.exists() {
         bail!("built the provider but found no binary at {}", binary.display());
     }
@@ -66,7 +77,7 @@ pub fn build_provider() -> Result<PathBuf> {
 }
 
 fn test(extra: &[String]) -> Result<()> {
-    let binary = build_provider()?;
+    let binary = build_provider(Profile::Debug)?;
     eprintln!("provider binary: {}", binary.display());
     let mut command = cargo();
     command.args(["test", "--workspace"]).args(extra).env("IMMUTABLE_PROVIDER_BIN", &binary);
