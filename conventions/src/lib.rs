@@ -48,9 +48,52 @@ pub fn ami_name_problem(name: &str) -> Option<String> {
     })
 }
 
+/// The `Fingerprint` of a layer: a SHA-256 (64 lower-case hex digits) over the
+/// layer's own inputs and its parent's fingerprint, so equal fingerprints mean the
+/// same image content and any change upstream changes every descendant.
+///
+/// `inputs` are named byte strings (settings serialised canonically by the caller,
+/// provisioned files by their path relative to the layers file); their order does
+/// not matter. The encoding is versioned and length-prefixed, so no two different
+/// input sets hash alike by concatenation.
+pub fn fingerprint(parent: Option<&str>, inputs: &[(&str, &[u8])]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&(&str, &[u8])> = inputs.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0).then_with(|| a.1.cmp(b.1)));
+    let mut hasher = Sha256::new();
+    hasher.update(b"immutable-fingerprint-v1\0");
+    let mut field = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_be_bytes());
+        hasher.update(bytes);
+    };
+    field(parent.unwrap_or("").as_bytes());
+    for (name, content) in sorted {
+        field(name.as_bytes());
+        field(content);
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprints_are_stable_and_sensitive() {
+        let a = fingerprint(None, &[("layer", b"web"), ("files/setup.sh", b"echo hi")]);
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, fingerprint(None, &[("files/setup.sh", b"echo hi"), ("layer", b"web")]), "order-free");
+        assert_ne!(a, fingerprint(None, &[("layer", b"web"), ("files/setup.sh", b"echo hi!")]), "content");
+        assert_ne!(a, fingerprint(Some(&a), &[("layer", b"web"), ("files/setup.sh", b"echo hi")]), "parent");
+        assert_ne!(
+            fingerprint(None, &[("ab", b"c")]),
+            fingerprint(None, &[("a", b"bc")]),
+            "length-prefixed, not concatenated"
+        );
+        // Pinned (computed independently): the value must not drift across versions or machines.
+        assert_eq!(fingerprint(None, &[]), "22066a2c627d47d640c7cf43f33579a4f313d9e159f99bda217381d2f6d55528");
+        assert_eq!(fingerprint(None, &[("layer", b"web")]), "5736a4ecb4d1114b73a8df798dddce6fe381a25d5cbbbc213b4e30d87183acab");
+    }
 
     #[test]
     fn commits_must_be_full_lowercase_sha1() {
