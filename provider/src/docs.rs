@@ -1,38 +1,42 @@
 //! Documentation in the Terraform Registry's layout (`docs/index.md`,
 //! `docs/data-sources/*.md`, `docs/resources/*.md`), rendered from the schemas and the
-//! examples under `examples/`. `cargo xtask docs` writes it; a test fails when the
-//! committed copy is stale.
+//! examples under `examples/` (`provider/provider.tf`,
+//! `data-sources/<type>/data-source.tf`, `resources/<type>/resource.tf`).
+//! `cargo xtask docs` writes it; a test fails when the committed copy is stale.
 
 use crate::ImmutableProvider;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use tfplugin::provider::Provider;
 use tfplugin::schema::{Attribute, Block, Mode, NestedBlock, Nesting, Schema};
 use tfplugin::value::Type;
 
-const PROVIDER_EXAMPLE: &str = include_str!("../../examples/provider/provider.tf");
-const AMI_EXAMPLE: &str = include_str!("../../examples/data-sources/immutable_ami/data-source.tf");
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// An example file, or nothing when there is none.
+fn example(relative: &str) -> String {
+    std::fs::read_to_string(repo_root().join("examples").join(relative)).unwrap_or_default()
+}
 
 /// Every page: (path relative to the repository root, content).
 pub fn pages() -> Vec<(String, String)> {
     let provider = ImmutableProvider::default();
     let mut pages = vec![(
         "docs/index.md".to_owned(),
-        page("Provider: immutable", "immutable Provider", &provider.schema(), PROVIDER_EXAMPLE),
+        page("Provider: immutable", "immutable Provider", &provider.schema(), &example("provider/provider.tf")),
     )];
     for data_source in provider.data_sources() {
         let name = data_source.type_name();
         let short = name.trim_start_matches("immutable_");
-        let example = match name {
-            "immutable_ami" => AMI_EXAMPLE,
-            _ => "",
-        };
         pages.push((
             format!("docs/data-sources/{short}.md"),
             page(
                 &format!("{name} Data Source - immutable"),
                 &format!("{name} (Data Source)"),
                 &data_source.schema(),
-                example,
+                &example(&format!("data-sources/{name}/data-source.tf")),
             ),
         ));
     }
@@ -45,7 +49,7 @@ pub fn pages() -> Vec<(String, String)> {
                 &format!("{name} Resource - immutable"),
                 &format!("{name} (Resource)"),
                 &resource.schema(),
-                "",
+                &example(&format!("resources/{name}/resource.tf")),
             ),
         ));
     }
@@ -175,12 +179,10 @@ fn type_name(ty: &Type) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     /// The committed docs must be what `cargo xtask docs` renders now.
     #[test]
     fn committed_docs_are_current() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = super::repo_root();
         let mut stale = Vec::new();
         for (path, content) in super::pages() {
             let on_disk = std::fs::read_to_string(root.join(&path)).unwrap_or_default();

@@ -8,6 +8,7 @@ pub mod aws;
 pub mod config;
 pub mod data_source;
 pub mod docs;
+pub mod resource;
 
 use async_trait::async_trait;
 use std::sync::Arc;
