@@ -5,10 +5,12 @@
 //! decodes its typed model, calls `aws`, and returns state.
 
 pub mod aws;
+pub mod builder;
 pub mod config;
 pub mod data_source;
 pub mod docs;
 pub mod resource;
+pub mod rollout;
 
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -58,7 +60,7 @@ impl Provider for ImmutableProvider {
     }
 
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
-        Vec::new()
+        vec![Arc::new(resource::layered_ami::LayeredAmiResource::new(self.shared.clone()))]
     }
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {

@@ -20,7 +20,7 @@ impl Image {
         self.tags.get(key).map(String::as_str)
     }
 
-    fn from_sdk(image: &aws_sdk_ec2::types::Image) -> Option<Self> {
+    pub(crate) fn from_sdk(image: &aws_sdk_ec2::types::Image) -> Option<Self> {
         Some(Self {
             id: image.image_id()?.to_owned(),
             name: image.name().unwrap_or_default().to_owned(),
@@ -95,7 +95,7 @@ pub async fn find_images(ec2: &aws_sdk_ec2::Client, query: &ImageQuery) -> Resul
 
 /// Newest first. CreationDate has one-second resolution, so ties fall back to the
 /// name (`<layer>-<unix timestamp>` sorts by time) and then the id.
-fn sort_newest_first(images: &mut [Image]) {
+pub(crate) fn sort_newest_first(images: &mut [Image]) {
     images.sort_by(|a, b| {
         (b.creation_date.as_str(), b.name.as_str(), b.id.as_str()).cmp(&(
             a.creation_date.as_str(),
@@ -141,7 +141,12 @@ pub async fn lineage(ec2: &aws_sdk_ec2::Client, image: &Image) -> Result<Vec<Anc
     let mut chain = vec![ancestor(image)];
     let mut seen = HashSet::from([image.id.clone()]);
     let mut current = image.clone();
-    while let Some(parent_id) = current.tag(ami_tags::PARENT_AMI).filter(|p| !p.is_empty()).map(str::to_owned)
+    // A root layer has no ParentLayer; its ParentAMI is the upstream image it was
+    // built from, which is not part of the lineage.
+    while let Some(parent_id) = current
+        .tag(ami_tags::PARENT_AMI)
+        .filter(|p| !p.is_empty() && current.tag(ami_tags::PARENT_LAYER).is_some_and(|l| !l.is_empty()))
+        .map(str::to_owned)
     {
         if !seen.insert(parent_id.clone()) || chain.len() >= MAX_DEPTH {
             tracing::warn!(ami = %image.id, "AMI lineage loops or is deeper than {MAX_DEPTH}; cut at {parent_id}");

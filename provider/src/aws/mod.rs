@@ -2,6 +2,12 @@
 //! exist; errors carry AWS's own message.
 
 pub mod ami;
+pub mod elb;
+pub mod fleet;
+pub mod iam;
+pub mod network;
+pub mod build;
+pub mod image;
 
 use crate::config::{DEFAULT_MAX_RETRIES, ProviderModel};
 use aws_config::BehaviorVersion;
@@ -14,6 +20,8 @@ use std::fmt;
 #[derive(Clone, Debug)]
 pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    pub iam: aws_sdk_iam::Client,
     pub region: String,
     pub default_tags: BTreeMap<String, String>,
 }
@@ -51,8 +59,18 @@ impl Clients {
         if let Some(url) = model.endpoints.as_ref().and_then(|e| e.ec2.clone()) {
             ec2 = ec2.endpoint_url(url);
         }
+        let mut elbv2 = aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk);
+        if let Some(url) = model.endpoints.as_ref().and_then(|e| e.elbv2.clone()) {
+            elbv2 = elbv2.endpoint_url(url);
+        }
+        let mut iam = aws_sdk_iam::config::Builder::from(&sdk);
+        if let Some(url) = model.endpoints.as_ref().and_then(|e| e.iam.clone()) {
+            iam = iam.endpoint_url(url);
+        }
         Ok(Self {
             ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(elbv2.build()),
+            iam: aws_sdk_iam::Client::from_conf(iam.build()),
             region,
             default_tags: model.default_tags.known().cloned().unwrap_or_default(),
         })
@@ -76,6 +94,11 @@ pub struct AwsError {
 }
 
 impl AwsError {
+    /// A failure that is not an SDK error (a missing field in an answer, bad input).
+    pub fn plain(action: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { action: action.into(), message: message.into(), code: None }
+    }
+
     pub fn new<E>(action: impl Into<String>, err: &aws_sdk_ec2::error::SdkError<E>) -> Self
     where
         E: std::error::Error + aws_sdk_ec2::error::ProvideErrorMetadata + 'static,

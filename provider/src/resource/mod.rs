@@ -1,1 +1,3 @@
 //! Managed resources.
+
+pub mod layered_ami;

@@ -1,0 +1,436 @@
+//! Reading a layers file: parse, check everything, resolve defaults, order the
+//! layers parents first. Every problem found is reported, each with its line and key.
+
+use crate::Error;
+use crate::diag::{Diagnostic, KeyPath, Source};
+use crate::model::{LayerDef, LayersFile, ProvisionerDef, SourceDef};
+use conventions::ami_tags;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Component, Path, PathBuf};
+
+/// A checked layers file, layers in build order (every parent before its children,
+/// otherwise in file order).
+#[derive(Debug, Clone)]
+pub struct Layers {
+    /// The layers file, as given.
+    pub file: PathBuf,
+    /// Its folder: provisioned paths are relative to it.
+    pub dir: PathBuf,
+    pub project: String,
+    pub layers: Vec<Layer>,
+}
+
+/// One layer with its defaults applied.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Layer {
+    pub id: String,
+    pub name: String,
+    pub parent: Option<String>,
+    pub source: Option<SourceDef>,
+    pub region: String,
+    pub instance_type: String,
+    pub ssh_username: String,
+    /// Extra tags (defaults merged), never one of the reserved keys.
+    pub tags: BTreeMap<String, String>,
+    /// Provisioners, their paths normalised (relative, `/`-separated).
+    pub provisioners: Vec<ProvisionerDef>,
+    /// Position in the file, for messages.
+    #[serde(skip)]
+    pub depth: usize,
+}
+
+impl Layers {
+    pub fn get(&self, id: &str) -> Option<&Layer> {
+        self.layers.iter().find(|l| l.id == id)
+    }
+}
+
+/// Tag keys the generator writes itself; a layer may not set them.
+pub const RESERVED_TAGS: [&str; 8] = [
+    ami_tags::NAME,
+    ami_tags::LAYER,
+    ami_tags::COMMIT,
+    ami_tags::FINGERPRINT,
+    ami_tags::PARENT_LAYER,
+    ami_tags::PARENT_AMI,
+    ami_tags::PROJECT,
+    ami_tags::MANAGED_BY,
+];
+
+/// Reads and checks a layers file.
+pub fn load(file: &Path) -> Result<Layers, Error> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Error::Invalid(vec![Diagnostic {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot read the layers file: {e}"),
+        }])
+    })?;
+    parse(file, &text)
+}
+
+/// Checks the text of a layers file; provisioned paths are looked up next to `file`.
+pub fn parse(file: &Path, text: &str) -> Result<Layers, Error> {
+    let source = Source::new(file, text);
+    let def: LayersFile = toml::from_str(text).map_err(|e| Error::Invalid(vec![source.from_toml(&e)]))?;
+    let dir = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut check = Checker { source: &source, dir: &dir, problems: Vec::new() };
+    let layers = check.layers(&def);
+    if check.problems.is_empty() {
+        Ok(Layers { file: file.to_path_buf(), dir, project: def.project, layers })
+    } else {
+        let mut problems = check.problems;
+        problems.sort_by_key(|d| (d.line, d.column));
+        problems.dedup();
+        Err(Error::Invalid(problems))
+    }
+}
+
+struct Checker<'a> {
+    source: &'a Source<'a>,
+    dir: &'a Path,
+    problems: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, path: &KeyPath, message: impl Into<String>) {
+        self.problems.push(self.source.at(path, message));
+    }
+
+    fn layers(&mut self, def: &LayersFile) -> Vec<Layer> {
+        if def.project.trim().is_empty() {
+            self.problem(&KeyPath::default().key("project"), "the project name is empty");
+        }
+        if def.layers.is_empty() {
+            self.problem(&KeyPath::default(), "the file defines no layer (add a [[layer]] table)");
+        }
+        self.tags(&KeyPath::default().key("defaults").key("tags"), &def.defaults.tags);
+
+        let mut first_seen: HashMap<&str, usize> = HashMap::new();
+        for (i, layer) in def.layers.iter().enumerate() {
+            let at = KeyPath::layer(i);
+            if let Some(problem) = id_problem(&layer.id) {
+                self.problem(&at.clone().key("id"), problem);
+            }
+            if let Some(&first) = first_seen.get(layer.id.as_str()) {
+                let (line, _) = self.line_of(&KeyPath::layer(first).key("id"));
+                self.problem(
+                    &at.clone().key("id"),
+                    format!("duplicate layer id {:?} (first defined on line {line})", layer.id),
+                );
+            } else {
+                first_seen.insert(&layer.id, i);
+            }
+        }
+
+        let mut resolved = Vec::new();
+        for (i, layer) in def.layers.iter().enumerate() {
+            if let Some(l) = self.layer(i, layer, def, &first_seen) {
+                resolved.push(l);
+            }
+        }
+        self.cycles(def, &first_seen);
+        if !self.problems.is_empty() {
+            return Vec::new();
+        }
+        order(resolved)
+    }
+
+    fn line_of(&self, path: &KeyPath) -> (usize, usize) {
+        let d = self.source.at(path, "");
+        (d.line, d.column)
+    }
+
+    fn layer(
+        &mut self,
+        i: usize,
+        layer: &LayerDef,
+        def: &LayersFile,
+        ids: &HashMap<&str, usize>,
+    ) -> Option<Layer> {
+        let at = KeyPath::layer(i);
+        match (&layer.parent, &layer.source) {
+            (Some(_), Some(_)) => self.problem(
+                &at.clone().key("source"),
+                format!("layer {:?} has both `parent` and `source`: a child layer is built from its parent", layer.id),
+            ),
+            (None, None) => self.problem(
+                &at.clone().key("id"),
+                format!("layer {:?} has neither `parent` nor `source`", layer.id),
+            ),
+            (Some(parent), None) if !ids.contains_key(parent.as_str()) => self.problem(
+                &at.clone().key("parent"),
+                format!("unknown parent {parent:?}: no layer has this id"),
+            ),
+            (None, Some(source)) => self.source_filter(&at.clone().key("source"), source),
+            _ => {}
+        }
+        let mut setting = |key: &str, own: &Option<String>, default: &Option<String>| -> String {
+            match own.as_ref().or(default.as_ref()) {
+                Some(v) if !v.trim().is_empty() => v.clone(),
+                _ => {
+                    self.problem(
+                        &at.clone().key("id"),
+                        format!("layer {:?} has no {key}: set `{key}` on the layer or in [defaults]", layer.id),
+                    );
+                    String::new()
+                }
+            }
+        };
+        let region = setting("region", &layer.region, &def.defaults.region);
+        let instance_type = setting("instance_type", &layer.instance_type, &def.defaults.instance_type);
+        let ssh_username = setting("ssh_username", &layer.ssh_username, &def.defaults.ssh_username);
+        self.tags(&at.clone().key("tags"), &layer.tags);
+        let mut tags = def.defaults.tags.clone();
+        tags.extend(layer.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+
+        let provisioners = layer
+            .provisioners
+            .iter()
+            .enumerate()
+            .map(|(n, p)| self.provisioner(&at.clone().key("provisioner").index(n), p))
+            .collect();
+        Some(Layer {
+            id: layer.id.clone(),
+            name: layer.name.clone().unwrap_or_else(|| layer.id.clone()),
+            parent: layer.parent.clone(),
+            source: layer.source.clone(),
+            region,
+            instance_type,
+            ssh_username,
+            tags,
+            provisioners,
+            depth: 0,
+        })
+    }
+
+    fn source_filter(&mut self, at: &KeyPath, source: &SourceDef) {
+        if source.owners.is_empty() || source.owners.iter().any(|o| o.trim().is_empty()) {
+            self.problem(&at.clone().key("owners"), "list at least one AMI owner (an account id or alias)");
+        }
+        if source.name.trim().is_empty() {
+            self.problem(&at.clone().key("name"), "the AMI name filter is empty");
+        }
+        self.tags(&at.clone().key("tags"), &source.tags);
+    }
+
+    fn tags(&mut self, at: &KeyPath, tags: &BTreeMap<String, String>) {
+        for (key, value) in tags {
+            let here = at.clone().key(key);
+            if RESERVED_TAGS.contains(&key.as_str()) {
+                self.problem(&here, format!("tag {key:?} is written by immutable-codegen and cannot be set"));
+            } else if key.to_ascii_lowercase().starts_with("aws:") {
+                self.problem(&here, format!("tag keys starting with \"aws:\" are reserved by AWS, not {key:?}"));
+            } else if key.is_empty() || key.chars().count() > 128 {
+                self.problem(&here, "tag keys have 1 to 128 characters");
+            } else if value.chars().count() > 256 {
+                self.problem(&here, "tag values have at most 256 characters");
+            }
+        }
+    }
+
+    fn provisioner(&mut self, at: &KeyPath, p: &ProvisionerDef) -> ProvisionerDef {
+        match p {
+            ProvisionerDef::File { source, destination } => {
+                let source = self.path(&at.clone().key("source"), source, Kind::Any);
+                if destination.trim().is_empty() {
+                    self.problem(&at.clone().key("destination"), "the destination is empty");
+                }
+                ProvisionerDef::File { source, destination: destination.clone() }
+            }
+            ProvisionerDef::Shell { inline, scripts, environment_vars, execute_command } => {
+                if inline.is_empty() == scripts.is_empty() {
+                    self.problem(&at.clone().key("type"), "a shell provisioner has either `inline` or `scripts`");
+                }
+                for (n, var) in environment_vars.iter().enumerate() {
+                    if !var.contains('=') {
+                        self.problem(
+                            &at.clone().key("environment_vars").index(n),
+                            format!("{var:?} is not of the form KEY=value"),
+                        );
+                    }
+                }
+                let scripts = scripts
+                    .iter()
+                    .enumerate()
+                    .map(|(n, s)| self.path(&at.clone().key("scripts").index(n), s, Kind::File))
+                    .collect();
+                ProvisionerDef::Shell {
+                    inline: inline.clone(),
+                    scripts,
+                    environment_vars: environment_vars.clone(),
+                    execute_command: execute_command.clone(),
+                }
+            }
+            ProvisionerDef::SaltMasterless { local_state_tree, local_pillar_roots, skip_bootstrap, bootstrap_args } => {
+                ProvisionerDef::SaltMasterless {
+                    local_state_tree: self.path(&at.clone().key("local_state_tree"), local_state_tree, Kind::Dir),
+                    local_pillar_roots: local_pillar_roots
+                        .as_ref()
+                        .map(|p| self.path(&at.clone().key("local_pillar_roots"), p, Kind::Dir)),
+                    skip_bootstrap: *skip_bootstrap,
+                    bootstrap_args: bootstrap_args.clone(),
+                }
+            }
+        }
+    }
+
+    /// Normalises a provisioned path and checks it exists with the right kind.
+    fn path(&mut self, at: &KeyPath, raw: &str, kind: Kind) -> String {
+        let Some(normal) = normalise(raw) else {
+            self.problem(
+                at,
+                format!("{raw:?} must be a relative path (from the layers file's folder) to a file in the image sources"),
+            );
+            return raw.to_owned();
+        };
+        let on_disk = self.dir.join(&normal);
+        match (std::fs::metadata(&on_disk), kind) {
+            (Err(_), _) => self.problem(at, format!("provisioned file {raw:?} does not exist ({})", on_disk.display())),
+            (Ok(m), Kind::File) if !m.is_file() => self.problem(at, format!("{raw:?} is not a file")),
+            (Ok(m), Kind::Dir) if !m.is_dir() => self.problem(at, format!("{raw:?} is not a directory")),
+            _ => {}
+        }
+        if raw.ends_with('/') && normal != "." { format!("{normal}/") } else { normal }
+    }
+
+    fn cycles(&mut self, def: &LayersFile, ids: &HashMap<&str, usize>) {
+        let parent_of = |i: usize| -> Option<usize> {
+            def.layers.get(i)?.parent.as_deref().and_then(|p| ids.get(p).copied())
+        };
+        let mut reported = vec![false; def.layers.len()];
+        for start in 0..def.layers.len() {
+            if reported[start] {
+                continue;
+            }
+            let mut chain = vec![start];
+            let mut at = start;
+            while let Some(next) = parent_of(at) {
+                if let Some(pos) = chain.iter().position(|&c| c == next) {
+                    let cycle = &chain[pos..];
+                    if cycle.iter().any(|&c| reported[c]) {
+                        break;
+                    }
+                    for &c in cycle {
+                        reported[c] = true;
+                    }
+                    let first = cycle.iter().copied().min().unwrap_or(next);
+                    let mut names: Vec<&str> = Vec::new();
+                    let mut walk = first;
+                    loop {
+                        names.push(&def.layers[walk].id);
+                        match parent_of(walk) {
+                            Some(p) if p != first => walk = p,
+                            _ => break,
+                        }
+                    }
+                    names.push(&def.layers[first].id);
+                    self.problem(
+                        &KeyPath::layer(first).key("parent"),
+                        format!("parent cycle: {}", names.join(" -> ")),
+                    );
+                    break;
+                }
+                chain.push(next);
+                at = next;
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Any,
+    File,
+    Dir,
+}
+
+/// Why a layer id is not usable, or `None`. The id becomes the AMI name prefix (AWS
+/// rules), a folder name and an HCL source name, so it is an identifier.
+pub fn id_problem(id: &str) -> Option<String> {
+    let ami_name = format!("{id}-1700000000");
+    if let Some(problem) = conventions::ami_name_problem(&ami_name) {
+        return Some(format!("invalid AMI name {id}-{{{{timestamp}}}}: {problem}"));
+    }
+    let mut chars = id.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    (!ok).then(|| format!("layer id {id:?} must be a letter followed by letters, digits, '-' or '_'"))
+}
+
+/// A clean relative path with `/` separators, or `None` for an absolute or empty one.
+pub fn normalise(raw: &str) -> Option<String> {
+    let path = Path::new(raw);
+    let mut parts: Vec<String> = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(p) => parts.push(p.to_str()?.to_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if parts.last().is_some_and(|p| p != "..") {
+                    parts.pop();
+                } else {
+                    parts.push("..".into());
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    if raw.trim().is_empty() {
+        return None;
+    }
+    Some(if parts.is_empty() { ".".into() } else { parts.join("/") })
+}
+
+/// Parents first: by depth in the lineage, then file order.
+fn order(mut layers: Vec<Layer>) -> Vec<Layer> {
+    let index: HashMap<String, usize> = layers.iter().enumerate().map(|(i, l)| (l.id.clone(), i)).collect();
+    let depths: Vec<usize> = (0..layers.len())
+        .map(|i| {
+            let mut depth = 0;
+            let mut at = i;
+            while let Some(p) = layers[at].parent.as_ref().and_then(|p| index.get(p)) {
+                depth += 1;
+                at = *p;
+                if depth > layers.len() {
+                    break; // cycles were reported already
+                }
+            }
+            depth
+        })
+        .collect();
+    for (layer, depth) in layers.iter_mut().zip(depths) {
+        layer.depth = depth;
+    }
+    layers.sort_by_key(|l| l.depth);
+    layers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_normalised_and_absolute_ones_refused() {
+        assert_eq!(normalise("./scripts//a.sh").as_deref(), Some("scripts/a.sh"));
+        assert_eq!(normalise("salt/../files/x").as_deref(), Some("files/x"));
+        assert_eq!(normalise("../shared/x").as_deref(), Some("../shared/x"));
+        assert_eq!(normalise("/etc/passwd"), None);
+        assert_eq!(normalise(""), None);
+    }
+
+    #[test]
+    fn layer_ids_are_identifiers_with_valid_ami_names() {
+        assert_eq!(id_problem("ubuntu-1804"), None);
+        assert!(id_problem("1804").is_some());
+        assert!(id_problem("web/app").is_some());
+        assert!(id_problem("web:app").is_some_and(|p| p.contains("invalid AMI name")));
+        assert!(id_problem(&"a".repeat(118)).is_some_and(|p| p.contains("invalid AMI name")));
+        assert_eq!(id_problem(&"a".repeat(117)), None);
+    }
+}

@@ -1,0 +1,127 @@
+//! The layers file as written (TOML), and its JSON Schema.
+//!
+//! These types mirror the file one to one; [`crate::layers`] checks them and resolves
+//! defaults into [`crate::Layer`]s. Spans are not kept here: diagnostics name a key path
+//! and [`crate::diag`] finds its line in the source.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One layers file: the project, defaults, and the layers of the AMI lineage.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "immutable-codegen layers file")]
+pub struct LayersFile {
+    /// Project name, written to the `Project` tag of every AMI (cost allocation).
+    pub project: String,
+    /// Settings every layer inherits unless it sets its own.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// The layers, as `[[layer]]` tables. A layer has either `source` (a root layer) or
+    /// `parent` (the id of another layer).
+    #[serde(default, rename = "layer")]
+    pub layers: Vec<LayerDef>,
+}
+
+/// Settings inherited by every layer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// AWS region the image is built in, e.g. `eu-west-1`.
+    pub region: Option<String>,
+    /// EC2 instance type of the build instance, e.g. `t3.small`.
+    pub instance_type: Option<String>,
+    /// User Packer connects as over SSH, e.g. `ubuntu`.
+    pub ssh_username: Option<String>,
+    /// Extra tags on every AMI and snapshot (a layer's own `tags` win).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One layer of the lineage.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LayerDef {
+    /// Layer id: the `Layer` tag, the AMI name prefix and the output folder. A letter, then
+    /// letters, digits, `-` or `_`.
+    pub id: String,
+    /// Human name: the `Name` tag. Defaults to the id.
+    pub name: Option<String>,
+    /// Id of the layer this one is built from. Exclusive with `source`.
+    pub parent: Option<String>,
+    /// Where a root layer's source AMI comes from. Exclusive with `parent`.
+    pub source: Option<SourceDef>,
+    /// AWS region (default: `defaults.region`).
+    pub region: Option<String>,
+    /// Build instance type (default: `defaults.instance_type`).
+    pub instance_type: Option<String>,
+    /// SSH user (default: `defaults.ssh_username`).
+    pub ssh_username: Option<String>,
+    /// Extra tags on this layer's AMI and snapshots, on top of `defaults.tags`.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Provisioners, run in order, as `[[layer.provisioner]]` tables.
+    #[serde(default, rename = "provisioner")]
+    pub provisioners: Vec<ProvisionerDef>,
+}
+
+/// The source AMI of a root layer: the newest image matching all of these.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceDef {
+    /// AMI owners (account ids or aliases such as `amazon`), e.g. Canonical's `099720109477`.
+    pub owners: Vec<String>,
+    /// Image name filter, with `*` wildcards.
+    pub name: String,
+    /// Tag filters: each tag must have this value.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A Packer provisioner. Paths are relative to the layers file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ProvisionerDef {
+    /// Upload a file or a directory to the build instance.
+    File {
+        /// File or directory to upload (a trailing `/` uploads a directory's contents).
+        source: String,
+        /// Path on the build instance.
+        destination: String,
+    },
+    /// Run shell commands or scripts on the build instance.
+    Shell {
+        /// Commands, run in one shell. Exclusive with `scripts`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        inline: Vec<String>,
+        /// Script files, uploaded and run in order. Exclusive with `inline`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        scripts: Vec<String>,
+        /// `KEY=value` pairs in the scripts' environment.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        environment_vars: Vec<String>,
+        /// How to run each script, e.g. `sudo -E sh '{{ .Path }}'`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        execute_command: Option<String>,
+    },
+    /// Apply Salt states locally (`salt-call --local`).
+    SaltMasterless {
+        /// Directory of Salt states (with its `top.sls`).
+        local_state_tree: String,
+        /// Directory of pillar data.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        local_pillar_roots: Option<String>,
+        /// Do not install Salt (the image already has it).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        skip_bootstrap: bool,
+        /// Arguments to the Salt bootstrap script.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bootstrap_args: Option<String>,
+    },
+}
+
+/// The JSON Schema of the layers file, for editors (e.g. with taplo's `#:schema`).
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(LayersFile)).unwrap_or_default()
+}

@@ -1,0 +1,403 @@
+//! Packer templates, one per layer: legacy JSON (serde) or HCL2 ([`crate::hcl`]).
+//!
+//! Both formats say the same thing: an `amazon-ebs` builder whose source is the root
+//! layer's filter or, for a child, the newest of our own AMIs tagged with the parent's
+//! `Layer` and `Fingerprint`; the tags of SPEC section 2 on the AMI and its snapshots;
+//! the layer's provisioners; and a `manifest` post-processor carrying commit and
+//! fingerprint. Variables `commit` and `parent` default to what generation knew.
+
+use crate::hcl::{Block, Expr, Item, Part};
+use crate::layers::{Layer, Layers};
+use crate::model::ProvisionerDef;
+use conventions::ami_tags;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+/// Output format of the templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Packer's legacy JSON templates (`<layer>/packer.json`).
+    #[default]
+    Json,
+    /// HCL2 (`<layer>/packer.pkr.hcl`).
+    Hcl,
+}
+
+impl Format {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Format::Json => "packer.json",
+            Format::Hcl => "packer.pkr.hcl",
+        }
+    }
+}
+
+/// Where the manifest post-processor writes, relative to Packer's working directory.
+pub const MANIFEST: &str = "manifest.json";
+
+/// Path of a layer's template inside the output folder.
+pub fn template_path(id: &str, format: Format) -> PathBuf {
+    Path::new(id).join(format.file_name())
+}
+
+/// What a template needs besides the layer.
+pub struct Context<'a> {
+    pub layers: &'a Layers,
+    pub fingerprints: &'a BTreeMap<String, String>,
+    pub commit: &'a str,
+    /// From a template's folder to the layers file's folder, `/`-separated (e.g. `../..`).
+    pub up: &'a str,
+}
+
+impl Context<'_> {
+    fn fingerprint(&self, id: &str) -> &str {
+        self.fingerprints.get(id).map_or("", String::as_str)
+    }
+
+    /// A provisioned path as seen from the template's folder.
+    fn seen_from_template(&self, rel: &str) -> String {
+        match (self.up, rel) {
+            (".", rel) => rel.to_owned(),
+            (up, ".") => up.to_owned(),
+            (up, rel) => format!("{up}/{rel}"),
+        }
+    }
+
+    fn file_name(&self) -> String {
+        self.layers.file.file_name().map_or_else(|| "layers.toml".into(), |n| n.to_string_lossy().into_owned())
+    }
+}
+
+/// The tags of SPEC section 2 plus the layer's own, with the commit and parent AMI
+/// given as the format writes them.
+fn tags(cx: &Context<'_>, layer: &Layer, commit: String, source_ami: String) -> BTreeMap<String, String> {
+    let mut tags = layer.tags.clone();
+    tags.insert(ami_tags::NAME.into(), layer.name.clone());
+    tags.insert(ami_tags::LAYER.into(), layer.id.clone());
+    tags.insert(ami_tags::COMMIT.into(), commit);
+    tags.insert(ami_tags::FINGERPRINT.into(), cx.fingerprint(&layer.id).to_owned());
+    if let Some(parent) = &layer.parent {
+        tags.insert(ami_tags::PARENT_LAYER.into(), parent.clone());
+    }
+    tags.insert(ami_tags::PARENT_AMI.into(), source_ami);
+    tags.insert(ami_tags::PROJECT.into(), cx.layers.project.clone());
+    tags.insert(ami_tags::MANAGED_BY.into(), ami_tags::MANAGED_BY_VALUE.into());
+    tags
+}
+
+/// Packer's own placeholder for the AMI the build started from.
+const SOURCE_AMI: &str = "{{ .SourceAMI }}";
+
+struct Filter {
+    filters: BTreeMap<String, String>,
+    owners: Vec<String>,
+}
+
+fn filter(cx: &Context<'_>, layer: &Layer) -> Filter {
+    match (&layer.parent, &layer.source) {
+        (Some(parent), _) => Filter {
+            filters: BTreeMap::from([
+                (format!("tag:{}", ami_tags::LAYER), parent.clone()),
+                (format!("tag:{}", ami_tags::FINGERPRINT), cx.fingerprint(parent).to_owned()),
+                ("state".into(), "available".into()),
+            ]),
+            owners: vec!["self".into()],
+        },
+        (None, Some(source)) => {
+            let mut filters: BTreeMap<String, String> =
+                source.tags.iter().map(|(k, v)| (format!("tag:{k}"), v.clone())).collect();
+            filters.insert("name".into(), source.name.clone());
+            filters.insert("state".into(), "available".into());
+            Filter { filters, owners: source.owners.clone() }
+        }
+        (None, None) => Filter { filters: BTreeMap::new(), owners: Vec::new() },
+    }
+}
+
+fn custom_data(cx: &Context<'_>, layer: &Layer, commit: String) -> BTreeMap<String, String> {
+    let mut data = BTreeMap::from([
+        ("commit".to_owned(), commit),
+        ("fingerprint".to_owned(), cx.fingerprint(&layer.id).to_owned()),
+        ("layer".to_owned(), layer.id.clone()),
+    ]);
+    if let Some(parent) = &layer.parent {
+        data.insert("parent_layer".into(), parent.clone());
+    }
+    data
+}
+
+fn description(cx: &Context<'_>, layer: &Layer) -> String {
+    format!(
+        "Layer {} ({}), generated by immutable-codegen from {}: edit that file, not this template.",
+        layer.id,
+        layer.name,
+        cx.file_name()
+    )
+}
+
+// ---------------------------------------------------------------------------------
+// Legacy JSON
+
+#[derive(Serialize)]
+struct JsonTemplate<'a> {
+    description: String,
+    variables: BTreeMap<&'static str, String>,
+    builders: [JsonBuilder<'a>; 1],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    provisioners: Vec<ProvisionerDef>,
+    #[serde(rename = "post-processors")]
+    post_processors: [JsonManifest; 1],
+}
+
+#[derive(Serialize)]
+struct JsonBuilder<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: &'a str,
+    region: &'a str,
+    instance_type: &'a str,
+    ssh_username: &'a str,
+    ami_name: String,
+    ami_description: &'a str,
+    source_ami: &'static str,
+    source_ami_filter: JsonFilter,
+    tags: BTreeMap<String, String>,
+    snapshot_tags: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct JsonFilter {
+    filters: BTreeMap<String, String>,
+    owners: Vec<String>,
+    most_recent: bool,
+}
+
+#[derive(Serialize)]
+struct JsonManifest {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    output: &'static str,
+    strip_path: bool,
+    custom_data: BTreeMap<String, String>,
+}
+
+const JSON_COMMIT: &str = "{{user `commit`}}";
+const JSON_PARENT: &str = "{{user `parent`}}";
+
+/// The legacy JSON template of one layer.
+pub fn json(cx: &Context<'_>, layer: &Layer) -> Result<String, serde_json::Error> {
+    let tags = tags(cx, layer, JSON_COMMIT.into(), SOURCE_AMI.into());
+    let Filter { filters, owners } = filter(cx, layer);
+    let template = JsonTemplate {
+        description: description(cx, layer),
+        variables: BTreeMap::from([("commit", cx.commit.to_owned()), ("parent", String::new())]),
+        builders: [JsonBuilder {
+            kind: "amazon-ebs",
+            name: &layer.id,
+            region: &layer.region,
+            instance_type: &layer.instance_type,
+            ssh_username: &layer.ssh_username,
+            ami_name: format!("{}-{{{{timestamp}}}}", layer.id),
+            ami_description: &layer.name,
+            source_ami: JSON_PARENT,
+            source_ami_filter: JsonFilter { filters, owners, most_recent: true },
+            snapshot_tags: tags.clone(),
+            tags,
+        }],
+        provisioners: layer
+            .provisioners
+            .iter()
+            .map(|p| with_paths(p, |rel| format!("{{{{template_dir}}}}/{}", cx.seen_from_template(rel))))
+            .collect(),
+        post_processors: [JsonManifest {
+            kind: "manifest",
+            output: MANIFEST,
+            strip_path: true,
+            custom_data: custom_data(cx, layer, JSON_COMMIT.into()),
+        }],
+    };
+    let mut text = serde_json::to_string_pretty(&template)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// A provisioner with every path rewritten by `map` (a trailing `/` kept).
+fn with_paths(p: &ProvisionerDef, map: impl Fn(&str) -> String) -> ProvisionerDef {
+    let keep_slash = |rel: &str| {
+        let mapped = map(rel.trim_end_matches('/'));
+        if rel.ends_with('/') { format!("{mapped}/") } else { mapped }
+    };
+    match p {
+        ProvisionerDef::File { source, destination } => {
+            ProvisionerDef::File { source: keep_slash(source), destination: destination.clone() }
+        }
+        ProvisionerDef::Shell { inline, scripts, environment_vars, execute_command } => ProvisionerDef::Shell {
+            inline: inline.clone(),
+            scripts: scripts.iter().map(|s| keep_slash(s)).collect(),
+            environment_vars: environment_vars.clone(),
+            execute_command: execute_command.clone(),
+        },
+        ProvisionerDef::SaltMasterless { local_state_tree, local_pillar_roots, skip_bootstrap, bootstrap_args } => {
+            ProvisionerDef::SaltMasterless {
+                local_state_tree: keep_slash(local_state_tree),
+                local_pillar_roots: local_pillar_roots.as_deref().map(keep_slash),
+                skip_bootstrap: *skip_bootstrap,
+                bootstrap_args: bootstrap_args.clone(),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// HCL2
+
+fn str(s: &str) -> Expr {
+    Expr::Str(s.to_owned())
+}
+
+fn map_expr(map: &BTreeMap<String, String>, special: &BTreeMap<&str, Expr>) -> Expr {
+    Expr::Object(
+        map.iter().map(|(k, v)| (k.clone(), special.get(k.as_str()).cloned().unwrap_or_else(|| str(v)))).collect(),
+    )
+}
+
+/// The HCL2 template of one layer, in `packer fmt` style.
+pub fn hcl(cx: &Context<'_>, layer: &Layer) -> String {
+    let commit_ref = Expr::Ref("var.commit".into());
+    let tag_map = tags(cx, layer, String::new(), SOURCE_AMI.into());
+    let tag_exprs = BTreeMap::from([(ami_tags::COMMIT, commit_ref.clone())]);
+    let Filter { filters, owners } = filter(cx, layer);
+
+    let variable = |name: &str, default: &str, description: &str| {
+        Item::Block(
+            Block::new("variable", &[name])
+                .attr("type", Expr::Ref("string".into()))
+                .attr("default", str(default))
+                .attr("description", str(description)),
+        )
+    };
+    let source = Block::new("source", &["amazon-ebs", &layer.id])
+        .attr("region", str(&layer.region))
+        .attr("instance_type", str(&layer.instance_type))
+        .attr("ssh_username", str(&layer.ssh_username))
+        .attr("ami_name", str(&format!("{}-{{{{timestamp}}}}", layer.id)))
+        .attr("ami_description", str(&layer.name))
+        .attr("source_ami", Expr::Ref("var.parent".into()))
+        .blank()
+        .block(
+            Block::new("source_ami_filter", &[])
+                .attr("filters", map_expr(&filters, &BTreeMap::new()))
+                .attr("owners", Expr::List(owners.iter().map(|o| str(o)).collect()))
+                .attr("most_recent", Expr::Bool(true)),
+        )
+        .blank()
+        .attr("tags", map_expr(&tag_map, &tag_exprs))
+        .attr("snapshot_tags", map_expr(&tag_map, &tag_exprs));
+
+    let path_expr = |rel: &str| {
+        let from_template = cx.seen_from_template(rel.trim_end_matches('/'));
+        let slash = if rel.ends_with('/') { "/" } else { "" };
+        Expr::Template(vec![Part::Interp("path.root".into()), Part::Lit(format!("/{from_template}{slash}"))])
+    };
+    let mut build = Block::new("build", &[]).attr("sources", Expr::List(vec![str(&format!("source.amazon-ebs.{}", layer.id))]));
+    for p in &layer.provisioners {
+        let block = match p {
+            ProvisionerDef::File { source, destination } => {
+                Block::new("provisioner", &["file"]).attr("source", path_expr(source)).attr("destination", str(destination))
+            }
+            ProvisionerDef::Shell { inline, scripts, environment_vars, execute_command } => {
+                let mut b = Block::new("provisioner", &["shell"]);
+                if !inline.is_empty() {
+                    b = b.attr("inline", Expr::List(inline.iter().map(|c| str(c)).collect()));
+                }
+                if !scripts.is_empty() {
+                    b = b.attr("scripts", Expr::List(scripts.iter().map(|s| path_expr(s)).collect()));
+                }
+                if !environment_vars.is_empty() {
+                    b = b.attr("environment_vars", Expr::List(environment_vars.iter().map(|v| str(v)).collect()));
+                }
+                if let Some(command) = execute_command {
+                    b = b.attr("execute_command", str(command));
+                }
+                b
+            }
+            ProvisionerDef::SaltMasterless { local_state_tree, local_pillar_roots, skip_bootstrap, bootstrap_args } => {
+                let mut b = Block::new("provisioner", &["salt-masterless"])
+                    .attr("local_state_tree", path_expr(local_state_tree));
+                if let Some(pillar) = local_pillar_roots {
+                    b = b.attr("local_pillar_roots", path_expr(pillar));
+                }
+                if *skip_bootstrap {
+                    b = b.attr("skip_bootstrap", Expr::Bool(true));
+                }
+                if let Some(args) = bootstrap_args {
+                    b = b.attr("bootstrap_args", str(args));
+                }
+                b
+            }
+        };
+        build = build.blank().block(block);
+    }
+    let custom = custom_data(cx, layer, String::new());
+    build = build.blank().block(
+        Block::new("post-processor", &["manifest"])
+            .attr("output", str(MANIFEST))
+            .attr("strip_path", Expr::Bool(true))
+            .attr("custom_data", map_expr(&custom, &BTreeMap::from([("commit", commit_ref)]))),
+    );
+
+    crate::hcl::render(&[
+        Item::Comment(description(cx, layer)),
+        Item::Blank,
+        variable("commit", cx.commit, "Full git commit of the image sources (the Commit tag)."),
+        Item::Blank,
+        variable("parent", "", "AMI id to build from; empty: the newest AMI that matches source_ami_filter."),
+        Item::Blank,
+        Item::Block(source),
+        Item::Blank,
+        Item::Block(build),
+    ])
+}
+
+// ---------------------------------------------------------------------------------
+// Paths
+
+/// `to` relative to `from`, both made absolute against the current directory and
+/// cleaned lexically; `/`-separated, `.` when equal.
+pub fn relative(from: &Path, to: &Path) -> std::io::Result<String> {
+    let from = clean(&std::path::absolute(from)?);
+    let to = clean(&std::path::absolute(to)?);
+    let common = from.iter().zip(to.iter()).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = std::iter::repeat_n("..".to_owned(), from.len() - common).collect();
+    parts.extend(to[common..].iter().cloned());
+    Ok(if parts.is_empty() { ".".into() } else { parts.join("/") })
+}
+
+fn clean(path: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_between_folders() {
+        let r = |a: &str, b: &str| relative(Path::new(a), Path::new(b)).unwrap_or_default();
+        assert_eq!(r("/repo/images/out/web", "/repo/images"), "../..");
+        assert_eq!(r("/repo/images", "/repo/images"), ".");
+        assert_eq!(r("/tmp/x/web", "/repo/images"), "../../../repo/images");
+        assert_eq!(r("/repo/./images/out/../out/web", "/repo/images/"), "../..");
+    }
+}

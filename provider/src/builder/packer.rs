@@ -1,0 +1,303 @@
+//! The Packer builder: runs the configured command (default `packer build`) on the
+//! layer's template with `-var commit=...` and `-var parent=...`, streams Packer's
+//! output into the provider log, and reads the AMI id from the manifest
+//! post-processor's output (the last build of the run, `artifact_id` = `region:ami-id`).
+
+use super::{BuildError, BuildRequest};
+use crate::aws::build::WaitError;
+use serde::Deserialize;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+pub const DEFAULT_COMMAND: &str = "packer build";
+/// Where Packer's manifest post-processor writes when its `output` is not set.
+pub const DEFAULT_MANIFEST: &str = "packer-manifest.json";
+/// How long Packer may clean up after an interrupt before it is killed.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(120);
+/// Lines of Packer's output quoted in an error.
+const TAIL_LINES: usize = 15;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackerSpec {
+    pub template: PathBuf,
+    /// Program and leading arguments, e.g. `["packer", "build"]`.
+    pub command: Vec<String>,
+    /// The manifest file; `None`: as the template's manifest post-processor says.
+    pub manifest: Option<PathBuf>,
+}
+
+/// The program and arguments of a `build.command` string (split on whitespace, no shell).
+pub fn split_command(command: &str) -> Vec<String> {
+    command.split_whitespace().map(str::to_owned).collect()
+}
+
+impl PackerSpec {
+    pub fn read_template(&self) -> Result<Vec<u8>, BuildError> {
+        std::fs::read(&self.template).map_err(|e| BuildError::Template(format!("{}: {e}", self.template.display())))
+    }
+
+    /// The manifest path: configured, else the template's manifest post-processor
+    /// `output`, else Packer's default.
+    pub fn manifest_path(&self) -> Result<PathBuf, BuildError> {
+        if let Some(path) = &self.manifest {
+            return Ok(path.clone());
+        }
+        let template = self.read_template()?;
+        let text = String::from_utf8_lossy(&template);
+        Ok(PathBuf::from(manifest_output(&text).unwrap_or_else(|| DEFAULT_MANIFEST.to_owned())))
+    }
+
+    pub(super) async fn build(
+        &self,
+        ec2: &aws_sdk_ec2::Client,
+        region: &str,
+        request: &BuildRequest,
+    ) -> Result<String, BuildError> {
+        let layer = request.layer.as_str();
+        let manifest = self.manifest_path()?;
+        let previous_run = read_manifest(&manifest).ok().and_then(|m| m.last_run_uuid);
+        let Some((program, leading)) = self.command.split_first() else {
+            return Err(BuildError::Packer("build.command is empty".to_owned()));
+        };
+        request.limits.check(&format!("starting Packer for layer {layer}"))?;
+        let mut command = Command::new(program);
+        command
+            .args(leading)
+            .arg("-color=false")
+            .arg("-var")
+            .arg(format!("commit={}", request.commit))
+            .arg("-var")
+            .arg(format!("parent={}", request.parent.ami_id))
+            .arg(&self.template)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        tracing::info!(layer, command = ?self.command, template = %self.template.display(), parent = %request.parent.ami_id, "running Packer");
+        let mut child = command.spawn().map_err(|e| BuildError::Packer(format!("starting {program:?}: {e}")))?;
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let mut readers = Vec::new();
+        if let Some(stdout) = child.stdout.take() {
+            readers.push(tokio::spawn(stream_lines(stdout, layer.to_owned(), tail.clone())));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            readers.push(tokio::spawn(stream_lines(stderr, layer.to_owned(), tail.clone())));
+        }
+        let limits = &request.limits;
+        let remaining = limits.deadline.saturating_duration_since(std::time::Instant::now());
+        let interrupted = tokio::select! {
+            status = child.wait() => Ok(status),
+            () = limits.stop.cancelled() => Err(WaitError::Cancelled(format!("Packer was building layer {layer}"))),
+            () = tokio::time::sleep(remaining) => Err(WaitError::TimedOut(format!("Packer was building layer {layer}"))),
+        };
+        let status = match interrupted {
+            Ok(status) => status,
+            Err(why) => {
+                interrupt(&mut child).await;
+                return Err(why.into());
+            }
+        };
+        for reader in readers {
+            let _ = reader.await;
+        }
+        let status = status.map_err(|e| BuildError::Packer(format!("waiting for Packer: {e}")))?;
+        if !status.success() {
+            let lines: Vec<String> = tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default();
+            return Err(BuildError::Packer(format!(
+                "{} exited with {status}; its last lines:\n{}",
+                self.command.join(" "),
+                lines.join("\n")
+            )));
+        }
+        let ami = artifact_from_manifest(&manifest, previous_run.as_deref(), region)?;
+        tracing::info!(layer, ami = %ami, manifest = %manifest.display(), "Packer built the image");
+        crate::aws::build::wait_image_available(ec2, &ami, limits).await?;
+        Ok(ami)
+    }
+}
+
+/// Interrupts Packer as Ctrl-C would (it then cleans up its own instance and key),
+/// and kills it if it has not exited after a grace period.
+async fn interrupt(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        tracing::warn!(pid, "interrupting Packer");
+        let _ = Command::new("kill").arg("-INT").arg(pid.to_string()).status().await;
+        if tokio::time::timeout(INTERRUPT_GRACE, child.wait()).await.is_ok() {
+            return;
+        }
+    }
+    let _ = child.kill().await;
+}
+
+async fn stream_lines(
+    reader: impl tokio::io::AsyncRead + Unpin,
+    layer: String,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) {
+    let mut lines = BufReader::new(reader).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!(layer = %layer, "packer: {line}");
+        if let Ok(mut tail) = tail.lock() {
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    }
+}
+
+/// Packer's manifest post-processor output.
+#[derive(Debug, Deserialize)]
+pub struct Manifest {
+    #[serde(default)]
+    pub builds: Vec<ManifestBuild>,
+    pub last_run_uuid: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ManifestBuild {
+    #[serde(default)]
+    pub artifact_id: String,
+    pub packer_run_uuid: Option<String>,
+}
+
+pub fn read_manifest(path: &Path) -> Result<Manifest, BuildError> {
+    let manifest_error = |message: String| BuildError::Manifest { path: path.display().to_string(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| manifest_error(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| manifest_error(e.to_string()))
+}
+
+/// The AMI id of the last build of the newest run in the manifest, in `region`.
+/// `previous_run` is the run the manifest named before the build: finding it again
+/// means Packer recorded nothing.
+pub fn artifact_from_manifest(path: &Path, previous_run: Option<&str>, region: &str) -> Result<String, BuildError> {
+    let manifest_error = |message: String| BuildError::Manifest { path: path.display().to_string(), message };
+    let manifest = read_manifest(path)?;
+    if manifest.last_run_uuid.is_some() && manifest.last_run_uuid.as_deref() == previous_run {
+        return Err(manifest_error(
+            "Packer recorded no new run (last_run_uuid is unchanged); does the template have a manifest \
+             post-processor writing this file?"
+                .to_owned(),
+        ));
+    }
+    let build = manifest
+        .builds
+        .iter()
+        .rev()
+        .find(|b| manifest.last_run_uuid.is_none() || b.packer_run_uuid == manifest.last_run_uuid)
+        .ok_or_else(|| manifest_error("no build of the last run".to_owned()))?;
+    ami_from_artifact(&build.artifact_id, region).ok_or_else(|| {
+        manifest_error(format!("artifact_id {:?} names no AMI in region {region}", build.artifact_id))
+    })
+}
+
+/// `eu-west-1:ami-1` or `eu-west-1:ami-1,us-east-1:ami-2` -> the AMI in `region`.
+pub fn ami_from_artifact(artifact_id: &str, region: &str) -> Option<String> {
+    let pairs: Vec<(&str, &str)> = artifact_id.split(',').filter_map(|p| p.trim().split_once(':')).collect();
+    let pick = pairs.iter().find(|(r, _)| *r == region).or(if pairs.len() == 1 { pairs.first() } else { None });
+    pick.map(|(_, ami)| (*ami).to_owned()).filter(|ami| ami.starts_with("ami-"))
+}
+
+/// The literal `Fingerprint` tag of a template (JSON or HCL2), as `immutable-codegen`
+/// writes it; `None` when the template has none; an error when it has several.
+pub fn template_fingerprint(template: &[u8]) -> Result<Option<String>, String> {
+    let text = String::from_utf8_lossy(template);
+    let mut found: Option<String> = None;
+    for (at, _) in text.match_indices(conventions::ami_tags::FINGERPRINT) {
+        let rest = &text[at + conventions::ami_tags::FINGERPRINT.len()..];
+        let rest = rest.trim_start_matches('"').trim_start();
+        let Some(rest) = rest.strip_prefix('=').or_else(|| rest.strip_prefix(':')) else { continue };
+        let Some(rest) = rest.trim_start().strip_prefix('"') else { continue };
+        let Some(end) = rest.find('"') else { continue };
+        let value = &rest[..end];
+        if value.len() != 64 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        match &found {
+            Some(first) if first != value => {
+                return Err(format!("the template has two Fingerprint tags, {first} and {value}"));
+            }
+            _ => found = Some(value.to_owned()),
+        }
+    }
+    Ok(found)
+}
+
+/// The `output` of the template's manifest post-processor, if the template says.
+pub fn manifest_output(template: &str) -> Option<String> {
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(template) {
+        let post_processors = json.get("post-processors")?.as_array()?;
+        // Entries are post-processors, or arrays of them (a sequence).
+        return post_processors
+            .iter()
+            .flat_map(|p| p.as_array().cloned().unwrap_or_else(|| vec![p.clone()]))
+            .find(|p| p.get("type").and_then(|t| t.as_str()) == Some("manifest"))
+            .and_then(|p| p.get("output").and_then(|o| o.as_str()).map(str::to_owned));
+    }
+    // HCL2: post-processor "manifest" { output = "..." }
+    let at = template.find("post-processor \"manifest\"")?;
+    let block = &template[at..];
+    let block = &block[..block.find('}').unwrap_or(block.len())];
+    let line = block.lines().find(|l| l.trim_start().starts_with("output"))?;
+    let value = line.split_once('=')?.1.trim();
+    Some(value.trim_matches('"').to_owned()).filter(|v| !v.is_empty() && !v.contains("${"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FP: &str = "5736a4ecb4d1114b73a8df798dddce6fe381a25d5cbbbc213b4e30d87183acab";
+
+    #[test]
+    fn fingerprint_is_read_from_json_and_hcl_templates() {
+        let json = format!(r#"{{"builders":[{{"tags":{{"Layer":"web","Fingerprint": "{FP}"}}}}]}}"#);
+        assert_eq!(template_fingerprint(json.as_bytes()), Ok(Some(FP.to_owned())));
+        let hcl = format!("source \"amazon-ebs\" \"web\" {{\n  tags = {{\n    Fingerprint = \"{FP}\"\n  }}\n}}\n");
+        assert_eq!(template_fingerprint(hcl.as_bytes()), Ok(Some(FP.to_owned())));
+        assert_eq!(template_fingerprint(br#"{"tags":{"Fingerprint":"{{user `fp`}}"}}"#), Ok(None));
+        let two = format!(r#"Fingerprint = "{FP}" Fingerprint = "{}""#, "0".repeat(64));
+        assert!(template_fingerprint(two.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn manifest_output_from_json_and_hcl() {
+        let json = r#"{"post-processors":[[{"type":"shell-local"},{"type":"manifest","output":"out/m.json"}]]}"#;
+        assert_eq!(manifest_output(json).as_deref(), Some("out/m.json"));
+        assert_eq!(manifest_output(r#"{"post-processors":[{"type":"manifest"}]}"#), None);
+        let hcl = "build {\n  post-processor \"manifest\" {\n    output     = \"m.json\"\n    strip_path = true\n  }\n}\n";
+        assert_eq!(manifest_output(hcl).as_deref(), Some("m.json"));
+    }
+
+    #[test]
+    fn artifact_ids_name_the_region() {
+        assert_eq!(ami_from_artifact("eu-west-1:ami-1", "eu-west-1").as_deref(), Some("ami-1"));
+        assert_eq!(ami_from_artifact("us-east-1:ami-2,eu-west-1:ami-1", "eu-west-1").as_deref(), Some("ami-1"));
+        assert_eq!(ami_from_artifact("us-east-1:ami-2,us-west-2:ami-3", "eu-west-1"), None);
+        assert_eq!(ami_from_artifact("us-east-1:ami-2", "eu-west-1").as_deref(), Some("ami-2"));
+        assert_eq!(ami_from_artifact("nonsense", "eu-west-1"), None);
+    }
+
+    #[test]
+    fn the_last_build_of_the_last_run_wins() {
+        let dir = std::env::temp_dir().join(format!("immutable-manifest-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("manifest.json");
+        let manifest = r#"{
+  "builds": [
+    {"name": "a", "builder_type": "amazon-ebs", "build_time": 1, "files": null, "artifact_id": "eu-west-1:ami-old", "packer_run_uuid": "run-1", "custom_data": null},
+    {"name": "a", "builder_type": "amazon-ebs", "build_time": 2, "files": null, "artifact_id": "eu-west-1:ami-new", "packer_run_uuid": "run-2", "custom_data": null}
+  ],
+  "last_run_uuid": "run-2"
+}"#;
+        std::fs::write(&path, manifest).expect("write manifest");
+        assert_eq!(artifact_from_manifest(&path, Some("run-1"), "eu-west-1").ok().as_deref(), Some("ami-new"));
+        assert!(matches!(artifact_from_manifest(&path, Some("run-2"), "eu-west-1"), Err(BuildError::Manifest { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,6 @@
+//! Blue/green rollout: a pure state machine ([`machine`]) that decides, and a small
+//! async runner ([`runner`]) that performs the AWS calls it asks for and reports
+//! what it observed.
+
+pub mod machine;
+pub mod runner;

@@ -1,0 +1,357 @@
+//! Drives a [`Rollout`] with real AWS calls. Polls are quick when AWS is quick and
+//! back off when it is slow; every wait also watches Terraform's stop and the deadline.
+
+use super::machine::{Action, Blue, FleetState, Observation, Outcome, Rollout, Settings};
+use crate::aws::{AwsError, Clients, elb, fleet};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tfplugin::provider::Context;
+use tokio::time::Instant;
+
+/// Poll intervals: the first poll is immediate, then 250 ms growing by half up to 3 s.
+/// A real rollout notices health within a few seconds, and one rollout stays well
+/// under EC2's DescribeSpotFleetRequests refill rate (3 per second per account).
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    next: Duration,
+    first: bool,
+}
+
+impl Backoff {
+    const START: Duration = Duration::from_millis(250);
+    const MAX: Duration = Duration::from_secs(3);
+
+    pub fn new() -> Self {
+        Self { next: Self::START, first: true }
+    }
+
+    pub fn next_delay(&mut self) -> Duration {
+        if std::mem::take(&mut self.first) {
+            return Duration::ZERO;
+        }
+        let delay = self.next;
+        self.next = (self.next * 3 / 2).min(Self::MAX);
+        delay
+    }
+
+    pub fn reset(&mut self) {
+        *self = Self::new();
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+enum Woken {
+    Elapsed,
+    Stopped,
+    Deadline,
+}
+
+async fn wait(delay: Duration, ctx: &Context, deadline: Instant) -> Woken {
+    if ctx.is_stopped() {
+        return Woken::Stopped;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => Woken::Elapsed,
+        _ = ctx.stop.cancelled() => Woken::Stopped,
+        _ = tokio::time::sleep_until(deadline) => Woken::Deadline,
+    }
+}
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct RunResult {
+    pub outcome: Outcome,
+    /// Launch template of the serving fleet's generation.
+    pub green_template: Option<String>,
+    /// Problems after the outcome was decided (e.g. a fleet that could not be
+    /// cancelled), for the user to see.
+    pub cleanup_errors: Vec<String>,
+}
+
+pub struct Runner<'a> {
+    pub clients: &'a Clients,
+    pub ctx: &'a Context,
+    pub spec: &'a fleet::FleetSpec,
+    /// Health deadline (the rollout rolls back when it passes before green is healthy).
+    pub deadline: Instant,
+}
+
+impl Runner<'_> {
+    /// Runs the rollout to its end.
+    pub async fn run(&self, settings: Settings, blue: Option<Blue>) -> RunResult {
+        let app = &self.spec.app;
+        let mut rollout = Rollout::new(settings.clone(), blue.clone());
+        let mut backoff = Backoff::new();
+        let mut green_template: Option<String> = None;
+        let mut cleanup_errors = Vec::new();
+        let mut stop_seen = false;
+        let mut deadline_seen = false;
+        let mut last_progress = String::new();
+        let mut attempts = 0u32;
+        loop {
+            if !stop_seen && self.ctx.is_stopped() {
+                stop_seen = true;
+                tracing::warn!(app = %app, "stop requested during {}", rollout.phase_name());
+                rollout.observe(Observation::StopRequested);
+            }
+            if !deadline_seen && Instant::now() >= self.deadline && !rollout.green_is_healthy() {
+                deadline_seen = true;
+                tracing::warn!(app = %app, "health deadline passed during {}", rollout.phase_name());
+                rollout.observe(Observation::DeadlinePassed);
+            }
+            let action = rollout.next_action();
+            let result: Result<Option<Observation>, AwsError> = match &action {
+                Action::Finish(outcome) => {
+                    match outcome {
+                        Outcome::Switched { fleet_id, instances } => {
+                            tracing::info!(app = %app, "green fleet {fleet_id} serves with {} instances", instances.len());
+                        }
+                        Outcome::RolledBack { failure } => {
+                            tracing::warn!(app = %app, "rolled back: {failure}");
+                            if let Some(template) = green_template.take()
+                                && let Err(e) =
+                                    fleet::delete_launch_template(&self.clients.ec2, &template).await
+                            {
+                                cleanup_errors.push(e.to_string());
+                            }
+                        }
+                    }
+                    return RunResult { outcome: outcome.clone(), green_template, cleanup_errors };
+                }
+                Action::RequestGreen => self.request_green(&mut green_template).await.map(Some),
+                Action::PollGreen { fleet_id } => {
+                    match wait(backoff.next_delay(), self.ctx, self.poll_deadline(&rollout)).await {
+                        Woken::Elapsed => self.poll_green(fleet_id, &mut last_progress).await.map(Some),
+                        _ => Ok(None),
+                    }
+                }
+                Action::Register { instances } => self.register(instances).await.map(|()| {
+                    backoff.reset();
+                    Some(Observation::Registered)
+                }),
+                Action::PollHealth { fleet_id } => {
+                    match wait(backoff.next_delay(), self.ctx, self.poll_deadline(&rollout)).await {
+                        Woken::Elapsed => {
+                            self.poll_health(fleet_id, &settings, &mut last_progress).await.map(Some)
+                        }
+                        _ => Ok(None),
+                    }
+                }
+                Action::Deregister { instances } => {
+                    let which = if blue.as_ref().is_some_and(|b| &b.instances == instances) {
+                        "blue"
+                    } else {
+                        "green"
+                    };
+                    tracing::info!(app = %app, "draining {which}: deregistering {} instances", instances.len());
+                    self.deregister(instances).await.map(|()| Some(Observation::Deregistered))
+                }
+                Action::WaitDrain(limit) => {
+                    let instances = blue.as_ref().map(|b| b.instances.clone()).unwrap_or_default();
+                    Ok(self.wait_drained(&instances, *limit).await)
+                }
+                Action::Cancel { fleet_id } => {
+                    let which =
+                        if blue.as_ref().is_some_and(|b| &b.fleet_id == fleet_id) { "blue" } else { "green" };
+                    tracing::info!(app = %app, "cancelling {which} fleet {fleet_id} and terminating its instances");
+                    fleet::cancel_fleet(&self.clients.ec2, fleet_id)
+                        .await
+                        .map(|()| Some(Observation::Cancelled { fleet_id: fleet_id.clone() }))
+                }
+            };
+            match result {
+                Ok(Some(observation)) => {
+                    attempts = 0;
+                    rollout.observe(observation);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    attempts += 1;
+                    tracing::warn!(app = %app, "{error} (attempt {attempts})");
+                    if !rollout.green_is_healthy()
+                        && !matches!(action, Action::Cancel { .. } | Action::Deregister { .. })
+                    {
+                        rollout.observe(Observation::Failed { reason: error.to_string() });
+                    } else if attempts >= 5 {
+                        // Cleanup that keeps failing: report it rather than loop forever.
+                        cleanup_errors.push(format!("{error}; finish this by hand"));
+                        return RunResult {
+                            outcome: give_up(&rollout, &action, error),
+                            green_template,
+                            cleanup_errors,
+                        };
+                    } else {
+                        let _ = wait(Duration::from_millis(500) * attempts, self.ctx, far_future()).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Polls stop at the health deadline until green is healthy; after that only
+    /// stop interrupts them.
+    fn poll_deadline(&self, rollout: &Rollout) -> Instant {
+        if rollout.green_is_healthy() { far_future() } else { self.deadline }
+    }
+
+    async fn request_green(&self, template: &mut Option<String>) -> Result<Observation, AwsError> {
+        let spec = self.spec;
+        if let Some(existing) =
+            fleet::find_fleet_by_tags(&self.clients.ec2, &spec.app, spec.generation).await?
+        {
+            tracing::info!(app = %spec.app, "adopting fleet {} of generation {} left by an interrupted run", existing.id, spec.generation);
+            *template = existing.launch_template_id.clone();
+            return Ok(Observation::GreenRequested { fleet_id: existing.id });
+        }
+        let template_id = fleet::ensure_launch_template(&self.clients.ec2, spec).await?;
+        *template = Some(template_id.clone());
+        match fleet::request_fleet(&self.clients.ec2, spec, &template_id).await {
+            Ok(fleet_id) => {
+                tracing::info!(app = %spec.app, "requested green fleet {fleet_id} (generation {}, {} x {})",
+                    spec.generation, spec.target_capacity, spec.instance_types.join("/"));
+                Ok(Observation::GreenRequested { fleet_id })
+            }
+            Err(e) => Ok(Observation::RequestFailed { reason: e.to_string() }),
+        }
+    }
+
+    async fn poll_green(&self, fleet_id: &str, last: &mut String) -> Result<Observation, AwsError> {
+        let ec2 = &self.clients.ec2;
+        let Some(fleet) = fleet::find_fleet(ec2, fleet_id).await? else {
+            return Ok(Observation::GreenStatus {
+                state: FleetState::Closed,
+                instances: vec![],
+                fulfilled: false,
+                error: None,
+            });
+        };
+        if !fleet.is_open() {
+            return Ok(Observation::GreenStatus {
+                state: FleetState::Closed,
+                instances: vec![],
+                fulfilled: false,
+                error: None,
+            });
+        }
+        let error = fleet::fleet_error(ec2, &fleet).await?;
+        let instances = fleet::fleet_instances(ec2, fleet_id).await?;
+        let target = usize::try_from(fleet.target_capacity).unwrap_or(usize::MAX);
+        let fulfilled = instances.len() >= target && fleet.activity.as_deref() != Some("pending_fulfillment");
+        progress(last, format!("green fleet {fleet_id} fulfilled {}/{target}", instances.len().min(target)));
+        Ok(Observation::GreenStatus { state: FleetState::Open, instances, fulfilled, error })
+    }
+
+    /// Registers instances the fleet's load balancer config did not register.
+    async fn register(&self, instances: &[String]) -> Result<(), AwsError> {
+        for group in &self.spec.target_group_arns {
+            let registered = elb::target_health(&self.clients.elbv2, group, None).await?;
+            let missing: Vec<String> = instances
+                .iter()
+                .filter(|i| !registered.iter().any(|t| &t.instance_id == *i && t.state != "draining"))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                tracing::info!(app = %self.spec.app, "registering {} instances in tg {}", missing.len(), elb::short(group));
+                elb::register(&self.clients.elbv2, group, &missing).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn deregister(&self, instances: &[String]) -> Result<(), AwsError> {
+        for group in &self.spec.target_group_arns {
+            elb::deregister(&self.clients.elbv2, group, instances).await?;
+        }
+        Ok(())
+    }
+
+    async fn poll_health(
+        &self,
+        fleet_id: &str,
+        settings: &Settings,
+        last: &mut String,
+    ) -> Result<Observation, AwsError> {
+        let ec2 = &self.clients.ec2;
+        match fleet::find_fleet(ec2, fleet_id).await? {
+            Some(f) if f.is_open() => {}
+            _ => {
+                return Ok(Observation::GreenStatus {
+                    state: FleetState::Closed,
+                    instances: vec![],
+                    fulfilled: false,
+                    error: None,
+                });
+            }
+        }
+        let instances = fleet::fleet_instances(ec2, fleet_id).await?;
+        let mut by_group = BTreeMap::new();
+        let mut summary = Vec::new();
+        for group in &settings.target_groups {
+            let health = elb::target_health(&self.clients.elbv2, group, Some(&instances)).await?;
+            let healthy = health.iter().filter(|t| t.is_healthy()).count();
+            summary.push(format!("healthy {healthy}/{} in tg {}", instances.len(), elb::short(group)));
+            by_group.insert(group.clone(), health);
+        }
+        progress(last, summary.join(", "));
+        Ok(Observation::Health { instances, by_group })
+    }
+
+    /// Waits until no blue target is still draining, or `limit`.
+    async fn wait_drained(&self, instances: &[String], limit: Duration) -> Option<Observation> {
+        let until = Instant::now() + limit;
+        let mut backoff = Backoff::new();
+        loop {
+            match wait(backoff.next_delay(), self.ctx, until).await {
+                Woken::Stopped => return Some(Observation::StopRequested),
+                Woken::Deadline => return Some(Observation::DrainDone),
+                Woken::Elapsed => {}
+            }
+            let mut draining = false;
+            for group in &self.spec.target_group_arns {
+                match elb::target_health(&self.clients.elbv2, group, None).await {
+                    Ok(health) => {
+                        draining |= health
+                            .iter()
+                            .any(|t| instances.contains(&t.instance_id) && t.state == "draining");
+                    }
+                    Err(e) => {
+                        tracing::debug!("{e}");
+                        draining = true;
+                    }
+                }
+            }
+            if !draining {
+                return Some(Observation::DrainDone);
+            }
+        }
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+fn progress(last: &mut String, now: String) {
+    if *last != now {
+        tracing::info!("{now}");
+        *last = now;
+    }
+}
+
+/// The outcome to report when cleanup cannot finish: say what serves.
+fn give_up(rollout: &Rollout, action: &Action, error: AwsError) -> Outcome {
+    let _ = action;
+    if rollout.green_is_healthy() {
+        Outcome::Switched {
+            fleet_id: rollout.green_fleet().unwrap_or_default().to_owned(),
+            instances: Vec::new(),
+        }
+    } else {
+        Outcome::RolledBack { failure: super::machine::Failure::Aws(error.to_string()) }
+    }
+}
