@@ -144,7 +144,8 @@ fn locate_in_table(table: &DeTable<'_>, path: &[Seg]) -> Option<usize> {
     let Seg::Key(name) = first else { return None };
     let (key, value) = table.iter().find(|(k, _)| k.get_ref() == name)?;
     if rest.is_empty() {
-        return Some(value_start(key, value));
+        // At the key, so the line is the one a person reads as `key = value`.
+        return Some(key.span().start);
     }
     locate_in_value(value, rest).or(Some(key.span().start))
 }
@@ -161,12 +162,6 @@ fn locate_in_value(value: &Spanned<DeValue<'_>>, path: &[Seg]) -> Option<usize> 
     }
 }
 
-/// Where a key's value is shown: at the key for scalars and inline values, so the
-/// line is the one a person reads as `key = value`.
-fn value_start(key: &Spanned<std::borrow::Cow<'_, str>>, _value: &Spanned<DeValue<'_>>) -> usize {
-    key.span().start
-}
-
 /// Where an array element starts. A `[[table]]` element's own span may be empty, so
 /// fall back to its first key.
 fn item_start(item: &Spanned<DeValue<'_>>) -> usize {
@@ -179,7 +174,12 @@ fn item_start(item: &Spanned<DeValue<'_>>) -> usize {
 }
 
 /// The deepest key path whose key or value span contains `span.start`.
-fn innermost(table: &Spanned<DeTable<'_>>, span: &Range<usize>, here: &mut KeyPath, best: &mut (usize, KeyPath)) {
+fn innermost(
+    table: &Spanned<DeTable<'_>>,
+    span: &Range<usize>,
+    here: &mut KeyPath,
+    best: &mut (usize, KeyPath),
+) {
     walk_table(table.get_ref(), span.start, here, best);
 }
 
@@ -230,9 +230,10 @@ fn syntax_error_key(text: &str, offset: usize) -> String {
     if trimmed.starts_with('[') {
         return trimmed.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
     }
-    let key = trimmed.split_once('=').map(|(k, _)| k.trim()).filter(|k| {
-        !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_.\"' ".contains(c))
-    });
+    let key = trimmed
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_.\"' ".contains(c)));
     match (header, key) {
         (Some(h), Some(k)) => format!("{h}.{k}"),
         (None, Some(k)) => k.to_owned(),

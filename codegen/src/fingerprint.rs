@@ -3,9 +3,9 @@
 //! relative to the layers file, chained through the parent's fingerprint. Nothing
 //! depends on where the checkout is, on file times or on the commit.
 
+use crate::Error;
 use crate::layers::{Layer, Layers};
 use crate::model::ProvisionerDef;
-use crate::Error;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -58,11 +58,19 @@ pub fn provisioned_paths(p: &ProvisionerDef) -> Vec<&str> {
     }
 }
 
-fn add_path(dir: &Path, rel: &str, inputs: &mut BTreeMap<String, Vec<u8>>, depth: usize) -> Result<(), Error> {
+fn add_path(
+    dir: &Path,
+    rel: &str,
+    inputs: &mut BTreeMap<String, Vec<u8>>,
+    depth: usize,
+) -> Result<(), Error> {
     let full = dir.join(rel);
     let io = |e: std::io::Error| Error::Io { path: full.clone(), source: e };
     if depth > 64 {
-        return Err(Error::Io { path: full.clone(), source: std::io::Error::other("directories nested too deep (a symlink loop?)") });
+        return Err(Error::Io {
+            path: full.clone(),
+            source: std::io::Error::other("directories nested too deep (a symlink loop?)"),
+        });
     }
     let meta = std::fs::metadata(&full).map_err(io)?;
     if meta.is_dir() {

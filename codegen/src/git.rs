@@ -23,7 +23,9 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, Error> {
 /// `git rev-parse HEAD` of the repository holding `dir`.
 pub fn head_commit(dir: &Path) -> Result<String, Error> {
     git(dir, &["rev-parse", "--verify", "HEAD^{commit}"]).map_err(|e| {
-        Error::Git(format!("no commit for the image sources (pass --commit, or run inside a git repository): {e}"))
+        Error::Git(format!(
+            "no commit for the image sources (pass --commit, or run inside a git repository): {e}"
+        ))
     })
 }
 
@@ -42,7 +44,12 @@ pub fn snapshot(file: &Path, rev: &str) -> Result<Snapshot, Error> {
         _ => PathBuf::from("."),
     };
     let commit = git(&dir, &["rev-parse", "--verify", "--end-of-options", &format!("{rev}^{{commit}}")])
-        .map_err(|_| Error::Usage(format!("--changed-since {rev:?}: not a commit of the repository holding {}", file.display())))?;
+        .map_err(|_| {
+            Error::Usage(format!(
+                "--changed-since {rev:?}: not a commit of the repository holding {}",
+                file.display()
+            ))
+        })?;
     let prefix = git(&dir, &["rev-parse", "--show-prefix"])?;
     let name = file.file_name().ok_or_else(|| Error::Usage(format!("{} is not a file", file.display())))?;
     let in_repo = Path::new(&prefix).join(name);

@@ -41,7 +41,11 @@ pub struct Block {
 
 impl Block {
     pub fn new(kind: &str, labels: &[&str]) -> Self {
-        Block { kind: kind.to_owned(), labels: labels.iter().map(|l| (*l).to_owned()).collect(), body: Vec::new() }
+        Block {
+            kind: kind.to_owned(),
+            labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+            body: Vec::new(),
+        }
     }
     pub fn attr(mut self, key: &str, value: Expr) -> Self {
         self.body.push(Item::Attr(key.to_owned(), value));
@@ -192,7 +196,8 @@ fn expr(value: &Expr, depth: usize, out: &mut String) {
         Expr::Object(entries) if entries.is_empty() => out.push_str("{}"),
         Expr::Object(entries) => {
             out.push_str("{\n");
-            let items: Vec<Item> = entries.iter().map(|(k, v)| Item::Attr(object_key(k), v.clone())).collect();
+            let items: Vec<Item> =
+                entries.iter().map(|(k, v)| Item::Attr(object_key(k), v.clone())).collect();
             body(&items, depth + 1, out);
             indent(out, depth);
             out.push('}');
@@ -252,7 +257,10 @@ mod tests {
             "x".into(),
             Expr::Object(vec![
                 ("tag:Layer".into(), Expr::Str("a\"b\\c ${d} %{e} $f".into())),
-                ("ok_key".into(), Expr::Template(vec![Part::Interp("path.root".into()), Part::Lit("/a".into())])),
+                (
+                    "ok_key".into(),
+                    Expr::Template(vec![Part::Interp("path.root".into()), Part::Lit("/a".into())]),
+                ),
             ]),
         )]);
         assert_eq!(

@@ -34,7 +34,7 @@ pub struct Layer {
     pub tags: BTreeMap<String, String>,
     /// Provisioners, their paths normalised (relative, `/`-separated).
     pub provisioners: Vec<ProvisionerDef>,
-    /// Position in the file, for messages.
+    /// Distance from the root layer (0 for a root).
     #[serde(skip)]
     pub depth: usize,
 }
@@ -130,9 +130,7 @@ impl Checker<'_> {
 
         let mut resolved = Vec::new();
         for (i, layer) in def.layers.iter().enumerate() {
-            if let Some(l) = self.layer(i, layer, def, &first_seen) {
-                resolved.push(l);
-            }
+            resolved.push(self.layer(i, layer, def, &first_seen));
         }
         self.cycles(def, &first_seen);
         if !self.problems.is_empty() {
@@ -146,18 +144,15 @@ impl Checker<'_> {
         (d.line, d.column)
     }
 
-    fn layer(
-        &mut self,
-        i: usize,
-        layer: &LayerDef,
-        def: &LayersFile,
-        ids: &HashMap<&str, usize>,
-    ) -> Option<Layer> {
+    fn layer(&mut self, i: usize, layer: &LayerDef, def: &LayersFile, ids: &HashMap<&str, usize>) -> Layer {
         let at = KeyPath::layer(i);
         match (&layer.parent, &layer.source) {
             (Some(_), Some(_)) => self.problem(
                 &at.clone().key("source"),
-                format!("layer {:?} has both `parent` and `source`: a child layer is built from its parent", layer.id),
+                format!(
+                    "layer {:?} has both `parent` and `source`: a child layer is built from its parent",
+                    layer.id
+                ),
             ),
             (None, None) => self.problem(
                 &at.clone().key("id"),
@@ -176,7 +171,10 @@ impl Checker<'_> {
                 _ => {
                     self.problem(
                         &at.clone().key("id"),
-                        format!("layer {:?} has no {key}: set `{key}` on the layer or in [defaults]", layer.id),
+                        format!(
+                            "layer {:?} has no {key}: set `{key}` on the layer or in [defaults]",
+                            layer.id
+                        ),
                     );
                     String::new()
                 }
@@ -195,7 +193,7 @@ impl Checker<'_> {
             .enumerate()
             .map(|(n, p)| self.provisioner(&at.clone().key("provisioner").index(n), p))
             .collect();
-        Some(Layer {
+        Layer {
             id: layer.id.clone(),
             name: layer.name.clone().unwrap_or_else(|| layer.id.clone()),
             parent: layer.parent.clone(),
@@ -206,7 +204,7 @@ impl Checker<'_> {
             tags,
             provisioners,
             depth: 0,
-        })
+        }
     }
 
     fn source_filter(&mut self, at: &KeyPath, source: &SourceDef) {
@@ -225,7 +223,10 @@ impl Checker<'_> {
             if RESERVED_TAGS.contains(&key.as_str()) {
                 self.problem(&here, format!("tag {key:?} is written by immutable-codegen and cannot be set"));
             } else if key.to_ascii_lowercase().starts_with("aws:") {
-                self.problem(&here, format!("tag keys starting with \"aws:\" are reserved by AWS, not {key:?}"));
+                self.problem(
+                    &here,
+                    format!("tag keys starting with \"aws:\" are reserved by AWS, not {key:?}"),
+                );
             } else if key.is_empty() || key.chars().count() > 128 {
                 self.problem(&here, "tag keys have 1 to 128 characters");
             } else if value.chars().count() > 256 {
@@ -245,7 +246,10 @@ impl Checker<'_> {
             }
             ProvisionerDef::Shell { inline, scripts, environment_vars, execute_command } => {
                 if inline.is_empty() == scripts.is_empty() {
-                    self.problem(&at.clone().key("type"), "a shell provisioner has either `inline` or `scripts`");
+                    self.problem(
+                        &at.clone().key("type"),
+                        "a shell provisioner has either `inline` or `scripts`",
+                    );
                 }
                 for (n, var) in environment_vars.iter().enumerate() {
                     if !var.contains('=') {
@@ -267,16 +271,19 @@ impl Checker<'_> {
                     execute_command: execute_command.clone(),
                 }
             }
-            ProvisionerDef::SaltMasterless { local_state_tree, local_pillar_roots, skip_bootstrap, bootstrap_args } => {
-                ProvisionerDef::SaltMasterless {
-                    local_state_tree: self.path(&at.clone().key("local_state_tree"), local_state_tree, Kind::Dir),
-                    local_pillar_roots: local_pillar_roots
-                        .as_ref()
-                        .map(|p| self.path(&at.clone().key("local_pillar_roots"), p, Kind::Dir)),
-                    skip_bootstrap: *skip_bootstrap,
-                    bootstrap_args: bootstrap_args.clone(),
-                }
-            }
+            ProvisionerDef::SaltMasterless {
+                local_state_tree,
+                local_pillar_roots,
+                skip_bootstrap,
+                bootstrap_args,
+            } => ProvisionerDef::SaltMasterless {
+                local_state_tree: self.path(&at.clone().key("local_state_tree"), local_state_tree, Kind::Dir),
+                local_pillar_roots: local_pillar_roots
+                    .as_ref()
+                    .map(|p| self.path(&at.clone().key("local_pillar_roots"), p, Kind::Dir)),
+                skip_bootstrap: *skip_bootstrap,
+                bootstrap_args: bootstrap_args.clone(),
+            },
         }
     }
 
@@ -291,7 +298,9 @@ impl Checker<'_> {
         };
         let on_disk = self.dir.join(&normal);
         match (std::fs::metadata(&on_disk), kind) {
-            (Err(_), _) => self.problem(at, format!("provisioned file {raw:?} does not exist ({})", on_disk.display())),
+            (Err(_), _) => {
+                self.problem(at, format!("provisioned file {raw:?} does not exist ({})", on_disk.display()))
+            }
             (Ok(m), Kind::File) if !m.is_file() => self.problem(at, format!("{raw:?} is not a file")),
             (Ok(m), Kind::Dir) if !m.is_dir() => self.problem(at, format!("{raw:?} is not a directory")),
             _ => {}

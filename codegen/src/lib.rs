@@ -77,7 +77,12 @@ pub struct GeneratedFile {
 
 /// Renders every layer's template for the output folder `out_dir` (paths to
 /// provisioned files are written relative to each template).
-pub fn generate(layers: &Layers, format: Format, commit: &Commit, out_dir: &Path) -> Result<Vec<GeneratedFile>, Error> {
+pub fn generate(
+    layers: &Layers,
+    format: Format,
+    commit: &Commit,
+    out_dir: &Path,
+) -> Result<Vec<GeneratedFile>, Error> {
     if let Commit::Given(c) = commit
         && !conventions::is_full_commit(c)
     {
@@ -95,7 +100,8 @@ pub fn generate(layers: &Layers, format: Format, commit: &Commit, out_dir: &Path
     for layer in &layers.layers {
         let path = packer::template_path(&layer.id, format);
         let template_dir = out_dir.join(&layer.id);
-        let up = packer::relative(&template_dir, &layers.dir).map_err(|e| Error::Io { path: template_dir, source: e })?;
+        let up = packer::relative(&template_dir, &layers.dir)
+            .map_err(|e| Error::Io { path: template_dir, source: e })?;
         let commit = match commit {
             Commit::Given(c) => c.clone(),
             Commit::Head => head_commit()?,
@@ -139,7 +145,8 @@ pub fn write(out_dir: &Path, files: &[GeneratedFile]) -> Result<(), Error> {
             continue;
         }
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::Io { path: parent.to_path_buf(), source: e })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::Io { path: parent.to_path_buf(), source: e })?;
         }
         std::fs::write(&path, &file.text).map_err(|e| Error::Io { path: path.clone(), source: e })?;
     }
@@ -159,7 +166,9 @@ impl std::fmt::Display for Difference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Difference::Missing(p) => write!(f, "{}: missing", p.display()),
-            Difference::Differs(p) => write!(f, "{}: differs from what the layers file generates", p.display()),
+            Difference::Differs(p) => {
+                write!(f, "{}: differs from what the layers file generates", p.display())
+            }
             Difference::Stale(p) => write!(f, "{}: no such layer in the layers file any more", p.display()),
         }
     }

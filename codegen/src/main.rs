@@ -123,7 +123,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&codegen::model::json_schema()).context("encoding the schema")?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&codegen::model::json_schema())
+                    .context("encoding the schema")?
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -65,7 +65,10 @@ impl Context<'_> {
     }
 
     fn file_name(&self) -> String {
-        self.layers.file.file_name().map_or_else(|| "layers.toml".into(), |n| n.to_string_lossy().into_owned())
+        self.layers
+            .file
+            .file_name()
+            .map_or_else(|| "layers.toml".into(), |n| n.to_string_lossy().into_owned())
     }
 }
 
@@ -232,20 +235,25 @@ fn with_paths(p: &ProvisionerDef, map: impl Fn(&str) -> String) -> ProvisionerDe
         ProvisionerDef::File { source, destination } => {
             ProvisionerDef::File { source: keep_slash(source), destination: destination.clone() }
         }
-        ProvisionerDef::Shell { inline, scripts, environment_vars, execute_command } => ProvisionerDef::Shell {
-            inline: inline.clone(),
-            scripts: scripts.iter().map(|s| keep_slash(s)).collect(),
-            environment_vars: environment_vars.clone(),
-            execute_command: execute_command.clone(),
-        },
-        ProvisionerDef::SaltMasterless { local_state_tree, local_pillar_roots, skip_bootstrap, bootstrap_args } => {
-            ProvisionerDef::SaltMasterless {
-                local_state_tree: keep_slash(local_state_tree),
-                local_pillar_roots: local_pillar_roots.as_deref().map(keep_slash),
-                skip_bootstrap: *skip_bootstrap,
-                bootstrap_args: bootstrap_args.clone(),
+        ProvisionerDef::Shell { inline, scripts, environment_vars, execute_command } => {
+            ProvisionerDef::Shell {
+                inline: inline.clone(),
+                scripts: scripts.iter().map(|s| keep_slash(s)).collect(),
+                environment_vars: environment_vars.clone(),
+                execute_command: execute_command.clone(),
             }
         }
+        ProvisionerDef::SaltMasterless {
+            local_state_tree,
+            local_pillar_roots,
+            skip_bootstrap,
+            bootstrap_args,
+        } => ProvisionerDef::SaltMasterless {
+            local_state_tree: keep_slash(local_state_tree),
+            local_pillar_roots: local_pillar_roots.as_deref().map(keep_slash),
+            skip_bootstrap: *skip_bootstrap,
+            bootstrap_args: bootstrap_args.clone(),
+        },
     }
 }
 
@@ -258,7 +266,9 @@ fn str(s: &str) -> Expr {
 
 fn map_expr(map: &BTreeMap<String, String>, special: &BTreeMap<&str, Expr>) -> Expr {
     Expr::Object(
-        map.iter().map(|(k, v)| (k.clone(), special.get(k.as_str()).cloned().unwrap_or_else(|| str(v)))).collect(),
+        map.iter()
+            .map(|(k, v)| (k.clone(), special.get(k.as_str()).cloned().unwrap_or_else(|| str(v))))
+            .collect(),
     )
 }
 
@@ -300,12 +310,13 @@ pub fn hcl(cx: &Context<'_>, layer: &Layer) -> String {
         let slash = if rel.ends_with('/') { "/" } else { "" };
         Expr::Template(vec![Part::Interp("path.root".into()), Part::Lit(format!("/{from_template}{slash}"))])
     };
-    let mut build = Block::new("build", &[]).attr("sources", Expr::List(vec![str(&format!("source.amazon-ebs.{}", layer.id))]));
+    let mut build = Block::new("build", &[])
+        .attr("sources", Expr::List(vec![str(&format!("source.amazon-ebs.{}", layer.id))]));
     for p in &layer.provisioners {
         let block = match p {
-            ProvisionerDef::File { source, destination } => {
-                Block::new("provisioner", &["file"]).attr("source", path_expr(source)).attr("destination", str(destination))
-            }
+            ProvisionerDef::File { source, destination } => Block::new("provisioner", &["file"])
+                .attr("source", path_expr(source))
+                .attr("destination", str(destination)),
             ProvisionerDef::Shell { inline, scripts, environment_vars, execute_command } => {
                 let mut b = Block::new("provisioner", &["shell"]);
                 if !inline.is_empty() {
@@ -315,14 +326,22 @@ pub fn hcl(cx: &Context<'_>, layer: &Layer) -> String {
                     b = b.attr("scripts", Expr::List(scripts.iter().map(|s| path_expr(s)).collect()));
                 }
                 if !environment_vars.is_empty() {
-                    b = b.attr("environment_vars", Expr::List(environment_vars.iter().map(|v| str(v)).collect()));
+                    b = b.attr(
+                        "environment_vars",
+                        Expr::List(environment_vars.iter().map(|v| str(v)).collect()),
+                    );
                 }
                 if let Some(command) = execute_command {
                     b = b.attr("execute_command", str(command));
                 }
                 b
             }
-            ProvisionerDef::SaltMasterless { local_state_tree, local_pillar_roots, skip_bootstrap, bootstrap_args } => {
+            ProvisionerDef::SaltMasterless {
+                local_state_tree,
+                local_pillar_roots,
+                skip_bootstrap,
+                bootstrap_args,
+            } => {
                 let mut b = Block::new("provisioner", &["salt-masterless"])
                     .attr("local_state_tree", path_expr(local_state_tree));
                 if let Some(pillar) = local_pillar_roots {

@@ -87,13 +87,17 @@ pub fn changed_since(
     let snapshot = crate::git::snapshot(&layers.file, rev)?;
     let before = match &snapshot.file {
         None => return Ok((all(layers), Some(format!("{} did not exist at {rev}", layers.file.display())))),
-        Some(file) => match crate::layers::load(file).and_then(|old| crate::fingerprint::fingerprints(&old)) {
-            Ok(before) => before,
-            Err(e) => {
-                let note = format!("the layers file did not load at {rev}, so every layer counts as changed: {e}");
-                return Ok((all(layers), Some(note)));
+        Some(file) => {
+            match crate::layers::load(file).and_then(|old| crate::fingerprint::fingerprints(&old)) {
+                Ok(before) => before,
+                Err(e) => {
+                    let note = format!(
+                        "the layers file did not load at {rev}, so every layer counts as changed: {e}"
+                    );
+                    return Ok((all(layers), Some(note)));
+                }
             }
-        },
+        }
     };
     Ok((changed(layers, fingerprints, &before), None))
 }
