@@ -165,17 +165,12 @@ impl Checker<'_> {
             (None, Some(source)) => self.source_filter(&at.clone().key("source"), source),
             _ => {}
         }
-        let mut setting = |key: &str, own: &Option<String>, default: &Option<String>| -> String {
+        let mut missing = Vec::new();
+        let mut setting = |key: &'static str, own: &Option<String>, default: &Option<String>| -> String {
             match own.as_ref().or(default.as_ref()) {
                 Some(v) if !v.trim().is_empty() => v.clone(),
                 _ => {
-                    self.problem(
-                        &at.clone().key("id"),
-                        format!(
-                            "layer {:?} has no {key}: set `{key}` on the layer or in [defaults]",
-                            layer.id
-                        ),
-                    );
+                    missing.push(key);
                     String::new()
                 }
             }
@@ -183,6 +178,13 @@ impl Checker<'_> {
         let region = setting("region", &layer.region, &def.defaults.region);
         let instance_type = setting("instance_type", &layer.instance_type, &def.defaults.instance_type);
         let ssh_username = setting("ssh_username", &layer.ssh_username, &def.defaults.ssh_username);
+        if !missing.is_empty() {
+            let list = missing.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+            self.problem(
+                &at.clone().key("id"),
+                format!("layer {:?} has no {list}: set it on the layer or in [defaults]", layer.id),
+            );
+        }
         self.tags(&at.clone().key("tags"), &layer.tags);
         let mut tags = def.defaults.tags.clone();
         tags.extend(layer.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -298,9 +300,10 @@ impl Checker<'_> {
         };
         let on_disk = self.dir.join(&normal);
         match (std::fs::metadata(&on_disk), kind) {
-            (Err(_), _) => {
-                self.problem(at, format!("provisioned file {raw:?} does not exist ({})", on_disk.display()))
-            }
+            (Err(_), _) => self.problem(
+                at,
+                format!("provisioned file {raw:?} does not exist (paths are relative to the layers file)"),
+            ),
             (Ok(m), Kind::File) if !m.is_file() => self.problem(at, format!("{raw:?} is not a file")),
             (Ok(m), Kind::Dir) if !m.is_dir() => self.problem(at, format!("{raw:?} is not a directory")),
             _ => {}

@@ -1,1 +1,8 @@
+//! The one integration-test binary of `codegen`.
 
+mod cli;
+mod errors;
+mod example;
+mod fingerprints;
+mod snapshots;
+mod support;
