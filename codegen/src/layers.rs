@@ -182,7 +182,11 @@ impl Checker<'_> {
             let list = missing.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
             self.problem(
                 &at.clone().key("id"),
-                format!("layer {:?} has no {list}: set it on the layer or in [defaults]", layer.id),
+                format!(
+                    "layer {:?} has no {list}: set {} on the layer or in [defaults]",
+                    layer.id,
+                    if missing.len() > 1 { "them" } else { "it" }
+                ),
             );
         }
         self.tags(&at.clone().key("tags"), &layer.tags);

@@ -72,7 +72,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             let code = error.downcast_ref::<Error>().map_or(1, Error::exit_code);
-            eprintln!("error: {error:#}");
+            match error.downcast_ref::<Error>() {
+                Some(Error::Invalid(diagnostics)) => diagnostics.iter().for_each(|d| eprintln!("error: {d}")),
+                _ => eprintln!("error: {error:#}"),
+            }
             ExitCode::from(code)
         }
     }
