@@ -1,3 +1,4 @@
 mod data_ami;
+mod layered_ami;
 mod local_aws;
 mod plugin;

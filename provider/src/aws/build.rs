@@ -5,8 +5,8 @@
 use super::AwsError;
 use super::image::sdk_tags;
 use aws_sdk_ec2::types::{
-    HttpTokensState, ImageState, InstanceMetadataOptionsRequest, InstanceStateName, InstanceType, ResourceType,
-    ShutdownBehavior, TagSpecification,
+    HttpTokensState, ImageState, InstanceMetadataOptionsRequest, InstanceStateName, InstanceType,
+    ResourceType, ShutdownBehavior, TagSpecification,
 };
 use std::collections::BTreeMap;
 use std::fmt;
@@ -122,7 +122,10 @@ pub struct BuilderInstance<'a> {
 
 /// Launches one builder instance, tagged at creation as a builder of the layer. It
 /// stops (not terminates) when its user data powers it off.
-pub async fn launch_builder(ec2: &aws_sdk_ec2::Client, spec: &BuilderInstance<'_>) -> Result<String, AwsError> {
+pub async fn launch_builder(
+    ec2: &aws_sdk_ec2::Client,
+    spec: &BuilderInstance<'_>,
+) -> Result<String, AwsError> {
     let mut tags = spec.tags.clone();
     tags.insert(BUILDER_TAG.to_owned(), spec.layer.to_owned());
     let mut request = ec2
@@ -133,9 +136,14 @@ pub async fn launch_builder(ec2: &aws_sdk_ec2::Client, spec: &BuilderInstance<'_
         .max_count(1)
         .user_data(aws_smithy_types::base64::encode(spec.user_data.as_bytes()))
         .instance_initiated_shutdown_behavior(ShutdownBehavior::Stop)
-        .metadata_options(InstanceMetadataOptionsRequest::builder().http_tokens(HttpTokensState::Required).build())
+        .metadata_options(
+            InstanceMetadataOptionsRequest::builder().http_tokens(HttpTokensState::Required).build(),
+        )
         .tag_specifications(
-            TagSpecification::builder().resource_type(ResourceType::Instance).set_tags(Some(sdk_tags(&tags))).build(),
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .set_tags(Some(sdk_tags(&tags)))
+                .build(),
         )
         .set_subnet_id(spec.subnet_id.map(str::to_owned))
         .set_iam_instance_profile(spec.iam_instance_profile.map(|p| {
@@ -149,16 +157,11 @@ pub async fn launch_builder(ec2: &aws_sdk_ec2::Client, spec: &BuilderInstance<'_
         .send()
         .await
         .map_err(|e| AwsError::new(format!("launching a builder instance for layer {}", spec.layer), &e))?;
-    response
-        .instances()
-        .iter()
-        .find_map(|i| i.instance_id())
-        .map(str::to_owned)
-        .ok_or_else(|| AwsError {
-            action: format!("launching a builder instance for layer {}", spec.layer),
-            message: "RunInstances returned no instance id".to_owned(),
-            code: None,
-        })
+    response.instances().iter().find_map(|i| i.instance_id()).map(str::to_owned).ok_or_else(|| AwsError {
+        action: format!("launching a builder instance for layer {}", spec.layer),
+        message: "RunInstances returned no instance id".to_owned(),
+        code: None,
+    })
 }
 
 /// An instance's state and AWS's reason for it.
@@ -192,7 +195,11 @@ pub async fn find_instance_status(
 }
 
 /// Waits until the builder instance has powered itself off (`stopped`).
-pub async fn wait_instance_stopped(ec2: &aws_sdk_ec2::Client, id: &str, limits: &Limits) -> Result<(), WaitError> {
+pub async fn wait_instance_stopped(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    limits: &Limits,
+) -> Result<(), WaitError> {
     let waiting_for = format!("waiting for builder instance {id} to power off");
     let mut backoff = Backoff::new();
     let mut last = None;
@@ -234,7 +241,10 @@ pub async fn create_image(
         .name(name)
         .description(description)
         .tag_specifications(
-            TagSpecification::builder().resource_type(ResourceType::Image).set_tags(Some(sdk_tags(tags))).build(),
+            TagSpecification::builder()
+                .resource_type(ResourceType::Image)
+                .set_tags(Some(sdk_tags(tags)))
+                .build(),
         )
         .send()
         .await
@@ -247,29 +257,40 @@ pub async fn create_image(
 }
 
 /// Waits until an AMI is `available`; a failed image ends the wait with AWS's reason.
-pub async fn wait_image_available(ec2: &aws_sdk_ec2::Client, id: &str, limits: &Limits) -> Result<(), WaitError> {
+pub async fn wait_image_available(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    limits: &Limits,
+) -> Result<(), WaitError> {
     let waiting_for = format!("waiting for AMI {id} to become available");
     let mut backoff = Backoff::new();
     loop {
         let result = ec2.describe_images().image_ids(id).send().await;
-        let state = match result {
-            Ok(response) => response
-                .images()
-                .iter()
-                .find(|i| i.image_id() == Some(id))
-                .map(|i| (i.state().cloned(), i.state_reason().and_then(|r| r.message()).map(str::to_owned))),
-            Err(e) => {
-                let err = AwsError::new(format!("describing AMI {id}"), &e);
-                // A new AMI may not be visible at once (eventual consistency).
-                if err.code.as_deref() != Some("InvalidAMIID.NotFound") {
-                    return Err(err.into());
+        let state =
+            match result {
+                Ok(response) => response.images().iter().find(|i| i.image_id() == Some(id)).map(|i| {
+                    (i.state().cloned(), i.state_reason().and_then(|r| r.message()).map(str::to_owned))
+                }),
+                Err(e) => {
+                    let err = AwsError::new(format!("describing AMI {id}"), &e);
+                    // A new AMI may not be visible at once (eventual consistency).
+                    if err.code.as_deref() != Some("InvalidAMIID.NotFound") {
+                        return Err(err.into());
+                    }
+                    None
                 }
-                None
-            }
-        };
+            };
         match state {
             Some((Some(ImageState::Available), _)) => return Ok(()),
-            Some((Some(state @ (ImageState::Failed | ImageState::Error | ImageState::Invalid | ImageState::Deregistered)), reason)) => {
+            Some((
+                Some(
+                    state @ (ImageState::Failed
+                    | ImageState::Error
+                    | ImageState::Invalid
+                    | ImageState::Deregistered),
+                ),
+                reason,
+            )) => {
                 return Err(WaitError::Failed(format!(
                     "AMI {id} is {}: {}",
                     state.as_str(),
@@ -347,7 +368,9 @@ impl Drop for InstanceGuard {
                     }
                 });
             }
-            Err(_) => tracing::error!(instance = %id, "no runtime to terminate builder instance; terminate it by hand"),
+            Err(_) => {
+                tracing::error!(instance = %id, "no runtime to terminate builder instance; terminate it by hand")
+            }
         }
     }
 }
@@ -368,7 +391,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_cancelled_wait_returns_at_once() {
-        let limits = Limits { deadline: Instant::now() + Duration::from_secs(60), stop: CancellationToken::new() };
+        let limits =
+            Limits { deadline: Instant::now() + Duration::from_secs(60), stop: CancellationToken::new() };
         limits.stop.cancel();
         let started = Instant::now();
         let mut backoff = Backoff { next: Duration::from_secs(30) };

@@ -66,7 +66,8 @@ pub async fn find_adoptable(ec2: &aws_sdk_ec2::Client, identity: &Identity) -> R
 
 /// Every available AMI of a layer in this account, newest first.
 pub async fn find_layer_images(ec2: &aws_sdk_ec2::Client, layer: &str) -> Result<Vec<Image>, AwsError> {
-    let query = ImageQuery { layer: layer.to_owned(), owners: vec!["self".to_owned()], ..ImageQuery::default() };
+    let query =
+        ImageQuery { layer: layer.to_owned(), owners: vec!["self".to_owned()], ..ImageQuery::default() };
     ami::find_images(ec2, &query).await
 }
 
@@ -234,7 +235,8 @@ async fn fleet_images(ec2: &aws_sdk_ec2::Client) -> Result<Vec<(String, String)>
                 request.spot_fleet_request_state(),
                 Some(BatchState::Active | BatchState::Modifying | BatchState::Submitted) | None
             );
-            let (Some(id), Some(config)) = (request.spot_fleet_request_id(), request.spot_fleet_request_config())
+            let (Some(id), Some(config)) =
+                (request.spot_fleet_request_id(), request.spot_fleet_request_config())
             else {
                 continue;
             };
@@ -271,10 +273,8 @@ async fn launch_template_image(
         .set_launch_template_name(spec.launch_template_name().map(str::to_owned))
         .versions(spec.version().unwrap_or("$Default"));
     let name = spec.launch_template_id().or(spec.launch_template_name()).unwrap_or_default();
-    let response = request
-        .send()
-        .await
-        .map_err(|e| AwsError::new(format!("describing launch template {name}"), &e))?;
+    let response =
+        request.send().await.map_err(|e| AwsError::new(format!("describing launch template {name}"), &e))?;
     Ok(response
         .launch_template_versions()
         .iter()
@@ -332,7 +332,8 @@ pub async fn prune_layer(
     current: &str,
 ) -> Result<Pruned, AwsError> {
     let images = find_layer_images(ec2, layer).await?;
-    let old: Vec<String> = beyond_retention(&images, keep, current).into_iter().map(|i| i.id.clone()).collect();
+    let old: Vec<String> =
+        beyond_retention(&images, keep, current).into_iter().map(|i| i.id.clone()).collect();
     let mut pruned = Pruned::default();
     if old.is_empty() {
         return Ok(pruned);

@@ -50,7 +50,9 @@ impl Builder {
         match self {
             Builder::Packer(spec) => {
                 let template = spec.read_template()?;
-                if let Some(literal) = packer::template_fingerprint(&template).map_err(BuildError::Template)? {
+                if let Some(literal) =
+                    packer::template_fingerprint(&template).map_err(BuildError::Template)?
+                {
                     return Ok(literal);
                 }
                 inputs.push(("packer_template", &template));
@@ -75,7 +77,12 @@ impl Builder {
             Builder::Packer(spec) => spec.build(ec2, region, request).await?,
             Builder::Native(spec) => spec.build(ec2, request).await?,
         };
-        check_and_complete_tags(ec2, &ami, &request.tags).await?;
+        // A template's own `Name` stands unless the configuration names the layer.
+        let soft: &[&str] = match self {
+            Builder::Packer(_) if !request.explicit_name => &[ami_tags::NAME],
+            _ => &[],
+        };
+        check_and_complete_tags(ec2, &ami, &request.tags, soft).await?;
         Ok(ami)
     }
 }
@@ -88,6 +95,8 @@ pub struct BuildRequest {
     pub parent: Parent,
     /// Every tag the AMI must carry (convention tags, the user's, default tags).
     pub tags: BTreeMap<String, String>,
+    /// Whether the configuration sets the `Name` tag (else the builder's own may stand).
+    pub explicit_name: bool,
     /// Tags for other things the build creates (builder instances).
     pub resource_tags: BTreeMap<String, String>,
     pub limits: Limits,
@@ -117,13 +126,15 @@ impl BuildError {
 }
 
 /// Identity tags must match when the builder set them; missing tags are added.
-const IDENTITY_TAGS: [&str; 4] = [ami_tags::LAYER, ami_tags::COMMIT, ami_tags::FINGERPRINT, ami_tags::PARENT_AMI];
+const IDENTITY_TAGS: [&str; 4] =
+    [ami_tags::LAYER, ami_tags::COMMIT, ami_tags::FINGERPRINT, ami_tags::PARENT_AMI];
 
 /// The tags to add to an AMI carrying `actual` so that it carries `expected`, or the
-/// identity tag that contradicts the build.
+/// identity tag that contradicts the build. `soft` keys are only added when missing.
 pub fn missing_tags(
     actual: &BTreeMap<String, String>,
     expected: &BTreeMap<String, String>,
+    soft: &[&str],
 ) -> Result<BTreeMap<String, String>, String> {
     for key in IDENTITY_TAGS {
         if let (Some(have), Some(want)) = (actual.get(key), expected.get(key))
@@ -132,13 +143,21 @@ pub fn missing_tags(
             return Err(format!("its {key} tag is {have:?}, expected {want:?}"));
         }
     }
-    Ok(expected.iter().filter(|(k, v)| actual.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect())
+    Ok(expected
+        .iter()
+        .filter(|(k, v)| match actual.get(*k) {
+            Some(have) => have != *v && !soft.contains(&k.as_str()),
+            None => true,
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect())
 }
 
 async fn check_and_complete_tags(
     ec2: &aws_sdk_ec2::Client,
     ami: &str,
     expected: &BTreeMap<String, String>,
+    soft: &[&str],
 ) -> Result<(), BuildError> {
     let Some(image) = find_image_by_id(ec2, ami).await? else {
         return Err(BuildError::WrongImage { ami: ami.to_owned(), problem: "it does not exist".to_owned() });
@@ -149,8 +168,8 @@ async fn check_and_complete_tags(
             problem: format!("it is {}, not available", image.state),
         });
     }
-    let missing =
-        missing_tags(&image.tags, expected).map_err(|problem| BuildError::WrongImage { ami: ami.to_owned(), problem })?;
+    let missing = missing_tags(&image.tags, expected, soft)
+        .map_err(|problem| BuildError::WrongImage { ami: ami.to_owned(), problem })?;
     if !missing.is_empty() {
         tracing::info!(ami, tags = ?missing.keys().collect::<Vec<_>>(), "adding tags the builder did not set");
         tag_image(ec2, ami, &missing).await?;
@@ -168,11 +187,22 @@ mod tests {
 
     #[test]
     fn identity_tags_must_agree_and_missing_ones_are_added() {
-        let expected = tags(&[("Layer", "web"), ("Commit", "c1"), ("ParentAMI", "ami-p"), ("Project", "shop")]);
-        let actual = tags(&[("Layer", "web"), ("Commit", "c1"), ("Project", "old")]);
-        assert_eq!(missing_tags(&actual, &expected), Ok(tags(&[("ParentAMI", "ami-p"), ("Project", "shop")])));
+        let expected = tags(&[
+            ("Layer", "web"),
+            ("Commit", "c1"),
+            ("ParentAMI", "ami-p"),
+            ("Project", "shop"),
+            ("Name", "web"),
+        ]);
+        let actual = tags(&[("Layer", "web"), ("Commit", "c1"), ("Project", "old"), ("Name", "Web tier")]);
+        assert_eq!(
+            missing_tags(&actual, &expected, &["Name"]),
+            Ok(tags(&[("ParentAMI", "ami-p"), ("Project", "shop")]))
+        );
+        assert_eq!(missing_tags(&actual, &expected, &[]).map(|t| t.len()), Ok(3));
+        assert_eq!(missing_tags(&BTreeMap::new(), &expected, &["Name"]).map(|t| t.len()), Ok(5));
         let stale = tags(&[("Layer", "web"), ("ParentAMI", "ami-old")]);
-        let err = missing_tags(&stale, &expected).expect_err("stale parent");
+        let err = missing_tags(&stale, &expected, &[]).expect_err("stale parent");
         assert!(err.contains("ParentAMI") && err.contains("ami-old"), "{err}");
     }
 
@@ -194,7 +224,11 @@ mod tests {
         assert_ne!(a, native("echo b").fingerprint("base", &root).expect("fingerprint"));
         let newer_source = Parent { ami_id: "ami-src2".into(), ..root.clone() };
         assert_ne!(a, native("echo a").fingerprint("base", &newer_source).expect("fingerprint"));
-        let child_of = |fp: &str| Parent { ami_id: "ami-x".into(), layer: Some("base".into()), fingerprint: Some(fp.into()) };
+        let child_of = |fp: &str| Parent {
+            ami_id: "ami-x".into(),
+            layer: Some("base".into()),
+            fingerprint: Some(fp.into()),
+        };
         assert_ne!(
             native("echo a").fingerprint("app", &child_of("1")).expect("fingerprint"),
             native("echo a").fingerprint("app", &child_of("2")).expect("fingerprint"),

@@ -18,12 +18,17 @@ pub struct NativeSpec {
 
 /// `<layer>-<unix timestamp>`, as Packer's `{{timestamp}}` names images.
 pub fn image_name(layer: &str) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     format!("{layer}-{now}")
 }
 
 impl NativeSpec {
-    pub(super) async fn build(&self, ec2: &aws_sdk_ec2::Client, request: &BuildRequest) -> Result<String, BuildError> {
+    pub(super) async fn build(
+        &self,
+        ec2: &aws_sdk_ec2::Client,
+        request: &BuildRequest,
+    ) -> Result<String, BuildError> {
         let layer = request.layer.as_str();
         request.limits.check(&format!("starting the build of layer {layer}"))?;
         let mut instance_tags = request.resource_tags.clone();
@@ -52,7 +57,12 @@ impl NativeSpec {
         Ok(ami)
     }
 
-    async fn bake(&self, ec2: &aws_sdk_ec2::Client, request: &BuildRequest, instance: &str) -> Result<String, BuildError> {
+    async fn bake(
+        &self,
+        ec2: &aws_sdk_ec2::Client,
+        request: &BuildRequest,
+        instance: &str,
+    ) -> Result<String, BuildError> {
         let layer = request.layer.as_str();
         build::wait_instance_stopped(ec2, instance, &request.limits).await?;
         tracing::info!(layer, instance, "builder instance powered off; creating the image");
@@ -61,7 +71,13 @@ impl NativeSpec {
         let description = format!("{layer} at {} (immutable native builder)", request.commit);
         let ami = build::create_image(ec2, instance, &name, &description, &request.tags).await?;
         tracing::info!(layer, ami = %ami, name = %name, "image requested; waiting until available");
-        build::wait_image_available(ec2, &ami, &request.limits).await?;
+        if let Err(e) = build::wait_image_available(ec2, &ami, &request.limits).await {
+            // A half-made image must not be adopted later: deregister it.
+            if let Err(cleanup) = crate::aws::image::deregister_with_snapshots(ec2, &ami).await {
+                tracing::error!(layer, ami = %ami, error = %cleanup, "could not deregister an unfinished image");
+            }
+            return Err(e.into());
+        }
         tracing::info!(layer, ami = %ami, "image available");
         Ok(ami)
     }

@@ -38,7 +38,8 @@ pub fn split_command(command: &str) -> Vec<String> {
 
 impl PackerSpec {
     pub fn read_template(&self) -> Result<Vec<u8>, BuildError> {
-        std::fs::read(&self.template).map_err(|e| BuildError::Template(format!("{}: {e}", self.template.display())))
+        std::fs::read(&self.template)
+            .map_err(|e| BuildError::Template(format!("{}: {e}", self.template.display())))
     }
 
     /// The manifest path: configured, else the template's manifest post-processor
@@ -79,7 +80,8 @@ impl PackerSpec {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         tracing::info!(layer, command = ?self.command, template = %self.template.display(), parent = %request.parent.ami_id, "running Packer");
-        let mut child = command.spawn().map_err(|e| BuildError::Packer(format!("starting {program:?}: {e}")))?;
+        let mut child =
+            command.spawn().map_err(|e| BuildError::Packer(format!("starting {program:?}: {e}")))?;
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let mut readers = Vec::new();
         if let Some(stdout) = child.stdout.take() {
@@ -175,7 +177,11 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, BuildError> {
 /// The AMI id of the last build of the newest run in the manifest, in `region`.
 /// `previous_run` is the run the manifest named before the build: finding it again
 /// means Packer recorded nothing.
-pub fn artifact_from_manifest(path: &Path, previous_run: Option<&str>, region: &str) -> Result<String, BuildError> {
+pub fn artifact_from_manifest(
+    path: &Path,
+    previous_run: Option<&str>,
+    region: &str,
+) -> Result<String, BuildError> {
     let manifest_error = |message: String| BuildError::Manifest { path: path.display().to_string(), message };
     let manifest = read_manifest(path)?;
     if manifest.last_run_uuid.is_some() && manifest.last_run_uuid.as_deref() == previous_run {
@@ -199,30 +205,46 @@ pub fn artifact_from_manifest(path: &Path, previous_run: Option<&str>, region: &
 /// `eu-west-1:ami-1` or `eu-west-1:ami-1,us-east-1:ami-2` -> the AMI in `region`.
 pub fn ami_from_artifact(artifact_id: &str, region: &str) -> Option<String> {
     let pairs: Vec<(&str, &str)> = artifact_id.split(',').filter_map(|p| p.trim().split_once(':')).collect();
-    let pick = pairs.iter().find(|(r, _)| *r == region).or(if pairs.len() == 1 { pairs.first() } else { None });
+    let pick =
+        pairs.iter().find(|(r, _)| *r == region).or(if pairs.len() == 1 { pairs.first() } else { None });
     pick.map(|(_, ami)| (*ami).to_owned()).filter(|ami| ami.starts_with("ami-"))
 }
 
-/// The literal `Fingerprint` tag of a template (JSON or HCL2), as `immutable-codegen`
-/// writes it; `None` when the template has none; an error when it has several.
+/// The literal `Fingerprint` tag of a template (JSON: `builders[].tags`; HCL2: a
+/// `Fingerprint = "..."` line), as `immutable-codegen` writes it; `None` when the
+/// template has none; an error when its builders disagree. Filters such as
+/// `"tag:Fingerprint"` (the parent's) do not count.
 pub fn template_fingerprint(template: &[u8]) -> Result<Option<String>, String> {
     let text = String::from_utf8_lossy(template);
+    let key = conventions::ami_tags::FINGERPRINT;
+    let candidates: Vec<String> = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(json) => json
+            .get("builders")
+            .and_then(|b| b.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|b| b.get("tags")?.get(key)?.as_str().map(str::to_owned))
+            .collect(),
+        Err(_) => text
+            .lines()
+            .filter_map(|line| {
+                let line = line.trim_start();
+                let rest = line.strip_prefix(key).or_else(|| line.strip_prefix(&format!("\"{key}\"")))?;
+                let rest = rest.trim_start().strip_prefix('=')?.trim();
+                Some(rest.strip_prefix('"')?.split('"').next()?.to_owned())
+            })
+            .collect(),
+    };
     let mut found: Option<String> = None;
-    for (at, _) in text.match_indices(conventions::ami_tags::FINGERPRINT) {
-        let rest = &text[at + conventions::ami_tags::FINGERPRINT.len()..];
-        let rest = rest.trim_start_matches('"').trim_start();
-        let Some(rest) = rest.strip_prefix('=').or_else(|| rest.strip_prefix(':')) else { continue };
-        let Some(rest) = rest.trim_start().strip_prefix('"') else { continue };
-        let Some(end) = rest.find('"') else { continue };
-        let value = &rest[..end];
+    for value in candidates {
         if value.len() != 64 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
             continue;
         }
         match &found {
-            Some(first) if first != value => {
+            Some(first) if *first != value => {
                 return Err(format!("the template has two Fingerprint tags, {first} and {value}"));
             }
-            _ => found = Some(value.to_owned()),
+            _ => found = Some(value),
         }
     }
     Ok(found)
@@ -256,18 +278,39 @@ mod tests {
 
     #[test]
     fn fingerprint_is_read_from_json_and_hcl_templates() {
-        let json = format!(r#"{{"builders":[{{"tags":{{"Layer":"web","Fingerprint": "{FP}"}}}}]}}"#);
+        let parent = "0".repeat(64);
+        let json = format!(
+            r#"{{"builders":[{{"source_ami_filter":{{"filters":{{"tag:Fingerprint":"{parent}"}}}},"tags":{{"Layer":"web","Fingerprint": "{FP}"}}}}]}}"#
+        );
         assert_eq!(template_fingerprint(json.as_bytes()), Ok(Some(FP.to_owned())));
-        let hcl = format!("source \"amazon-ebs\" \"web\" {{\n  tags = {{\n    Fingerprint = \"{FP}\"\n  }}\n}}\n");
+        let hcl =
+            format!("source \"amazon-ebs\" \"web\" {{\n  tags = {{\n    Fingerprint = \"{FP}\"\n  }}\n}}\n");
         assert_eq!(template_fingerprint(hcl.as_bytes()), Ok(Some(FP.to_owned())));
-        assert_eq!(template_fingerprint(br#"{"tags":{"Fingerprint":"{{user `fp`}}"}}"#), Ok(None));
-        let two = format!(r#"Fingerprint = "{FP}" Fingerprint = "{}""#, "0".repeat(64));
+        let hcl_filter = format!("filters = {{\n  \"tag:Fingerprint\" = \"{parent}\"\n}}\n{hcl}");
+        assert_eq!(template_fingerprint(hcl_filter.as_bytes()), Ok(Some(FP.to_owned())));
+        assert_eq!(
+            template_fingerprint(br#"{"builders":[{"tags":{"Fingerprint":"{{user `fp`}}"}}]}"#),
+            Ok(None)
+        );
+        let two = format!("Fingerprint = \"{FP}\"\n  Fingerprint = \"{parent}\"\n");
         assert!(template_fingerprint(two.as_bytes()).is_err());
+    }
+
+    /// A template as `immutable-codegen` writes it pins its parent by the parent's
+    /// Fingerprint in `source_ami_filter`; only its own tag counts.
+    #[test]
+    fn generated_templates_have_one_fingerprint() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/out/rails-base/packer.json");
+        let Ok(template) = std::fs::read(&path) else { return };
+        let found = template_fingerprint(&template);
+        assert!(matches!(found, Ok(Some(_))), "{found:?}");
     }
 
     #[test]
     fn manifest_output_from_json_and_hcl() {
-        let json = r#"{"post-processors":[[{"type":"shell-local"},{"type":"manifest","output":"out/m.json"}]]}"#;
+        let json =
+            r#"{"post-processors":[[{"type":"shell-local"},{"type":"manifest","output":"out/m.json"}]]}"#;
         assert_eq!(manifest_output(json).as_deref(), Some("out/m.json"));
         assert_eq!(manifest_output(r#"{"post-processors":[{"type":"manifest"}]}"#), None);
         let hcl = "build {\n  post-processor \"manifest\" {\n    output     = \"m.json\"\n    strip_path = true\n  }\n}\n";
@@ -277,7 +320,10 @@ mod tests {
     #[test]
     fn artifact_ids_name_the_region() {
         assert_eq!(ami_from_artifact("eu-west-1:ami-1", "eu-west-1").as_deref(), Some("ami-1"));
-        assert_eq!(ami_from_artifact("us-east-1:ami-2,eu-west-1:ami-1", "eu-west-1").as_deref(), Some("ami-1"));
+        assert_eq!(
+            ami_from_artifact("us-east-1:ami-2,eu-west-1:ami-1", "eu-west-1").as_deref(),
+            Some("ami-1")
+        );
         assert_eq!(ami_from_artifact("us-east-1:ami-2,us-west-2:ami-3", "eu-west-1"), None);
         assert_eq!(ami_from_artifact("us-east-1:ami-2", "eu-west-1").as_deref(), Some("ami-2"));
         assert_eq!(ami_from_artifact("nonsense", "eu-west-1"), None);
@@ -296,8 +342,14 @@ mod tests {
   "last_run_uuid": "run-2"
 }"#;
         std::fs::write(&path, manifest).expect("write manifest");
-        assert_eq!(artifact_from_manifest(&path, Some("run-1"), "eu-west-1").ok().as_deref(), Some("ami-new"));
-        assert!(matches!(artifact_from_manifest(&path, Some("run-2"), "eu-west-1"), Err(BuildError::Manifest { .. })));
+        assert_eq!(
+            artifact_from_manifest(&path, Some("run-1"), "eu-west-1").ok().as_deref(),
+            Some("ami-new")
+        );
+        assert!(matches!(
+            artifact_from_manifest(&path, Some("run-2"), "eu-west-1"),
+            Err(BuildError::Manifest { .. })
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

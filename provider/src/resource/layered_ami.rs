@@ -118,7 +118,8 @@ fn lineage_type() -> Type {
 }
 
 fn schema() -> Schema {
-    let computed = |name: &str, description: &str| Attribute::computed(name, Type::String).description(description);
+    let computed =
+        |name: &str, description: &str| Attribute::computed(name, Type::String).description(description);
     let native = Block::new("Bake the image without Packer: an instance launched from the parent runs `user_data`, which must power the instance off when done; the stopped instance becomes the AMI and is then terminated.")
         .attribute(
             Attribute::required("user_data", Type::String)
@@ -248,7 +249,11 @@ fn layer_validator() -> Validator {
         if let Value::String(layer) = value
             && let Some(problem) = conventions::ami_name_problem(&format!("{layer}-1700000000"))
         {
-            diags.error_at(path.clone(), "Invalid Layer Id", format!("{path} {layer:?} cannot prefix AMI names: {problem}"));
+            diags.error_at(
+                path.clone(),
+                "Invalid Layer Id",
+                format!("{path} {layer:?} cannot prefix AMI names: {problem}"),
+            );
         }
     })
 }
@@ -258,7 +263,11 @@ fn ami_id_validator() -> Validator {
         if let Value::String(id) = value
             && (!id.starts_with("ami-") || id.len() < 5)
         {
-            diags.error_at(path.clone(), "Invalid AMI Id", format!("{path} must be an AMI id such as \"ami-0123456789abcdef0\", got {id:?}"));
+            diags.error_at(
+                path.clone(),
+                "Invalid AMI Id",
+                format!("{path} must be an AMI id such as \"ami-0123456789abcdef0\", got {id:?}"),
+            );
         }
     })
 }
@@ -451,7 +460,12 @@ async fn find_adoptable(
 }
 
 /// Fills the AMI's own attributes from the image.
-async fn describe_into(clients: &Clients, model: &mut Model, image: &Image, diags: &mut Diagnostics) -> Option<()> {
+async fn describe_into(
+    clients: &Clients,
+    model: &mut Model,
+    image: &Image,
+    diags: &mut Diagnostics,
+) -> Option<()> {
     let lineage = match ami::lineage(&clients.ec2, image).await {
         Ok(lineage) => lineage,
         Err(e) => {
@@ -464,18 +478,29 @@ async fn describe_into(clients: &Clients, model: &mut Model, image: &Image, diag
     model.ami_name = Val::Known(image.name.clone());
     model.creation_date = Val::Known(image.creation_date.clone());
     model.lineage = Val::Known(
-        lineage.into_iter().map(|a| LineageEntry { layer: a.layer, ami_id: a.ami_id, commit: a.commit }).collect(),
+        lineage
+            .into_iter()
+            .map(|a| LineageEntry { layer: a.layer, ami_id: a.ami_id, commit: a.commit })
+            .collect(),
     );
     Some(())
 }
 
 /// Every tag the layer's AMI carries: default tags, then the user's, then the
 /// lineage tags (which win).
-fn ami_tags_for(clients: &Clients, model: &Model, parent: &Parent, fingerprint: &str) -> BTreeMap<String, String> {
+fn ami_tags_for(
+    clients: &Clients,
+    model: &Model,
+    parent: &Parent,
+    fingerprint: &str,
+) -> BTreeMap<String, String> {
     let layer = model.layer.known().cloned().unwrap_or_default();
     let mut tags = clients.default_tags.clone();
     tags.extend(model.tags.known().cloned().unwrap_or_default());
-    tags.insert(ami_tags::NAME.to_owned(), model.display_name.known().cloned().unwrap_or_else(|| layer.clone()));
+    tags.insert(
+        ami_tags::NAME.to_owned(),
+        model.display_name.known().cloned().unwrap_or_else(|| layer.clone()),
+    );
     tags.insert(ami_tags::LAYER.to_owned(), layer);
     tags.insert(ami_tags::COMMIT.to_owned(), model.commit.known().cloned().unwrap_or_default());
     tags.insert(ami_tags::FINGERPRINT.to_owned(), fingerprint.to_owned());
@@ -498,7 +523,13 @@ fn program_exists(program: &str) -> bool {
 
 impl LayeredAmiResource {
     /// Create and update: adopt the planned AMI, or build one; then retention.
-    async fn converge(&self, ctx: &Context, change: &Change, operation: &str, diags: &mut Diagnostics) -> Option<State> {
+    async fn converge(
+        &self,
+        ctx: &Context,
+        change: &Change,
+        operation: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<State> {
         let config = decode(&change.config, "configuration", diags)?;
         let planned = decode(&change.planned, "planned state", diags)?;
         let prior = if change.prior.is_null() { None } else { decode(&change.prior, "prior state", diags) };
@@ -529,7 +560,8 @@ impl LayeredAmiResource {
         let (Some(parent), Some(fingerprint), Some(identity), Some(builder)) =
             (want.parent.clone(), want.fingerprint.clone(), want.identity(&config), want.builder.clone())
         else {
-            diags.error("Provider Bug", format!("{TYPE_NAME}: the configuration is not fully known at apply"));
+            diags
+                .error("Provider Bug", format!("{TYPE_NAME}: the configuration is not fully known at apply"));
             return None;
         };
         if let Some(planned_fp) = planned.fingerprint.known()
@@ -556,6 +588,7 @@ impl LayeredAmiResource {
                     commit: identity.commit.clone(),
                     parent: parent.clone(),
                     tags: ami_tags_for(clients, &config, &parent, &fingerprint),
+                    explicit_name: config.display_name.is_known(),
                     resource_tags: clients.default_tags.clone(),
                     limits: Limits { deadline, stop: ctx.stop.clone() },
                 };
@@ -570,7 +603,10 @@ impl LayeredAmiResource {
                 match ami::find_image_by_id(&clients.ec2, &ami).await {
                     Ok(Some(image)) => image,
                     Ok(None) => {
-                        diags.error("Built AMI Vanished", format!("AMI {ami} of layer {layer} disappeared right after its build"));
+                        diags.error(
+                            "Built AMI Vanished",
+                            format!("AMI {ami} of layer {layer} disappeared right after its build"),
+                        );
                         return None;
                     }
                     Err(e) => {
@@ -589,7 +625,14 @@ impl LayeredAmiResource {
         Some(State { value: encode(&state, diags)?, private: Vec::new() })
     }
 
-    async fn retain(&self, clients: &Clients, layer: &str, keep: i64, current: &str, diags: &mut Diagnostics) {
+    async fn retain(
+        &self,
+        clients: &Clients,
+        layer: &str,
+        keep: i64,
+        current: &str,
+        diags: &mut Diagnostics,
+    ) {
         let keep = usize::try_from(keep).unwrap_or(1).max(1);
         match image::prune_layer(&clients.ec2, layer, keep, current).await {
             Ok(pruned) => {
@@ -609,7 +652,14 @@ impl LayeredAmiResource {
     }
 
     /// Applies changes of `tags` (and `display_name`) to an adopted AMI.
-    async fn sync_user_tags(&self, clients: &Clients, prior: Option<&Model>, config: &Model, ami_id: &str, diags: &mut Diagnostics) {
+    async fn sync_user_tags(
+        &self,
+        clients: &Clients,
+        prior: Option<&Model>,
+        config: &Model,
+        ami_id: &str,
+        diags: &mut Diagnostics,
+    ) {
         let mut wanted = clients.default_tags.clone();
         wanted.extend(config.tags.known().cloned().unwrap_or_default());
         if let Some(name) = config.display_name.known().or(config.layer.known()) {
@@ -753,7 +803,9 @@ impl Resource for LayeredAmiResource {
                 }
             }
             None => {
-                for field in [&mut planned.id, &mut planned.ami_id, &mut planned.ami_name, &mut planned.creation_date] {
+                for field in
+                    [&mut planned.id, &mut planned.ami_id, &mut planned.ami_name, &mut planned.creation_date]
+                {
                     *field = Val::Unknown;
                 }
                 planned.lineage = Val::Unknown;
@@ -762,7 +814,11 @@ impl Resource for LayeredAmiResource {
                     && !program_exists(program)
                 {
                     diags.error_at(
-                        if config.build.known().is_some_and(|b| b.command.is_known()) { "build.command" } else { "build.packer_template" },
+                        if config.build.known().is_some_and(|b| b.command.is_known()) {
+                            "build.command"
+                        } else {
+                            "build.packer_template"
+                        },
                         "Packer Not Found",
                         format!("layer needs a build but {program:?} is not an executable file or on PATH"),
                     );
@@ -815,7 +871,8 @@ impl Resource for LayeredAmiResource {
         match tokio::time::timeout(limit, image::deregister_with_snapshots(&clients.ec2, ami_id)).await {
             Ok(Ok(snapshots)) => tracing::info!(ami = %ami_id, ?snapshots, "deregistered layer AMI"),
             Ok(Err(e)) => aws_error(diags, None, &e),
-            Err(_) => diags.error("Delete Timed Out", format!("deregistering AMI {ami_id} took longer than {limit:?}")),
+            Err(_) => diags
+                .error("Delete Timed Out", format!("deregistering AMI {ami_id} took longer than {limit:?}")),
         }
     }
 
@@ -824,7 +881,10 @@ impl Resource for LayeredAmiResource {
         let image = match ami::find_image_by_id(&clients.ec2, id).await {
             Ok(Some(image)) => image,
             Ok(None) => {
-                diags.error("Cannot Import Missing AMI", format!("AMI {id} does not exist in {}", clients.region));
+                diags.error(
+                    "Cannot Import Missing AMI",
+                    format!("AMI {id} does not exist in {}", clients.region),
+                );
                 return None;
             }
             Err(e) => {
@@ -833,7 +893,10 @@ impl Resource for LayeredAmiResource {
             }
         };
         let Some(layer) = image.tag(ami_tags::LAYER) else {
-            diags.error("Cannot Import AMI", format!("AMI {id} has no {} tag, so it is no layer's AMI", ami_tags::LAYER));
+            diags.error(
+                "Cannot Import AMI",
+                format!("AMI {id} has no {} tag, so it is no layer's AMI", ami_tags::LAYER),
+            );
             return None;
         };
         let mut model = Model {
@@ -872,13 +935,19 @@ mod tests {
         let resource = LayeredAmiResource::new(Arc::new(Shared::default()));
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         runtime.block_on(resource.validate(&Context::default(), config, &mut diags));
-        diags.iter().map(|d| (d.summary.clone(), d.attribute.as_ref().map(ToString::to_string).unwrap_or_default())).collect()
+        diags
+            .iter()
+            .map(|d| (d.summary.clone(), d.attribute.as_ref().map(ToString::to_string).unwrap_or_default()))
+            .collect()
     }
 
     fn native() -> Value {
         Value::Object(BTreeMap::from([(
             "native".to_owned(),
-            Value::Object(BTreeMap::from([("user_data".to_owned(), Value::from("#!/bin/sh\nshutdown -h now"))])),
+            Value::Object(BTreeMap::from([(
+                "user_data".to_owned(),
+                Value::from("#!/bin/sh\nshutdown -h now"),
+            )])),
         )]))
     }
 
@@ -924,7 +993,10 @@ mod tests {
             ("Conflicting Builders", "build.native"),
             ("Packer Template Not Found", "build.packer_template"),
         ] {
-            assert!(found.contains(&(summary.to_owned(), path.to_owned())), "{summary} at {path} in {found:?}");
+            assert!(
+                found.contains(&(summary.to_owned(), path.to_owned())),
+                "{summary} at {path} in {found:?}"
+            );
         }
     }
 

@@ -1,0 +1,670 @@
+//! `immutable_layered_ami` end to end: real Terraform, real provider, emulator.
+//!
+//! The native builder's instance would run its user data and power itself off; the
+//! emulator runs nothing, so [`BuilderPlayer`] plays that part by stopping every
+//! running builder instance it sees.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use aws_sdk_ec2::types::{Filter, InstanceStateName, InstanceType};
+use tests::{Account, LocalAws, Workdir, register_ami, repo_root};
+
+const BUILDER_TAG: &str = "immutable:builder";
+const PROJECT: &str = "layers-test";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+}
+
+fn commit(c: char) -> String {
+    std::iter::repeat_n(c, 40).collect()
+}
+
+fn provider_block() -> String {
+    format!(
+        r#"terraform {{
+  required_providers {{
+    immutable = {{ source = "terraform.local/immutable/immutable" }}
+  }}
+}}
+
+provider "immutable" {{
+  default_tags = {{ Project = "{PROJECT}" }}
+}}
+"#
+    )
+}
+
+/// Stops running builder instances, as their user data would, until dropped.
+struct BuilderPlayer {
+    done: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl BuilderPlayer {
+    fn start(account: &Account) -> BuilderPlayer {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        let account = account.clone();
+        let thread = std::thread::spawn(move || {
+            runtime().block_on(async {
+                let ec2 = account.ec2().await;
+                while !flag.load(Ordering::Relaxed) {
+                    for id in builder_instances(&ec2, &["pending", "running"]).await {
+                        let _ = ec2.stop_instances().instance_ids(id).send().await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+        });
+        BuilderPlayer { done, thread: Some(thread) }
+    }
+}
+
+impl Drop for BuilderPlayer {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Builder instances (by tag) in one of `states`.
+async fn builder_instances(ec2: &aws_sdk_ec2::Client, states: &[&str]) -> Vec<String> {
+    let response = ec2
+        .describe_instances()
+        .filters(Filter::builder().name("tag-key").values(BUILDER_TAG).build())
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .set_values(Some(states.iter().map(|s| s.to_string()).collect()))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeInstances");
+    response
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect()
+}
+
+async fn all_builder_states(ec2: &aws_sdk_ec2::Client) -> Vec<InstanceStateName> {
+    let response = ec2
+        .describe_instances()
+        .filters(Filter::builder().name("tag-key").values(BUILDER_TAG).build())
+        .send()
+        .await
+        .expect("DescribeInstances");
+    response
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.state().and_then(|s| s.name()).cloned())
+        .collect()
+}
+
+/// Tags of an AMI; empty when it is gone.
+async fn image_tags(ec2: &aws_sdk_ec2::Client, id: &str) -> BTreeMap<String, String> {
+    let response = ec2.describe_images().image_ids(id).send().await.expect("DescribeImages");
+    response
+        .images()
+        .iter()
+        .flat_map(|i| i.tags())
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+        .collect()
+}
+
+/// The AMIs this account owns, by id.
+async fn own_images(ec2: &aws_sdk_ec2::Client) -> Vec<String> {
+    let response = ec2.describe_images().owners("self").send().await.expect("DescribeImages");
+    let mut ids: Vec<String> =
+        response.images().iter().filter_map(|i| i.image_id().map(str::to_owned)).collect();
+    ids.sort();
+    ids
+}
+
+async fn snapshots_of(ec2: &aws_sdk_ec2::Client, id: &str) -> Vec<String> {
+    let response = ec2.describe_images().image_ids(id).send().await.expect("DescribeImages");
+    response
+        .images()
+        .iter()
+        .flat_map(|i| i.block_device_mappings())
+        .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_owned))
+        .collect()
+}
+
+async fn snapshot_exists(ec2: &aws_sdk_ec2::Client, id: &str) -> bool {
+    match ec2.describe_snapshots().snapshot_ids(id).send().await {
+        Ok(response) => response.snapshots().iter().any(|s| s.snapshot_id() == Some(id)),
+        Err(_) => false,
+    }
+}
+
+fn output_str(workdir: &Workdir, name: &str) -> String {
+    match workdir.output(name).expect("output") {
+        serde_json::Value::String(s) => s,
+        other => panic!("output {name} is not a string: {other}"),
+    }
+}
+
+fn assert_tagged_per_convention(
+    tags: &BTreeMap<String, String>,
+    layer: &str,
+    commit: &str,
+    parent_layer: Option<&str>,
+    parent_ami: &str,
+) {
+    let get = |k: &str| tags.get(k).map(String::as_str);
+    assert_eq!(get("Layer"), Some(layer), "{tags:?}");
+    assert_eq!(get("Commit"), Some(commit), "{tags:?}");
+    assert_eq!(get("ParentAMI"), Some(parent_ami), "{tags:?}");
+    assert_eq!(get("ParentLayer"), parent_layer, "{tags:?}");
+    assert_eq!(get("Project"), Some(PROJECT), "{tags:?}");
+    assert_eq!(get("ManagedBy"), Some("immutable"), "{tags:?}");
+    assert!(get("Name").is_some_and(|n| !n.is_empty()), "{tags:?}");
+    assert!(
+        get("Fingerprint").is_some_and(|f| f.len() == 64 && f.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{tags:?}"
+    );
+}
+
+const CHAIN: &str = r##"
+variable "base_commit" { type = string }
+variable "commit" { type = string }
+
+resource "immutable_layered_ami" "base" {
+  layer        = "base"
+  display_name = "Base OS"
+  commit       = var.base_commit
+  source {
+    owners = ["self"]
+    name   = "upstream-os-*"
+  }
+  build {
+    native {
+      user_data = "#!/bin/sh\napt-get -y upgrade\nshutdown -h now\n"
+    }
+  }
+}
+
+resource "immutable_layered_ami" "role" {
+  layer  = "role"
+  commit = var.commit
+  parent = immutable_layered_ami.base.ami_id
+  build {
+    native {
+      user_data     = "#!/bin/sh\napt-get -y install ruby\nshutdown -h now\n"
+      instance_type = "t3.small"
+    }
+  }
+}
+
+resource "immutable_layered_ami" "app" {
+  layer  = "app"
+  commit = var.commit
+  parent = immutable_layered_ami.role.ami_id
+  tags   = { Team = "web" }
+  build {
+    native {
+      user_data = "#!/bin/sh\ncp -r /tmp/app /srv/app\nshutdown -h now\n"
+    }
+  }
+}
+
+output "base" { value = immutable_layered_ami.base.ami_id }
+output "role" { value = immutable_layered_ami.role.ami_id }
+output "app" { value = immutable_layered_ami.app.ami_id }
+output "lineage" { value = immutable_layered_ami.app.lineage }
+"##;
+
+fn vars(workdir: &Workdir, base_commit: &str, commit: &str) {
+    workdir.write("terraform.tfvars", &format!("base_commit = \"{base_commit}\"\ncommit = \"{commit}\"\n"));
+}
+
+#[test]
+fn native_chain_builds_then_does_nothing_then_rebuilds_on_a_new_root_commit() {
+    let account = LocalAws::shared().account();
+    let rt = runtime();
+    let ec2 = rt.block_on(account.ec2());
+    let upstream = rt.block_on(register_ami(&ec2, "upstream-os-1700000000", &[])).expect("upstream AMI");
+    let _player = BuilderPlayer::start(&account);
+
+    let workdir = Workdir::new(&account);
+    workdir.write("main.tf", &format!("{}{CHAIN}", provider_block()));
+    vars(&workdir, &commit('a'), &commit('b'));
+    workdir.init().expect("init");
+    workdir.apply().expect("first apply builds the chain");
+
+    let (base, role, app) =
+        (output_str(&workdir, "base"), output_str(&workdir, "role"), output_str(&workdir, "app"));
+    rt.block_on(async {
+        assert_tagged_per_convention(&image_tags(&ec2, &base).await, "base", &commit('a'), None, &upstream);
+        assert_tagged_per_convention(
+            &image_tags(&ec2, &role).await,
+            "role",
+            &commit('b'),
+            Some("base"),
+            &base,
+        );
+        let app_tags = image_tags(&ec2, &app).await;
+        assert_tagged_per_convention(&app_tags, "app", &commit('b'), Some("role"), &role);
+        assert_eq!(app_tags.get("Team").map(String::as_str), Some("web"));
+        assert_eq!(image_tags(&ec2, &base).await.get("Name").map(String::as_str), Some("Base OS"));
+        let states = all_builder_states(&ec2).await;
+        assert_eq!(states.len(), 3, "one builder instance per layer: {states:?}");
+        assert!(
+            states.iter().all(|s| *s == InstanceStateName::Terminated),
+            "builders left behind: {states:?}"
+        );
+    });
+    assert_eq!(
+        workdir.output("lineage").expect("lineage"),
+        serde_json::json!([
+            { "layer": "base", "ami_id": base, "commit": commit('a') },
+            { "layer": "role", "ami_id": role, "commit": commit('b') },
+            { "layer": "app", "ami_id": app, "commit": commit('b') },
+        ])
+    );
+
+    // Same inputs: nothing to do, nothing built.
+    let images_before = rt.block_on(own_images(&ec2));
+    let plan = workdir.plan().expect("second plan");
+    assert!(plan.stdout.contains("No changes."), "{plan}");
+    assert!(!workdir.plan_has_changes().expect("plan"), "a second plan should be empty");
+    let again = workdir.apply().expect("second apply");
+    assert!(again.stdout.contains("0 added, 0 changed, 0 destroyed"), "{again}");
+    assert_eq!(rt.block_on(own_images(&ec2)), images_before, "the second apply built something");
+
+    // A new root commit rebuilds the root and, through their parents, every descendant.
+    vars(&workdir, &commit('c'), &commit('b'));
+    let plan = workdir.plan().expect("plan after new root commit");
+    assert!(plan.stdout.contains("0 to add, 3 to change, 0 to destroy"), "{plan}");
+    for layer in ["base", "role", "app"] {
+        assert!(
+            plan.stdout.contains(&format!("immutable_layered_ami.{layer} will be updated in-place")),
+            "{plan}"
+        );
+    }
+    let rebuilds = plan
+        .stdout
+        .lines()
+        .filter(|l| l.contains("~ ami_id") && l.ends_with("-> (known after apply)"))
+        .count();
+    assert_eq!(rebuilds, 3, "every layer's ami_id becomes unknown: {plan}");
+    workdir.apply().expect("apply after new root commit");
+    let (base2, role2, app2) =
+        (output_str(&workdir, "base"), output_str(&workdir, "role"), output_str(&workdir, "app"));
+    assert!(base2 != base && role2 != role && app2 != app, "every layer rebuilt");
+    rt.block_on(async {
+        assert_tagged_per_convention(&image_tags(&ec2, &base2).await, "base", &commit('c'), None, &upstream);
+        assert_tagged_per_convention(
+            &image_tags(&ec2, &role2).await,
+            "role",
+            &commit('b'),
+            Some("base"),
+            &base2,
+        );
+        assert_tagged_per_convention(
+            &image_tags(&ec2, &app2).await,
+            "app",
+            &commit('b'),
+            Some("role"),
+            &role2,
+        );
+        assert!(builder_instances(&ec2, &["pending", "running", "stopping", "stopped"]).await.is_empty());
+    });
+    assert!(!workdir.plan_has_changes().expect("plan"), "the rebuilt chain should be stable");
+}
+
+/// A stand-in `packer` that checks its template with the real `packer validate`,
+/// then registers the image in the emulator and writes Packer's manifest.
+fn fake_packer(workdir: &Workdir) -> String {
+    let fixture = repo_root().join("tests/fixtures/layered-ami");
+    let script = format!(
+        r#"#!/usr/bin/env bash
+set -euo pipefail
+echo "$*" >> "$(dirname "$0")/invocations.log"
+sub="$1"; shift
+vars=()
+template=""
+while (($#)); do
+  case "$1" in
+    -var) vars+=(-var "$2"); shift 2 ;;
+    -*) shift ;;
+    *) template="$1"; shift ;;
+  esac
+done
+CHECKPOINT_DISABLE=1 "${{REAL_PACKER:-packer}}" validate "${{vars[@]}}" "$template"
+echo "stand-in: the template passed packer validate"
+exec "{repo}/scripts/local-aws" python "{fixture}/fake_packer.py" "$sub" "${{vars[@]}}" "$template"
+"#,
+        repo = repo_root().display(),
+        fixture = fixture.display()
+    );
+    workdir.write("bin/packer", &script);
+    let path = workdir.path().join("bin/packer");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path.display().to_string()
+}
+
+fn packer_layer(command: &str, commit: &str) -> String {
+    format!(
+        r#"
+resource "immutable_layered_ami" "base" {{
+  layer  = "packer-base"
+  commit = "{commit}"
+  source {{
+    owners = ["self"]
+    name   = "upstream-os-*"
+  }}
+  build {{
+    packer_template = "images/base.json"
+    command         = "{command}"
+  }}
+}}
+
+output "ami" {{ value = immutable_layered_ami.base.ami_id }}
+output "fingerprint" {{ value = immutable_layered_ami.base.fingerprint }}
+"#
+    )
+}
+
+fn template_fixture() -> String {
+    std::fs::read_to_string(repo_root().join("tests/fixtures/layered-ami/base.json"))
+        .expect("template fixture")
+}
+
+const TEMPLATE_FINGERPRINT: &str = "1f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c5b6a7988";
+
+#[test]
+fn packer_builder_runs_the_template_and_reads_the_manifest() {
+    let account = LocalAws::shared().account();
+    let rt = runtime();
+    let ec2 = rt.block_on(account.ec2());
+    let upstream = rt.block_on(register_ami(&ec2, "upstream-os-1700000000", &[])).expect("upstream AMI");
+    let workdir = Workdir::new(&account);
+    let packer = fake_packer(&workdir);
+    workdir.write("images/base.json", &template_fixture());
+    workdir.write(
+        "main.tf",
+        &format!("{}{}", provider_block(), packer_layer(&format!("{packer} build"), &commit('d'))),
+    );
+    workdir.init().expect("init");
+    let apply = workdir.terraform_with_env(
+        &["apply", "-auto-approve", "-no-color", "-input=false"],
+        &[("TF_LOG_PROVIDER", "info")],
+    );
+    assert!(apply.success(), "{apply}");
+    // Packer's output is streamed into the provider log.
+    assert!(apply.stderr.contains("packer: ==> amazon-ebs: Creating AMI"), "{apply}");
+    assert!(apply.stderr.contains("stand-in: the template passed packer validate"), "{apply}");
+
+    let ami = output_str(&workdir, "ami");
+    let invocations =
+        std::fs::read_to_string(workdir.path().join("bin/invocations.log")).expect("invocations");
+    assert_eq!(
+        invocations.trim(),
+        format!("build -color=false -var commit={} -var parent={upstream} images/base.json", commit('d'))
+    );
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(workdir.path().join("manifest.json")).expect("manifest"),
+    )
+    .expect("manifest JSON");
+    assert_eq!(manifest["builds"][0]["artifact_id"], serde_json::json!(format!("eu-west-1:{ami}")));
+    assert_eq!(output_str(&workdir, "fingerprint"), TEMPLATE_FINGERPRINT);
+    rt.block_on(async {
+        let tags = image_tags(&ec2, &ami).await;
+        assert_tagged_per_convention(&tags, "packer-base", &commit('d'), None, &upstream);
+        assert_eq!(tags.get("Fingerprint").map(String::as_str), Some(TEMPLATE_FINGERPRINT));
+        assert_eq!(tags.get("Name").map(String::as_str), Some("Packer base"), "the template's Name stands");
+    });
+
+    // Nothing changed: no second Packer run.
+    assert!(!workdir.plan_has_changes().expect("plan"), "second plan should be empty");
+    workdir.apply().expect("second apply");
+    let invocations =
+        std::fs::read_to_string(workdir.path().join("bin/invocations.log")).expect("invocations");
+    assert_eq!(invocations.lines().count(), 1, "packer ran again: {invocations}");
+
+    // Deregistered outside Terraform: the refresh drops it and the plan builds anew.
+    rt.block_on(async { ec2.deregister_image().image_id(&ami).send().await.expect("DeregisterImage") });
+    let plan = workdir.plan().expect("plan after deregistration");
+    assert!(plan.stdout.contains("1 to add, 0 to change, 0 to destroy"), "{plan}");
+}
+
+#[test]
+fn import_by_ami_id_reads_the_layer_from_its_tags() {
+    let account = LocalAws::shared().account();
+    let rt = runtime();
+    let ec2 = rt.block_on(account.ec2());
+    let existing = rt.block_on(async {
+        let upstream = register_ami(&ec2, "upstream-os-1700000000", &[]).await.expect("upstream AMI");
+        let c = commit('7');
+        let tags = [
+            ("Name", "Packer base"),
+            ("Layer", "packer-base"),
+            ("Commit", c.as_str()),
+            ("Fingerprint", TEMPLATE_FINGERPRINT),
+            ("ParentAMI", upstream.as_str()),
+            ("ManagedBy", "immutable"),
+        ];
+        register_ami(&ec2, "packer-base-1700000200", &tags).await.expect("AMI to import")
+    });
+    let workdir = Workdir::new(&account);
+    workdir.write("images/base.json", &template_fixture());
+    workdir.write("main.tf", &format!("{}{}", provider_block(), packer_layer("false", &commit('7'))));
+    workdir.init().expect("init");
+    workdir.run_ok(&["import", "-no-color", "immutable_layered_ami.base", &existing]).expect("import");
+    let state = workdir.run_ok(&["state", "show", "-no-color", "immutable_layered_ami.base"]).expect("state");
+    for line in
+        [r#"layer         = "packer-base""#.to_owned(), format!(r#"commit        = "{}""#, commit('7'))]
+    {
+        assert!(state.stdout.contains(&line), "{line} in {state}");
+    }
+    // The imported AMI satisfies the configuration: applying builds nothing (`false` would fail).
+    workdir.apply().expect("apply after import");
+    assert_eq!(output_str(&workdir, "ami"), existing);
+}
+
+#[test]
+fn an_existing_ami_with_matching_tags_is_adopted_without_a_build() {
+    let account = LocalAws::shared().account();
+    let rt = runtime();
+    let ec2 = rt.block_on(account.ec2());
+    let (upstream, existing) = rt.block_on(async {
+        let upstream = register_ami(&ec2, "upstream-os-1700000000", &[]).await.expect("upstream AMI");
+        let c = commit('e');
+        let tags = [
+            ("Name", "Packer base"),
+            ("Layer", "packer-base"),
+            ("Commit", c.as_str()),
+            ("Fingerprint", TEMPLATE_FINGERPRINT),
+            ("ParentAMI", upstream.as_str()),
+            ("ManagedBy", "immutable"),
+            ("Project", PROJECT),
+        ];
+        let existing = register_ami(&ec2, "packer-base-1700000100", &tags).await.expect("CI-built AMI");
+        (upstream, existing)
+    });
+    let workdir = Workdir::new(&account);
+    workdir.write("images/base.json", &template_fixture());
+    // Any run of this command fails the apply: adoption must not build.
+    workdir.write("main.tf", &format!("{}{}", provider_block(), packer_layer("false", &commit('e'))));
+    workdir.init().expect("init");
+    let plan = workdir.plan().expect("plan");
+    let planned_ami = plan.stdout.lines().find(|l| l.contains("+ ami_id")).unwrap_or_default();
+    assert!(planned_ami.ends_with(&format!("\"{existing}\"")), "planned ami_id is known: {plan}");
+    workdir.apply().expect("apply adopts");
+    assert_eq!(output_str(&workdir, "ami"), existing);
+    assert_eq!(rt.block_on(own_images(&ec2)).len(), 2, "nothing built besides upstream and the adopted AMI");
+    let _ = upstream;
+
+    // A different commit is not adopted: the plan wants a build.
+    workdir.write("main.tf", &format!("{}{}", provider_block(), packer_layer("false", &commit('f'))));
+    let plan = workdir.plan().expect("plan");
+    let planned_ami = plan.stdout.lines().find(|l| l.contains("~ ami_id")).unwrap_or_default();
+    assert!(planned_ami.ends_with("-> (known after apply)"), "a new commit needs a build: {plan}");
+}
+
+#[test]
+fn keep_prunes_old_amis_and_their_snapshots_but_not_those_in_use() {
+    let account = LocalAws::shared().account();
+    let rt = runtime();
+    let ec2 = rt.block_on(account.ec2());
+    rt.block_on(register_ami(&ec2, "upstream-os-1700000000", &[])).expect("upstream AMI");
+    let _player = BuilderPlayer::start(&account);
+    let workdir = Workdir::new(&account);
+    let config = |c: &str| {
+        format!(
+            r##"{}
+resource "immutable_layered_ami" "base" {{
+  layer  = "kept"
+  commit = "{c}"
+  keep   = 2
+  source {{
+    owners = ["self"]
+    name   = "upstream-os-*"
+  }}
+  build {{
+    native {{ user_data = "#!/bin/sh\nshutdown -h now\n" }}
+  }}
+}}
+output "ami" {{ value = immutable_layered_ami.base.ami_id }}
+"##,
+            provider_block()
+        )
+    };
+    workdir.write("main.tf", &config(&commit('1')));
+    workdir.init().expect("init");
+    let mut builds = Vec::new();
+    let mut snapshots = Vec::new();
+    for (i, c) in ['1', '2', '3', '4'].into_iter().enumerate() {
+        workdir.write("main.tf", &config(&commit(c)));
+        // Image names and creation dates have one-second resolution.
+        std::thread::sleep(Duration::from_millis(1100));
+        workdir.apply().unwrap_or_else(|e| panic!("build {}: {e:#}", i + 1));
+        let ami = output_str(&workdir, "ami");
+        snapshots.push(rt.block_on(snapshots_of(&ec2, &ami)));
+        builds.push(ami);
+        if i == 1 {
+            // The first build now runs on an instance: it must survive retention.
+            rt.block_on(async {
+                ec2.run_instances()
+                    .image_id(&builds[0])
+                    .instance_type(InstanceType::T3Micro)
+                    .min_count(1)
+                    .max_count(1)
+                    .send()
+                    .await
+                    .expect("RunInstances");
+            });
+        }
+    }
+    let layer_images: Vec<String> = rt.block_on(async {
+        let mut ids = Vec::new();
+        for id in own_images(&ec2).await {
+            if image_tags(&ec2, &id).await.get("Layer").map(String::as_str) == Some("kept") {
+                ids.push(id);
+            }
+        }
+        ids
+    });
+    let mut expected = vec![builds[0].clone(), builds[2].clone(), builds[3].clone()];
+    expected.sort();
+    assert_eq!(layer_images, expected, "newest two plus the one in use; builds: {builds:?}");
+    rt.block_on(async {
+        assert!(!snapshots[1].is_empty(), "the pruned AMI had snapshots");
+        for snapshot in &snapshots[1] {
+            assert!(
+                !snapshot_exists(&ec2, snapshot).await,
+                "snapshot {snapshot} of pruned {} remains",
+                builds[1]
+            );
+        }
+        for i in [0, 2, 3] {
+            for snapshot in &snapshots[i] {
+                assert!(
+                    snapshot_exists(&ec2, snapshot).await,
+                    "snapshot {snapshot} of kept {} deleted",
+                    builds[i]
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn bad_arguments_fail_at_plan_on_their_attribute_without_touching_aws() {
+    let account = LocalAws::shared().account();
+    let rt = runtime();
+    let ec2 = rt.block_on(account.ec2());
+    let workdir = Workdir::new(&account);
+    workdir.write(
+        "main.tf",
+        &format!(
+            r#"{}
+resource "immutable_layered_ami" "both" {{
+  layer  = "both"
+  commit = "{c}"
+  parent = "ami-12345678"
+  source {{
+    owners = ["self"]
+    name   = "x-*"
+  }}
+  build {{
+    native {{ user_data = "x" }}
+  }}
+}}
+
+resource "immutable_layered_ami" "neither" {{
+  layer  = "neither"
+  commit = "{c}"
+  build {{
+    native {{ user_data = "x" }}
+  }}
+}}
+
+resource "immutable_layered_ami" "bad" {{
+  layer  = "bad"
+  commit = "abc123"
+  parent = "ami-12345678"
+  keep   = 0
+  build {{
+    packer_template = "images/missing.json"
+  }}
+}}
+"#,
+            provider_block(),
+            c = commit('a')
+        ),
+    );
+    workdir.init().expect("init");
+    let plan = workdir.terraform(&["plan", "-no-color"]);
+    assert!(!plan.success(), "{plan}");
+    for (summary, line) in [
+        ("Conflicting Parent And Source", r#"parent = "ami-12345678""#),
+        ("Missing Parent Or Source", r#"resource "immutable_layered_ami" "neither""#),
+        ("Invalid Commit", r#"commit = "abc123""#),
+        ("Invalid Retention", "keep   = 0"),
+        ("Packer Template Not Found", r#"packer_template = "images/missing.json""#),
+    ] {
+        let at = plan.stderr.find(summary).unwrap_or_else(|| panic!("no {summary:?} in\n{plan}"));
+        let block = &plan.stderr[at..];
+        let end = block.find('╵').unwrap_or(block.len());
+        assert!(block[..end].contains(line), "{summary:?} should point at `{line}`:\n{}", &block[..end]);
+    }
+    rt.block_on(async {
+        assert!(own_images(&ec2).await.is_empty(), "no AMI was created");
+        let instances = ec2.describe_instances().send().await.expect("DescribeInstances");
+        assert!(instances.reservations().is_empty(), "no instance was launched");
+    });
+}
