@@ -94,8 +94,8 @@ impl<'a> Source<'a> {
         Source { file, text, doc: DeTable::parse(text).ok() }
     }
 
-    /// A diagnostic at the key path's value (or at the start of the file if the
-    /// path is not in the document, e.g. a missing key).
+    /// A diagnostic at the key path's key (or at its deepest part present in the
+    /// document; the start of the file if none is).
     pub fn at(&self, path: &KeyPath, message: impl Into<String>) -> Diagnostic {
         let offset = self.doc.as_ref().and_then(|doc| locate(doc, &path.0)).unwrap_or(0);
         self.diagnostic(offset, path.to_string(), message.into())
@@ -114,7 +114,7 @@ impl<'a> Source<'a> {
         match &self.doc {
             Some(doc) => {
                 let mut best = (0, KeyPath::default());
-                innermost(doc, &span, &mut KeyPath::default(), &mut best);
+                walk_table(doc.get_ref(), span.start, &mut KeyPath::default(), &mut best);
                 self.diagnostic(span.start, best.1.to_string(), message)
             }
             None => {
@@ -173,22 +173,13 @@ fn item_start(item: &Spanned<DeValue<'_>>) -> usize {
     }
 }
 
-/// The deepest key path whose key or value span contains `span.start`.
-fn innermost(
-    table: &Spanned<DeTable<'_>>,
-    span: &Range<usize>,
-    here: &mut KeyPath,
-    best: &mut (usize, KeyPath),
-) {
-    walk_table(table.get_ref(), span.start, here, best);
-}
-
 fn consider(candidate: &Range<usize>, at: usize, here: &KeyPath, best: &mut (usize, KeyPath)) {
     if candidate.start <= at && at < candidate.end.max(candidate.start + 1) && here.0.len() >= best.0 {
         *best = (here.0.len(), here.clone());
     }
 }
 
+/// Finds the deepest key path whose key or value span contains `at`.
 fn walk_table(table: &DeTable<'_>, at: usize, here: &mut KeyPath, best: &mut (usize, KeyPath)) {
     for (key, value) in table {
         here.0.push(Seg::Key(key.get_ref().to_string()));

@@ -83,3 +83,21 @@ fn an_unreadable_layers_file_is_bad_input() {
         stderr(&output)
     );
 }
+
+#[test]
+fn no_prefix_of_a_layers_file_makes_the_reader_panic() {
+    // Truncated files hit every syntax error path and odd spans in the diagnostics.
+    let mut files = corpus();
+    files.push(crate::support::example_dir().join("layers.toml"));
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read");
+        for end in (0..=text.len()).filter(|&i| text.is_char_boundary(i)) {
+            if let Err(codegen::Error::Invalid(diagnostics)) = codegen::layers::parse(&file, &text[..end]) {
+                assert!(!diagnostics.is_empty(), "{}: empty error at {end}", file.display());
+                for d in &diagnostics {
+                    assert!(d.line >= 1, "{}: {d}", file.display());
+                }
+            }
+        }
+    }
+}
