@@ -66,8 +66,61 @@ def patch_account_from_access_key() -> None:
     iam_models.get_account_id_from = get_account_id_from
 
 
+# Target health from an instance tag, so that failed rollouts can be tested.
+#
+# Moto reports every registered instance target as healthy, whatever the instance
+# does. Real load balancers report instances that fail health checks as unhealthy,
+# new ones as initial, and instances that are not running as unused. With this patch:
+#   - an instance tagged immutable-test:health=<state> reports <state>
+#     (unhealthy, initial, ...), with the reason from immutable-test:health-reason
+#     (default Target.ResponseCodeMismatch for unhealthy), and
+#   - an instance that is not running reports unused / Target.InvalidState.
+HEALTH_TAG = "immutable-test:health"
+HEALTH_REASON_TAG = "immutable-test:health-reason"
+DEFAULT_REASONS = {
+    "unhealthy": ("Target.ResponseCodeMismatch", "Health checks failed with these codes: [500]"),
+    "initial": ("Elb.RegistrationInProgress", "Target registration is in progress"),
+}
+
+
+def patch_target_health_from_tags() -> None:
+    import moto.elbv2.models as elbv2_models
+
+    original = elbv2_models.FakeTargetGroup.health_for
+
+    def health_for(self, target, ec2_backend):  # type: ignore[no-untyped-def]
+        status = original(self, target, ec2_backend)
+        instance_id = target.get("Id", "")
+        if status.status != "healthy" or not instance_id.startswith("i-"):
+            return status
+        try:
+            instance = ec2_backend.get_instance_by_id(instance_id)
+        except Exception:  # noqa: BLE001 - unknown ids keep moto's answer
+            return status
+        if instance is None:
+            return status
+        state = getattr(instance, "state", "running")
+        if state != "running":
+            return elbv2_models.FakeHealthStatus(
+                instance_id, status.port, self.health_check_port, "unused",
+                "Target.InvalidState", f"Target is in the {state} state",
+            )
+        tags = dict(ec2_backend.tags.get(instance_id, {}))
+        wanted = tags.get(HEALTH_TAG)
+        if not wanted or wanted == "healthy":
+            return status
+        reason, description = DEFAULT_REASONS.get(wanted, ("Target.FailedHealthChecks", "Health checks failed"))
+        reason = tags.get(HEALTH_REASON_TAG, reason)
+        return elbv2_models.FakeHealthStatus(
+            instance_id, status.port, self.health_check_port, wanted, reason, description,
+        )
+
+    elbv2_models.FakeTargetGroup.health_for = health_for
+
+
 PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("account id from access key", patch_account_from_access_key),
+    ("target health from instance tags", patch_target_health_from_tags),
 ]
 
 

@@ -60,7 +60,10 @@ impl Provider for ImmutableProvider {
     }
 
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
-        vec![Arc::new(resource::layered_ami::LayeredAmiResource::new(self.shared.clone()))]
+        vec![
+            Arc::new(resource::app::AppResource::new(self.shared.clone())),
+            Arc::new(resource::layered_ami::LayeredAmiResource::new(self.shared.clone())),
+        ]
     }
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {

@@ -45,7 +45,7 @@ pub struct FleetSpec {
 
 impl FleetSpec {
     pub fn template_name(&self) -> String {
-        format!("immutable-{}-g{}", self.app, self.generation)
+        template_name(&self.app, self.generation)
     }
 
     /// Idempotency token: the same app, generation and configuration always give the
@@ -58,6 +58,11 @@ impl FleetSpec {
         let app: String = self.app.chars().take(30).collect();
         format!("{app}-g{}-{hex}", self.generation)
     }
+}
+
+/// The launch template of one generation of an app.
+pub fn template_name(app: &str, generation: u64) -> String {
+    format!("immutable-{app}-g{generation}")
 }
 
 /// A Spot Fleet request as the provider sees it.
@@ -165,7 +170,7 @@ pub async fn ensure_launch_template(ec2: &aws_sdk_ec2::Client, spec: &FleetSpec)
     })
 }
 
-async fn find_launch_template(ec2: &aws_sdk_ec2::Client, name: &str) -> Result<Option<String>, AwsError> {
+pub async fn find_launch_template(ec2: &aws_sdk_ec2::Client, name: &str) -> Result<Option<String>, AwsError> {
     let out = ec2
         .describe_launch_templates()
         .filters(Filter::builder().name("launch-template-name").values(name).build())

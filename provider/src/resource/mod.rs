@@ -1,3 +1,5 @@
 //! Managed resources.
 
+pub mod app;
+
 pub mod layered_ami;

@@ -1,0 +1,67 @@
+# An app on Spot Fleet behind the `web` target group, running the newest build of
+# the `demo-web-app` layer. Re-applying after a new build rolls it out blue/green.
+#
+# The core infrastructure (security group `web-sg`, target group `web`, instance
+# profile `web-profile`, role `aws-ec2-spot-fleet-tagging-role`) exists already and
+# is found by name. `cargo xtask demo` creates it in the local emulator.
+
+terraform {
+  required_version = ">= 1.5"
+  required_providers {
+    immutable = {
+      source = "terraform.local/immutable/immutable"
+    }
+  }
+}
+
+provider "immutable" {
+  default_tags = {
+    Project = "demo"
+  }
+}
+
+variable "capacity" {
+  description = "How many instances serve the app."
+  type        = number
+  default     = 2
+}
+
+data "immutable_ami" "app" {
+  layer = "demo-web-app"
+}
+
+resource "immutable_app" "web" {
+  name                 = "web"
+  ami_id               = data.immutable_ami.app.ami_id
+  instance_types       = ["t3.small", "t3a.small"]
+  target_capacity      = var.capacity
+  security_groups      = ["web-sg"]
+  target_groups        = ["web"]
+  iam_instance_profile = "web-profile"
+  user_data            = "#!/bin/sh\nsystemctl start web\n"
+
+  rollout {
+    health_timeout = "2m"
+    drain_timeout  = "5s"
+  }
+}
+
+output "fleet_id" {
+  value = immutable_app.web.fleet_id
+}
+
+output "generation" {
+  value = immutable_app.web.generation
+}
+
+output "commit" {
+  value = immutable_app.web.commit
+}
+
+output "instances" {
+  value = immutable_app.web.instance_ids
+}
+
+output "lineage" {
+  value = [for step in data.immutable_ami.app.lineage : "${step.layer}: ${step.ami_id}"]
+}

@@ -1,0 +1,402 @@
+//! `immutable_app` end to end: real Terraform, real provider, emulator.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tests::{Account, CoreInfra, LocalAws, Workdir, core_infra, register_ami};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+}
+
+struct Setup {
+    account: Account,
+    infra: CoreInfra,
+    /// Two builds of the app's AMI, older first.
+    amis: [String; 2],
+    commits: [String; 2],
+}
+
+fn setup() -> Setup {
+    let account = LocalAws::shared().account();
+    let commits = ["1".repeat(40), "2".repeat(40)];
+    let (infra, amis) = runtime().block_on(async {
+        let infra = core_infra(&account).await.expect("core infrastructure");
+        let ec2 = account.ec2().await;
+        let mut amis = Vec::new();
+        for (i, commit) in commits.iter().enumerate() {
+            let name = format!("web-170000000{i}");
+            amis.push(
+                register_ami(&ec2, &name, &[("Layer", "web"), ("Commit", commit)])
+                    .await
+                    .expect("register AMI"),
+            );
+        }
+        (infra, amis)
+    });
+    Setup { account, infra, amis: [amis[0].clone(), amis[1].clone()], commits }
+}
+
+fn config(ami: &str, capacity: u32, extra: &str) -> String {
+    format!(
+        r##"
+terraform {{
+  required_providers {{
+    immutable = {{ source = "terraform.local/immutable/immutable" }}
+  }}
+}}
+
+resource "immutable_app" "web" {{
+  name                 = "web"
+  ami_id               = "{ami}"
+  instance_types       = ["t3.small", "t3a.small"]
+  target_capacity      = {capacity}
+  security_groups      = ["web-sg"]
+  target_groups        = ["web"]
+  iam_instance_profile = "web-profile"
+  user_data            = "#!/bin/sh\necho hello\n"
+  {extra}
+  rollout {{
+    health_timeout = "5s"
+    drain_timeout  = "1s"
+  }}
+}}
+
+output "fleet_id" {{
+  value = immutable_app.web.fleet_id
+}}
+output "instance_ids" {{
+  value = immutable_app.web.instance_ids
+}}
+output "generation" {{
+  value = immutable_app.web.generation
+}}
+output "commit" {{
+  value = immutable_app.web.commit
+}}
+output "healthy_count" {{
+  value = immutable_app.web.healthy_count
+}}
+"##
+    )
+}
+
+fn out_str(workdir: &Workdir, name: &str) -> String {
+    workdir.output(name).expect("output").as_str().expect("string output").to_owned()
+}
+
+fn out_list(workdir: &Workdir, name: &str) -> Vec<String> {
+    let value = workdir.output(name).expect("output");
+    value.as_array().expect("list output").iter().map(|v| v.as_str().expect("string").to_owned()).collect()
+}
+
+/// Open fleets tagged with the app, and running instances tagged with it.
+fn app_footprint(account: &Account, app: &str) -> (Vec<String>, Vec<String>) {
+    runtime().block_on(async {
+        let ec2 = account.ec2().await;
+        let fleets = ec2.describe_spot_fleet_requests().send().await.expect("describe fleets");
+        let open: Vec<String> = fleets
+            .spot_fleet_request_configs()
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.spot_fleet_request_state().map(|s| s.as_str()),
+                    Some("active" | "submitted" | "modifying")
+                ) && f.tags().iter().any(|t| t.key() == Some("immutable:app") && t.value() == Some(app))
+            })
+            .filter_map(|f| f.spot_fleet_request_id().map(str::to_owned))
+            .collect();
+        let instances = ec2
+            .describe_instances()
+            .filters(aws_sdk_ec2::types::Filter::builder().name("tag:immutable:app").values(app).build())
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("instance-state-name")
+                    .values("running")
+                    .values("pending")
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("describe instances");
+        let running = instances
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(|i| i.instance_id().map(str::to_owned))
+            .collect();
+        (open, running)
+    })
+}
+
+/// Healthy targets in the target group, by instance.
+fn healthy_targets(account: &Account, target_group_arn: &str) -> Vec<String> {
+    runtime().block_on(async {
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&account.sdk_config().await);
+        let health =
+            elb.describe_target_health().target_group_arn(target_group_arn).send().await.expect("health");
+        health
+            .target_health_descriptions()
+            .iter()
+            .filter(|d| d.target_health().and_then(|h| h.state()).map(|s| s.as_str()) == Some("healthy"))
+            .filter_map(|d| d.target()?.id().map(str::to_owned))
+            .collect()
+    })
+}
+
+/// Polls the target group until stopped; returns the fewest healthy targets seen
+/// and how many samples were taken.
+fn watch_target_group(
+    account: Account,
+    arn: String,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(usize, usize)> {
+    std::thread::spawn(move || {
+        let rt = runtime();
+        rt.block_on(async {
+            let elb = aws_sdk_elasticloadbalancingv2::Client::new(&account.sdk_config().await);
+            let (mut fewest, mut samples) = (usize::MAX, 0);
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(health) = elb.describe_target_health().target_group_arn(&arn).send().await {
+                    let healthy = health
+                        .target_health_descriptions()
+                        .iter()
+                        .filter(|d| {
+                            d.target_health().and_then(|h| h.state()).map(|s| s.as_str()) == Some("healthy")
+                        })
+                        .count();
+                    fewest = fewest.min(healthy);
+                    samples += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (fewest, samples)
+        })
+    })
+}
+
+#[test]
+fn create_rollout_resize_and_destroy() {
+    let s = setup();
+    let workdir = Workdir::new(&s.account);
+    workdir.write("main.tf", &config(&s.amis[0], 2, ""));
+    workdir.init().expect("init");
+
+    // Create: fleet active, every instance registered and healthy.
+    workdir.apply().expect("create");
+    let blue = out_str(&workdir, "fleet_id");
+    let blue_instances = out_list(&workdir, "instance_ids");
+    assert!(blue.starts_with("sfr-"), "{blue}");
+    assert_eq!(blue_instances.len(), 2);
+    assert_eq!(workdir.output("generation").expect("output"), serde_json::json!(1));
+    assert_eq!(out_str(&workdir, "commit"), s.commits[0]);
+    assert_eq!(workdir.output("healthy_count").expect("output"), serde_json::json!(2));
+    let mut healthy = healthy_targets(&s.account, &s.infra.target_group_arn);
+    healthy.sort();
+    assert_eq!(healthy, blue_instances, "every instance registered and healthy in tg web");
+    assert!(!workdir.plan_has_changes().expect("plan"), "a second plan has no changes");
+
+    // Launch settings: IMDSv2 required, encrypted root volume, no SSH key.
+    runtime().block_on(async {
+        let ec2 = s.account.ec2().await;
+        let versions = ec2
+            .describe_launch_template_versions()
+            .launch_template_name("immutable-web-g1")
+            .send()
+            .await
+            .expect("launch template");
+        let data = versions.launch_template_versions()[0].launch_template_data().expect("template data");
+        assert_eq!(
+            data.metadata_options().and_then(|m| m.http_tokens()).map(|t| t.as_str()),
+            Some("required")
+        );
+        let root = &data.block_device_mappings()[0];
+        assert_eq!(root.ebs().and_then(|e| e.encrypted()), Some(true));
+        assert_eq!(data.key_name(), None, "no SSH key unless set");
+        assert_eq!(
+            data.security_group_ids(),
+            std::slice::from_ref(&s.infra.security_group_id),
+            "name resolved to id"
+        );
+    });
+
+    // Rollout: a new fleet serves, the old one is cancelled; zero healthy never seen.
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch_target_group(s.account.clone(), s.infra.target_group_arn.clone(), stop.clone());
+    workdir.write("main.tf", &config(&s.amis[1], 2, ""));
+    let rollout = workdir.apply().expect("rollout");
+    stop.store(true, Ordering::SeqCst);
+    let (fewest, samples) = watcher.join().expect("watcher");
+    assert!(samples >= 5, "watcher sampled the target group during the rollout ({samples} samples)");
+    assert!(fewest >= 2, "the target group never dropped below full capacity; fewest healthy: {fewest}");
+    assert!(rollout.stdout.contains("1 changed"), "an in-place update, not a replacement:\n{rollout}");
+    let green = out_str(&workdir, "fleet_id");
+    assert_ne!(green, blue);
+    assert_eq!(workdir.output("generation").expect("output"), serde_json::json!(2));
+    assert_eq!(out_str(&workdir, "commit"), s.commits[1]);
+    let (open, running) = app_footprint(&s.account, "web");
+    assert_eq!(open, vec![green.clone()], "only the new fleet is active");
+    let green_instances = out_list(&workdir, "instance_ids");
+    let mut sorted_running = running.clone();
+    sorted_running.sort();
+    assert_eq!(sorted_running, green_instances, "blue's instances terminated");
+    let mut healthy = healthy_targets(&s.account, &s.infra.target_group_arn);
+    healthy.sort();
+    assert_eq!(healthy, green_instances);
+
+    // Capacity change: same fleet, modified in place.
+    workdir.write("main.tf", &config(&s.amis[1], 3, ""));
+    workdir.apply().expect("resize");
+    assert_eq!(out_str(&workdir, "fleet_id"), green, "same fleet");
+    assert_eq!(out_list(&workdir, "instance_ids").len(), 3);
+    assert_eq!(healthy_targets(&s.account, &s.infra.target_group_arn).len(), 3, "the new instance serves");
+    assert!(!workdir.plan_has_changes().expect("plan"));
+
+    // Destroy: nothing of the app remains.
+    workdir.destroy().expect("destroy");
+    let (open, running) = app_footprint(&s.account, "web");
+    assert!(open.is_empty(), "no active fleet: {open:?}");
+    assert!(running.is_empty(), "no running instance: {running:?}");
+}
+
+#[test]
+fn failed_rollout_rolls_back_and_keeps_the_old_fleet() {
+    let s = setup();
+    let workdir = Workdir::new(&s.account);
+    workdir.write("main.tf", &config(&s.amis[0], 2, ""));
+    workdir.init().expect("init");
+    workdir.apply().expect("create");
+    let blue = out_str(&workdir, "fleet_id");
+    let blue_instances = out_list(&workdir, "instance_ids");
+
+    // The new instances fail their health checks (the emulator reads this tag).
+    let failing = config(&s.amis[1], 2, r#"tags = { "immutable-test:health" = "unhealthy" }"#);
+    workdir.write("main.tf", &failing);
+    let started = Instant::now();
+    let apply = workdir.terraform(&["apply", "-auto-approve", "-no-color"]);
+    let took = started.elapsed();
+    assert!(!apply.success(), "the rollout must fail:\n{apply}");
+    assert!(took < Duration::from_secs(5 + 25), "failed within health_timeout + margin, took {took:?}");
+    assert!(apply.stderr.contains("Rollout Failed"), "{apply}");
+    let flat = apply.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    let unhealthy_lines = flat.matches("unhealthy in web: Target.ResponseCodeMismatch").count();
+    assert_eq!(unhealthy_lines, 2, "each unhealthy instance is named with its reason:\n{}", apply.stderr);
+    assert!(flat.contains(&format!("the previous fleet {blue} keeps serving")), "{apply}");
+
+    // The old fleet is still active and healthy, and state still names it.
+    let (open, _) = app_footprint(&s.account, "web");
+    assert_eq!(open, vec![blue.clone()], "only blue is active; green was cancelled");
+    let mut healthy = healthy_targets(&s.account, &s.infra.target_group_arn);
+    healthy.sort();
+    assert_eq!(healthy, blue_instances, "blue still serves, alone");
+    let show = workdir.run_ok(&["show", "-json", "-no-color"]).expect("terraform show");
+    let state: serde_json::Value = serde_json::from_str(&show.stdout).expect("state JSON");
+    let app = &state["values"]["root_module"]["resources"][0]["values"];
+    assert_eq!(app["fleet_id"], serde_json::json!(blue), "state still names the old fleet");
+    assert_eq!(app["generation"], serde_json::json!(1), "state keeps the old generation");
+    assert_eq!(app["ami_id"], serde_json::json!(s.amis[0]), "state keeps the old AMI");
+
+    // The next plan proposes the rollout again.
+    let plan = workdir.plan().expect("plan");
+    assert!(plan.stdout.contains("~ ami_id"), "rollout proposed again:\n{plan}");
+}
+
+#[test]
+fn drift_and_import() {
+    let s = setup();
+    let workdir = Workdir::new(&s.account);
+    workdir.write("main.tf", &config(&s.amis[0], 1, ""));
+    workdir.init().expect("init");
+    workdir.apply().expect("create");
+    let fleet = out_str(&workdir, "fleet_id");
+
+    // Import the running fleet into a fresh state: then nothing to change.
+    let other = Workdir::new(&s.account);
+    other.write("main.tf", &config(&s.amis[0], 1, ""));
+    other.init().expect("init");
+    let import = other.terraform(&["import", "-no-color", "immutable_app.web", &fleet]);
+    assert!(import.success(), "{import}");
+    let plan = other.terraform(&["plan", "-no-color", "-detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "imported app plans no changes:\n{plan}");
+
+    // Cancelled outside Terraform: the next plan creates it again.
+    runtime().block_on(async {
+        let ec2 = s.account.ec2().await;
+        ec2.cancel_spot_fleet_requests()
+            .spot_fleet_request_ids(&fleet)
+            .terminate_instances(true)
+            .send()
+            .await
+            .expect("cancel fleet");
+    });
+    let plan = workdir.plan().expect("plan");
+    assert!(plan.stdout.contains("immutable_app.web will be created"), "{plan}");
+}
+
+/// Each bad argument gets its diagnostic at plan time, and nothing is created.
+#[test]
+fn bad_arguments_fail_at_plan_time_without_mutation() {
+    let s = setup();
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "unknown security group",
+            config(&s.amis[0], 1, "").replace(r#"["web-sg"]"#, r#"["nope-sg"]"#),
+            "Unknown Security Group",
+            r#"security_groups      = ["nope-sg"]"#,
+        ),
+        (
+            "unknown target group",
+            config(&s.amis[0], 1, "").replace(r#"["web"]"#, r#"["nope"]"#),
+            "Unknown Target Group",
+            r#"target_groups        = ["nope"]"#,
+        ),
+        (
+            "nonexistent AMI",
+            config("ami-0123456789abcdef0", 1, ""),
+            "AMI Not Found",
+            r#"ami_id               = "ami-0123456789abcdef0""#,
+        ),
+        ("capacity 0", config(&s.amis[0], 0, ""), "Value Out Of Range", "target_capacity      = 0"),
+        (
+            "bad enum",
+            config(&s.amis[0], 1, r#"allocation_strategy = "cheapest""#),
+            "Invalid Value",
+            r#"allocation_strategy = "cheapest""#,
+        ),
+        (
+            "unknown instance profile",
+            config(&s.amis[0], 1, "").replace(r#""web-profile""#, r#""nope-profile""#),
+            "Unknown Instance Profile",
+            r#"iam_instance_profile = "nope-profile""#,
+        ),
+        (
+            "both subnets and zones",
+            config(&s.amis[0], 1, "subnet_ids = [\"subnet-1\"]\n  availability_zones = [\"eu-west-1a\"]"),
+            "Conflicting Arguments",
+            "availability_zones = [\"eu-west-1a\"]",
+        ),
+    ];
+    for (what, text, summary, line) in cases {
+        let workdir = Workdir::new(&s.account);
+        workdir.write("main.tf", &text);
+        workdir.init().expect("init");
+        let plan = workdir.terraform(&["plan", "-no-color"]);
+        assert!(!plan.success(), "{what}: plan must fail\n{plan}");
+        let at = plan.stderr.find(summary).unwrap_or_else(|| panic!("{what}: no {summary:?} in\n{plan}"));
+        let block = &plan.stderr[at..];
+        let end = block.find('╵').unwrap_or(block.len());
+        assert!(
+            block[..end].contains(line),
+            "{what}: {summary:?} should point at `{line}`:\n{}",
+            &block[..end]
+        );
+    }
+    // No mutation: no fleet, no launch template.
+    let (open, running) = app_footprint(&s.account, "web");
+    assert!(open.is_empty() && running.is_empty(), "nothing launched: {open:?} {running:?}");
+    runtime().block_on(async {
+        let ec2 = s.account.ec2().await;
+        let templates = ec2.describe_launch_templates().send().await.expect("templates");
+        assert!(templates.launch_templates().is_empty(), "no launch template created");
+    });
+}
