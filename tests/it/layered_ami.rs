@@ -5,15 +5,11 @@
 //! running builder instance it sees.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{Filter, InstanceStateName, InstanceType};
-use tests::{Account, LocalAws, Workdir, register_ami, repo_root};
+use tests::{BUILDER_TAG, BuilderPlayer, LocalAws, Workdir, register_ami, repo_root};
 
-const BUILDER_TAG: &str = "immutable:builder";
 const PROJECT: &str = "layers-test";
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -39,61 +35,8 @@ provider "immutable" {{
     )
 }
 
-/// Stops running builder instances, as their user data would, until dropped.
-struct BuilderPlayer {
-    done: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl BuilderPlayer {
-    fn start(account: &Account) -> BuilderPlayer {
-        let done = Arc::new(AtomicBool::new(false));
-        let flag = done.clone();
-        let account = account.clone();
-        let thread = std::thread::spawn(move || {
-            runtime().block_on(async {
-                let ec2 = account.ec2().await;
-                while !flag.load(Ordering::Relaxed) {
-                    for id in builder_instances(&ec2, &["pending", "running"]).await {
-                        let _ = ec2.stop_instances().instance_ids(id).send().await;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            });
-        });
-        BuilderPlayer { done, thread: Some(thread) }
-    }
-}
-
-impl Drop for BuilderPlayer {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Builder instances (by tag) in one of `states`.
 async fn builder_instances(ec2: &aws_sdk_ec2::Client, states: &[&str]) -> Vec<String> {
-    let response = ec2
-        .describe_instances()
-        .filters(Filter::builder().name("tag-key").values(BUILDER_TAG).build())
-        .filters(
-            Filter::builder()
-                .name("instance-state-name")
-                .set_values(Some(states.iter().map(|s| s.to_string()).collect()))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("DescribeInstances");
-    response
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter_map(|i| i.instance_id().map(str::to_owned))
-        .collect()
+    tests::builder_instances(ec2, states).await.expect("DescribeInstances")
 }
 
 async fn all_builder_states(ec2: &aws_sdk_ec2::Client) -> Vec<InstanceStateName> {
@@ -667,4 +610,58 @@ resource "immutable_layered_ami" "bad" {{
         let instances = ec2.describe_instances().send().await.expect("DescribeInstances");
         assert!(instances.reservations().is_empty(), "no instance was launched");
     });
+}
+
+/// examples/terraform/layered with its module, from a clean directory.
+#[test]
+fn layered_example_builds_the_chain_through_the_module() {
+    let account = LocalAws::shared().account();
+    let rt = runtime();
+    let ec2 = rt.block_on(account.ec2());
+    rt.block_on(register_ami(&ec2, "upstream-os-1700000000", &[])).expect("upstream AMI");
+    let _player = BuilderPlayer::start(&account);
+    let workdir = Workdir::new(&account);
+    let examples = repo_root().join("examples/terraform");
+    for file in ["main.tf", "variables.tf", "outputs.tf"] {
+        let text =
+            std::fs::read_to_string(examples.join("modules/layer-chain").join(file)).expect("module file");
+        workdir.write(&format!("modules/layer-chain/{file}"), &text);
+    }
+    let root = std::fs::read_to_string(examples.join("layered/main.tf")).expect("example");
+    workdir.write("layered/main.tf", &root);
+    let layered = workdir.path().join("layered");
+    let run = |args: &[&str]| {
+        let mut command = std::process::Command::new(tests::terraform_binary());
+        command.args(args).current_dir(&layered);
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if key.starts_with("TF_") || key.starts_with("AWS_") {
+                command.env_remove(key);
+            }
+        }
+        command.envs(workdir.env());
+        let out = command.output().expect("terraform");
+        let text =
+            format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "terraform {args:?}:\n{text}");
+        text
+    };
+    run(&["init", "-no-color", "-input=false"]);
+    let vars = [
+        "-var".to_owned(),
+        format!("commit={}", commit('9')),
+        "-var".to_owned(),
+        r#"source_owners=["self"]"#.to_owned(),
+        "-var".to_owned(),
+        "source_name=upstream-os-*".to_owned(),
+    ];
+    let mut apply = vec!["apply", "-auto-approve", "-no-color", "-input=false"];
+    apply.extend(vars.iter().map(String::as_str));
+    let applied = run(&apply);
+    for layer in ["ubuntu-1804", "rails-base", "demo-web-app"] {
+        assert!(applied.contains(&format!("\"{layer}: ami-")), "{layer} in the lineage:\n{applied}");
+    }
+    let mut plan = vec!["plan", "-no-color", "-input=false", "-detailed-exitcode"];
+    plan.extend(vars.iter().map(String::as_str));
+    run(&plan);
 }

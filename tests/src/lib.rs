@@ -10,12 +10,14 @@
 //! The same harness backs the integration tests (`tests/it`) and the demo and
 //! benchmark commands of `cargo xtask`.
 
+mod builders;
 mod infra;
 mod local_aws;
 mod paths;
 mod seed;
 mod terraform;
 
+pub use builders::{BUILDER_TAG, BuilderPlayer, builder_instances};
 pub use infra::{CoreInfra, core_infra};
 pub use local_aws::{ACCESS_KEY_PREFIX, Account, LocalAws};
 pub use paths::{provider_binary, repo_root, target_dir, try_provider_binary, use_provider_binary};

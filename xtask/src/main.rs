@@ -1,7 +1,9 @@
 //! Project automation, run as `cargo xtask <command>`.
 
 mod bench;
+mod bench_codegen;
 mod demo;
+mod demo_layers;
 
 use anyhow::{Context as _, Result, bail};
 use std::path::{Path, PathBuf};
@@ -13,6 +15,9 @@ cargo xtask <command>
 Commands:
   demo    build the provider, start the local AWS emulator, seed an AMI lineage and
           terraform apply examples/terraform/lineage against it
+  demo-layers
+          build the AMI lineage of examples/terraform/layered with immutable_layered_ami
+          (native builder) against the local AWS emulator
   test    build the provider and run every test (unit, end-to-end, docs freshness)
   docs    regenerate docs/ from the provider's schemas and examples/
   bench   measure the provider (start-up, schema latency, memory, plan time) against
@@ -26,6 +31,7 @@ fn main() -> Result<()> {
         Some("test") => test(rest),
         Some("docs") => docs(),
         Some("demo") => demo::run(),
+        Some("demo-layers") => demo_layers::run(),
         Some("bench") => bench::run(),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");

@@ -1,0 +1,80 @@
+//! Playing the part of a native builder instance.
+//!
+//! `immutable_layered_ami`'s native builder launches an instance whose user data
+//! provisions the image and powers it off. The emulator runs no user data, so
+//! [`BuilderPlayer`] stops every running builder instance it sees, as the user data
+//! would have.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use aws_sdk_ec2::types::Filter;
+
+use crate::local_aws::Account;
+
+/// Tag the provider puts on builder instances (value: the layer).
+pub const BUILDER_TAG: &str = "immutable:builder";
+
+/// Stops running builder instances of one account until dropped.
+#[derive(Debug)]
+pub struct BuilderPlayer {
+    done: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl BuilderPlayer {
+    /// Starts polling `account` (every 100 ms) on a thread of its own.
+    pub fn start(account: &Account) -> BuilderPlayer {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        let account = account.clone();
+        let thread = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                eprintln!("builder player: no tokio runtime");
+                return;
+            };
+            runtime.block_on(async {
+                let ec2 = account.ec2().await;
+                while !flag.load(Ordering::Relaxed) {
+                    for id in builder_instances(&ec2, &["pending", "running"]).await.unwrap_or_default() {
+                        let _ = ec2.stop_instances().instance_ids(id).send().await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+        });
+        BuilderPlayer { done, thread: Some(thread) }
+    }
+}
+
+impl Drop for BuilderPlayer {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Ids of builder instances (by tag) in one of `states`.
+pub async fn builder_instances(ec2: &aws_sdk_ec2::Client, states: &[&str]) -> anyhow::Result<Vec<String>> {
+    let response = ec2
+        .describe_instances()
+        .filters(Filter::builder().name("tag-key").values(BUILDER_TAG).build())
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .set_values(Some(states.iter().map(|s| s.to_string()).collect()))
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(response
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect())
+}
