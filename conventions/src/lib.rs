@@ -91,8 +91,14 @@ mod tests {
             "length-prefixed, not concatenated"
         );
         // Pinned (computed independently): the value must not drift across versions or machines.
-        assert_eq!(fingerprint(None, &[]), "22066a2c627d47d640c7cf43f33579a4f313d9e159f99bda217381d2f6d55528");
-        assert_eq!(fingerprint(None, &[("layer", b"web")]), "5736a4ecb4d1114b73a8df798dddce6fe381a25d5cbbbc213b4e30d87183acab");
+        assert_eq!(
+            fingerprint(None, &[]),
+            "22066a2c627d47d640c7cf43f33579a4f313d9e159f99bda217381d2f6d55528"
+        );
+        assert_eq!(
+            fingerprint(None, &[("layer", b"web")]),
+            "5736a4ecb4d1114b73a8df798dddce6fe381a25d5cbbbc213b4e30d87183acab"
+        );
     }
 
     #[test]

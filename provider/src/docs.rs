@@ -25,7 +25,12 @@ pub fn pages() -> Vec<(String, String)> {
     let provider = ImmutableProvider::default();
     let mut pages = vec![(
         "docs/index.md".to_owned(),
-        page("Provider: immutable", "immutable Provider", &provider.schema(), &example("provider/provider.tf")),
+        page(
+            "Provider: immutable",
+            "immutable Provider",
+            &provider.schema(),
+            &example("provider/provider.tf"),
+        ),
     )];
     for data_source in provider.data_sources() {
         let name = data_source.type_name();

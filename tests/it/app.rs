@@ -400,3 +400,69 @@ fn bad_arguments_fail_at_plan_time_without_mutation() {
         assert!(templates.launch_templates().is_empty(), "no launch template created");
     });
 }
+
+/// A previous apply that died after requesting the fleet but before saving state
+/// left a tagged fleet behind: the next apply adopts it rather than requesting a
+/// second one.
+#[test]
+fn an_interrupted_create_is_adopted_not_duplicated() {
+    use aws_sdk_ec2::types::{
+        FleetLaunchTemplateSpecification, LaunchTemplateConfig, LaunchTemplateOverrides,
+        RequestLaunchTemplateData, ResourceType, SpotFleetRequestConfigData, Tag, TagSpecification,
+    };
+    let s = setup();
+    let orphan = runtime().block_on(async {
+        let ec2 = s.account.ec2().await;
+        let template = ec2
+            .create_launch_template()
+            .launch_template_name("immutable-web-g1")
+            .launch_template_data(RequestLaunchTemplateData::builder().image_id(&s.amis[0]).build())
+            .send()
+            .await
+            .expect("launch template");
+        let template_id =
+            template.launch_template().and_then(|t| t.launch_template_id()).expect("id").to_owned();
+        let fleet = ec2
+            .request_spot_fleet()
+            .spot_fleet_request_config(
+                SpotFleetRequestConfigData::builder()
+                    .iam_fleet_role(format!("arn:aws:iam::{}:role/{}", s.account.id, s.infra.fleet_role))
+                    .target_capacity(2)
+                    .allocation_strategy(aws_sdk_ec2::types::AllocationStrategy::PriceCapacityOptimized)
+                    .launch_template_configs(
+                        LaunchTemplateConfig::builder()
+                            .launch_template_specification(
+                                FleetLaunchTemplateSpecification::builder()
+                                    .launch_template_id(&template_id)
+                                    .version("$Latest")
+                                    .build(),
+                            )
+                            .overrides(
+                                LaunchTemplateOverrides::builder().instance_type("t3.small".into()).build(),
+                            )
+                            .build(),
+                    )
+                    .tag_specifications(
+                        TagSpecification::builder()
+                            .resource_type(ResourceType::SpotFleetRequest)
+                            .tags(Tag::builder().key("immutable:app").value("web").build())
+                            .tags(Tag::builder().key("immutable:generation").value("1").build())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("request fleet");
+        fleet.spot_fleet_request_id().expect("fleet id").to_owned()
+    });
+
+    let workdir = Workdir::new(&s.account);
+    workdir.write("main.tf", &config(&s.amis[0], 2, ""));
+    workdir.init().expect("init");
+    workdir.apply().expect("create");
+    assert_eq!(out_str(&workdir, "fleet_id"), orphan, "the interrupted run's fleet is adopted");
+    let (open, _) = app_footprint(&s.account, "web");
+    assert_eq!(open, vec![orphan], "no second fleet");
+    assert_eq!(healthy_targets(&s.account, &s.infra.target_group_arn).len(), 2, "its instances serve");
+}

@@ -1,5 +1,5 @@
+mod app;
 mod data_ami;
 mod layered_ami;
 mod local_aws;
 mod plugin;
-mod app;

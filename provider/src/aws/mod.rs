@@ -2,12 +2,12 @@
 //! exist; errors carry AWS's own message.
 
 pub mod ami;
+pub mod build;
 pub mod elb;
 pub mod fleet;
 pub mod iam;
-pub mod network;
-pub mod build;
 pub mod image;
+pub mod network;
 
 use crate::config::{DEFAULT_MAX_RETRIES, ProviderModel};
 use aws_config::BehaviorVersion;

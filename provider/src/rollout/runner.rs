@@ -355,3 +355,189 @@ fn give_up(rollout: &Rollout, action: &Action, error: AwsError) -> Outcome {
         Outcome::RolledBack { failure: super::machine::Failure::Aws(error.to_string()) }
     }
 }
+
+/// What the emulator cannot produce: a fleet whose activity turns to `error` with a
+/// reason in its request history, and the idempotency token a retried request
+/// replays. Driven through SDK-level mocks.
+#[cfg(test)]
+mod mocked {
+    use super::*;
+    use crate::rollout::machine::{Failure, Settings};
+    use aws_sdk_ec2::operation::cancel_spot_fleet_requests::CancelSpotFleetRequestsOutput;
+    use aws_sdk_ec2::operation::create_launch_template::CreateLaunchTemplateOutput;
+    use aws_sdk_ec2::operation::delete_launch_template::DeleteLaunchTemplateOutput;
+    use aws_sdk_ec2::operation::describe_launch_templates::DescribeLaunchTemplatesOutput;
+    use aws_sdk_ec2::operation::describe_spot_fleet_instances::DescribeSpotFleetInstancesOutput;
+    use aws_sdk_ec2::operation::describe_spot_fleet_request_history::DescribeSpotFleetRequestHistoryOutput;
+    use aws_sdk_ec2::operation::describe_spot_fleet_requests::DescribeSpotFleetRequestsOutput;
+    use aws_sdk_ec2::operation::request_spot_fleet::RequestSpotFleetOutput;
+    use aws_sdk_ec2::types::{
+        ActivityStatus, BatchState, EventInformation, EventType, HistoryRecord, LaunchTemplate,
+        SpotFleetRequestConfig, SpotFleetRequestConfigData,
+    };
+    use aws_sdk_ec2::{Client as Ec2, types::Tag};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    fn spec() -> fleet::FleetSpec {
+        fleet::FleetSpec {
+            app: "web".into(),
+            generation: 3,
+            ami_id: "ami-1".into(),
+            root_device_name: "/dev/xvda".into(),
+            instance_types: vec!["t3.small".into()],
+            subnet_ids: vec![],
+            availability_zones: vec![],
+            target_capacity: 2,
+            on_demand_capacity: 0,
+            allocation_strategy: "priceCapacityOptimized".into(),
+            instance_pools_to_use_count: None,
+            max_price: None,
+            interruption_behavior: "terminate".into(),
+            fleet_role_arn: "arn:aws:iam::1:role/fleet".into(),
+            valid_until: None,
+            security_group_ids: vec![],
+            instance_profile_arn: None,
+            user_data: None,
+            key_name: None,
+            target_group_arns: vec!["arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/web/1".into()],
+            tags: BTreeMap::from([("immutable:app".into(), "web".into())]),
+            template_tags: BTreeMap::new(),
+        }
+    }
+
+    fn clients(ec2: Ec2) -> Clients {
+        let region = aws_config::Region::new("eu-west-1");
+        let behavior = aws_config::BehaviorVersion::latest();
+        Clients {
+            ec2,
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(
+                aws_sdk_elasticloadbalancingv2::Config::builder()
+                    .behavior_version(behavior)
+                    .region(region.clone())
+                    .build(),
+            ),
+            iam: aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::Config::builder().behavior_version(behavior).region(region).build(),
+            ),
+            region: "eu-west-1".into(),
+            default_tags: BTreeMap::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn fleet_error_fails_fast_with_the_reason_from_history_and_cancels_green() {
+        let spec = spec();
+        let token = spec.client_token();
+        let no_fleets = mock!(Ec2::describe_spot_fleet_requests)
+            .match_requests(|r| r.spot_fleet_request_ids().is_empty())
+            .then_output(|| DescribeSpotFleetRequestsOutput::builder().build());
+        let erroring = mock!(Ec2::describe_spot_fleet_requests).then_output(|| {
+            DescribeSpotFleetRequestsOutput::builder()
+                .spot_fleet_request_configs(
+                    SpotFleetRequestConfig::builder()
+                        .spot_fleet_request_id("sfr-green")
+                        .spot_fleet_request_state(BatchState::Active)
+                        .activity_status(ActivityStatus::Error)
+                        .spot_fleet_request_config(
+                            SpotFleetRequestConfigData::builder().target_capacity(2).build(),
+                        )
+                        .tags(Tag::builder().key("immutable:app").value("web").build())
+                        .build(),
+                )
+                .build()
+        });
+        let no_template = mock!(Ec2::describe_launch_templates)
+            .then_output(|| DescribeLaunchTemplatesOutput::builder().build());
+        let template = mock!(Ec2::create_launch_template).then_output(|| {
+            CreateLaunchTemplateOutput::builder()
+                .launch_template(LaunchTemplate::builder().launch_template_id("lt-1").build())
+                .build()
+        });
+        let expected = token.clone();
+        let request = mock!(Ec2::request_spot_fleet)
+            .match_requests(move |r| {
+                r.spot_fleet_request_config().and_then(|c| c.client_token()) == Some(expected.as_str())
+            })
+            .then_output(|| RequestSpotFleetOutput::builder().spot_fleet_request_id("sfr-green").build());
+        let history = mock!(Ec2::describe_spot_fleet_request_history).then_output(|| {
+            DescribeSpotFleetRequestHistoryOutput::builder()
+                .history_records(
+                    HistoryRecord::builder()
+                        .event_type(EventType::Error)
+                        .event_information(
+                            EventInformation::builder()
+                                .event_sub_type("iamFleetRoleInvalid")
+                                .event_description("Spot Fleet does not have the required permissions")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+        let instances = mock!(Ec2::describe_spot_fleet_instances).then_output(|| {
+            DescribeSpotFleetInstancesOutput::builder().spot_fleet_request_id("sfr-green").build()
+        });
+        let cancel = mock!(Ec2::cancel_spot_fleet_requests)
+            .match_requests(|r| {
+                r.spot_fleet_request_ids() == ["sfr-green"] && r.terminate_instances() == Some(true)
+            })
+            .then_output(|| CancelSpotFleetRequestsOutput::builder().build());
+        let delete =
+            mock!(Ec2::delete_launch_template).then_output(|| DeleteLaunchTemplateOutput::builder().build());
+        let ec2 = mock_client!(
+            aws_sdk_ec2,
+            RuleMode::MatchAny,
+            [
+                &no_fleets,
+                &erroring,
+                &no_template,
+                &template,
+                &request,
+                &history,
+                &instances,
+                &cancel,
+                &delete
+            ]
+        );
+        let clients = clients(ec2);
+        let ctx = Context::default();
+        let runner = Runner {
+            clients: &clients,
+            ctx: &ctx,
+            spec: &spec,
+            deadline: Instant::now() + Duration::from_secs(60),
+        };
+        let settings = Settings {
+            target_groups: spec.target_group_arns.clone(),
+            required_healthy: 2,
+            drain: Duration::from_secs(1),
+        };
+        let started = Instant::now();
+        let result = runner.run(settings, None).await;
+        assert!(started.elapsed() < Duration::from_secs(5), "fails fast, not at the deadline");
+        match result.outcome {
+            Outcome::RolledBack { failure: Failure::FleetError { fleet_id, reason } } => {
+                assert_eq!(fleet_id, "sfr-green");
+                assert!(reason.contains("iamFleetRoleInvalid"), "{reason}");
+                assert!(reason.contains("required permissions"), "{reason}");
+            }
+            other => panic!("expected a fleet error, got {other:?}"),
+        }
+        assert_eq!(request.num_calls(), 1, "requested once, with the configuration's idempotency token");
+        assert_eq!(cancel.num_calls(), 1, "green cancelled with termination");
+        assert_eq!(delete.num_calls(), 1, "green's launch template removed");
+    }
+
+    #[test]
+    fn client_token_is_stable_per_configuration() {
+        let a = spec();
+        assert_eq!(a.client_token(), spec().client_token(), "a retry replays the same token");
+        assert!(a.client_token().len() <= 64, "EC2 accepts at most 64 characters");
+        let mut b = spec();
+        b.ami_id = "ami-2".into();
+        assert_ne!(a.client_token(), b.client_token(), "another configuration, another fleet");
+        let mut c = spec();
+        c.generation = 4;
+        assert_ne!(a.client_token(), c.client_token(), "another generation, another fleet");
+    }
+}
