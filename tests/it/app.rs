@@ -466,3 +466,32 @@ fn an_interrupted_create_is_adopted_not_duplicated() {
     assert_eq!(open, vec![orphan], "no second fleet");
     assert_eq!(healthy_targets(&s.account, &s.infra.target_group_arn).len(), 2, "its instances serve");
 }
+
+/// Arguments that only apply can know (a tag from another resource) plan and apply.
+#[test]
+fn arguments_known_only_at_apply_are_planned_as_unknown() {
+    let s = setup();
+    let workdir = Workdir::new(&s.account);
+    let extra = "tags = { Build = terraform_data.build.output }";
+    let text = format!(
+        "{}\nresource \"terraform_data\" \"build\" {{\n  input = \"42\"\n}}\n",
+        config(&s.amis[0], 1, extra)
+    );
+    workdir.write("main.tf", &text);
+    workdir.init().expect("init");
+    let plan = workdir.plan().expect("plan with a partially unknown map");
+    assert!(plan.stdout.contains("(known after apply)"), "{plan}");
+    workdir.apply().expect("apply");
+    let instance = out_list(&workdir, "instance_ids").remove(0);
+    let tags = runtime().block_on(async {
+        let ec2 = s.account.ec2().await;
+        let out = ec2.describe_instances().instance_ids(&instance).send().await.expect("describe instance");
+        out.reservations()[0].instances()[0]
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    });
+    assert_eq!(tags.get("Build").map(String::as_str), Some("42"), "{tags:?}");
+    assert!(!workdir.plan_has_changes().expect("plan"), "settled after apply");
+}

@@ -123,7 +123,9 @@ impl DataSource for AmiDataSource {
     }
 
     async fn validate(&self, _ctx: &Context, config: &Value, diags: &mut Diagnostics) {
-        match from_value::<Config>(config) {
+        // Values that only apply will know (e.g. a tag from another resource) are
+        // checked when they are known.
+        match from_value::<Config>(&config.collapse_partial_unknowns()) {
             Ok(model) => {
                 if let Some(owners) = model.owners.known()
                     && owners.is_empty()

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tfplugin::diag::Diagnostics;
+use tfplugin::path::AttributePath;
 use tfplugin::provider::{Change, Context, Plan, Resource, State};
 use tfplugin::schema::{self, Attribute, Block, NestedBlock, PlanModifier, Schema, Validator, validators};
 use tfplugin::value::{Type, Val, Value, from_value, to_value};
@@ -536,8 +537,10 @@ async fn resolve(clients: &Clients, model: &Model, diags: &mut Diagnostics) -> R
     resolved
 }
 
+/// Decodes a configuration, plan or state. A collection with an unknown inside
+/// (`tags = { v = aws_x.y.id }`) reads as not yet known as a whole.
 fn decode(value: &Value, what: &str, diags: &mut Diagnostics) -> Option<Model> {
-    match from_value::<Model>(value) {
+    match from_value::<Model>(&value.collapse_partial_unknowns()) {
         Ok(model) => Some(model),
         Err(e) => {
             diags.error_at(e.path.clone(), "Invalid Value", format!("reading {what}: {e}"));
@@ -852,8 +855,16 @@ impl Resource for AppResource {
                 }
             }
         }
-        if let Some(value) = encode(&planned, diags) {
-            plan.planned = value;
+        // Only the computed attributes are the provider's to plan; the arguments stay
+        // exactly as Terraform proposed them (partially unknown collections included).
+        if let Some(full) = encode(&planned, diags) {
+            for name in COMPUTED {
+                if let (Some(value), Some(slot)) =
+                    (full.attr(name), plan.planned.get_mut(&AttributePath::attr(name)))
+                {
+                    *slot = value.clone();
+                }
+            }
         }
     }
 
@@ -1093,6 +1104,18 @@ impl Resource for AppResource {
         Some(State { value: encode(&model, diags)?, private: Vec::new() })
     }
 }
+
+/// The attributes only the provider sets.
+const COMPUTED: [&str; 8] = [
+    "id",
+    "fleet_id",
+    "instance_ids",
+    "generation",
+    "healthy_count",
+    "commit",
+    "target_group_arns",
+    "launch_template_id",
+];
 
 fn copy_computed(prior: &Model, planned: &mut Model) {
     planned.id = prior.id.clone();

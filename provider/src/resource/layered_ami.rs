@@ -272,8 +272,10 @@ fn ami_id_validator() -> Validator {
     })
 }
 
+/// Decodes a configuration, plan or state. A collection with an unknown inside
+/// reads as not yet known as a whole.
 fn decode(value: &Value, what: &str, diags: &mut Diagnostics) -> Option<Model> {
-    match from_value(value) {
+    match from_value(&value.collapse_partial_unknowns()) {
         Ok(model) => Some(model),
         Err(e) => {
             diags.error_at(e.path.clone(), "Invalid Argument", format!("{what}: {e}"));
@@ -825,8 +827,18 @@ impl Resource for LayeredAmiResource {
                 }
             }
         }
-        if let Some(value) = encode(&planned, diags) {
-            plan.planned = value;
+        // Only computed attributes are the provider's to plan; arguments stay exactly
+        // as Terraform proposed them (partially unknown collections included).
+        if let Some(full) = encode(&planned, diags) {
+            let schema = schema();
+            for attribute in
+                schema.block.attributes.iter().filter(|a| a.mode == tfplugin::schema::Mode::Computed)
+            {
+                let path = tfplugin::path::AttributePath::attr(attribute.name.clone());
+                if let (Some(value), Some(slot)) = (full.attr(&attribute.name), plan.planned.get_mut(&path)) {
+                    *slot = value.clone();
+                }
+            }
         }
     }
 

@@ -181,7 +181,7 @@ impl Runner<'_> {
                         // Cleanup that keeps failing: report it rather than loop forever.
                         cleanup_errors.push(format!("{error}; finish this by hand"));
                         return RunResult {
-                            outcome: give_up(&rollout, &action, error),
+                            outcome: give_up(&rollout, error),
                             green_template,
                             cleanup_errors,
                         };
@@ -344,8 +344,7 @@ fn progress(last: &mut String, now: String) {
 }
 
 /// The outcome to report when cleanup cannot finish: say what serves.
-fn give_up(rollout: &Rollout, action: &Action, error: AwsError) -> Outcome {
-    let _ = action;
+fn give_up(rollout: &Rollout, error: AwsError) -> Outcome {
     if rollout.green_is_healthy() {
         Outcome::Switched {
             fleet_id: rollout.green_fleet().unwrap_or_default().to_owned(),

@@ -93,6 +93,22 @@ impl Value {
         }
     }
 
+    /// This value with every list, set, map or tuple that holds an unknown somewhere
+    /// replaced by a plain unknown; objects keep their shape. A model field such as
+    /// `Val<Vec<String>>` can then say "not yet known" for `["a", unknown]` instead
+    /// of failing to decode.
+    pub fn collapse_partial_unknowns(&self) -> Value {
+        match self {
+            Value::List(_) | Value::Set(_) | Value::Tuple(_) | Value::Map(_) if !self.is_wholly_known() => {
+                Value::unknown()
+            }
+            Value::Object(attrs) => {
+                Value::Object(attrs.iter().map(|(k, v)| (k.clone(), v.collapse_partial_unknowns())).collect())
+            }
+            other => other.clone(),
+        }
+    }
+
     fn step(&self, step: &Step) -> Option<&Value> {
         match (self, step) {
             (Value::Object(attrs), Step::Attr(name)) => attrs.get(name),
@@ -335,6 +351,27 @@ fn unify(a: &Type, b: &Type) -> Option<Type> {
         }
         (x, y) if x == y => Some(x.clone()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod collapse_tests {
+    use super::*;
+
+    #[test]
+    fn partially_unknown_collections_become_unknown() {
+        let value = Value::Object(BTreeMap::from([
+            ("tags".to_owned(), Value::Map(BTreeMap::from([("a".to_owned(), Value::unknown())]))),
+            ("names".to_owned(), Value::List(vec![Value::from("x")])),
+            (
+                "nested".to_owned(),
+                Value::Object(BTreeMap::from([("l".to_owned(), Value::List(vec![Value::unknown()]))])),
+            ),
+        ]));
+        let collapsed = value.collapse_partial_unknowns();
+        assert!(collapsed.attr("tags").is_some_and(Value::is_unknown));
+        assert_eq!(collapsed.attr("names"), Some(&Value::List(vec![Value::from("x")])));
+        assert!(collapsed.attr("nested").and_then(|n| n.attr("l")).is_some_and(Value::is_unknown));
     }
 }
 
