@@ -1,7 +1,7 @@
 //! `cargo xtask demo`: the product end to end on a laptop, no AWS account needed.
 
 use anyhow::{Context as _, Result};
-use tests::{LayerSeed, LocalAws, Workdir, core_infra, register_ami, seed_lineage};
+use tests::{LocalAws, Workdir, core_infra};
 
 pub fn run() -> Result<()> {
     step("building the provider");
@@ -12,22 +12,16 @@ pub fn run() -> Result<()> {
     println!("    emulator at {}", aws.endpoint());
     let account = aws.account();
 
-    step("seeding an AMI lineage: ubuntu-1804 -> rails-base -> demo-web-app");
     let runtime = tokio::runtime::Runtime::new()?;
-    let amis = runtime.block_on(async {
-        let ec2 = account.ec2().await;
-        let layers = [
-            LayerSeed::new("ubuntu-1804", "Ubuntu 18.04", commit('a')),
-            LayerSeed::new("rails-base", "Rails base", commit('b')).parent(0),
-            LayerSeed::new("demo-web-app", "Demo web app", commit('c')).parent(1),
-        ];
-        seed_lineage(&ec2, &layers).await
-    });
-    for (layer, ami) in ["ubuntu-1804", "rails-base", "demo-web-app"].iter().zip(&amis) {
-        println!("    {layer:<14} {ami}");
-    }
+    let chain = crate::demo_layers::Chain::new(&account)?;
+    step("baking the image layers with immutable_layered_ami: ubuntu-1804 -> rails-base -> demo-web-app");
+    let built = chain.build(&commit('e'))?;
+    let summary = built.lines().rev().find(|l| l.starts_with("Apply complete!"));
+    println!("    {}", summary.unwrap_or("(no summary)"));
+    step("terraform plan of the layers again: every layer is adopted, nothing to build");
+    println!("    {}", chain.plan_summary()?);
 
-    step("terraform init + apply of examples/terraform/lineage");
+    step("terraform init + apply of examples/terraform/lineage: the newest app AMI and its lineage");
     let workdir = Workdir::new(&account);
     let example = crate::repo_root().join("examples/terraform/lineage/main.tf");
     let config =
@@ -35,7 +29,10 @@ pub fn run() -> Result<()> {
     workdir.write("main.tf", &config);
     workdir.init()?;
     let applied = workdir.apply()?;
-    print!("{}", applied.stdout);
+    let outputs = applied.stdout.rsplit("Outputs:").next().unwrap_or(&applied.stdout);
+    for line in outputs.lines().filter(|l| !l.trim().is_empty()) {
+        println!("    {line}");
+    }
 
     step("creating the core infrastructure, found later by name: web-sg, target group web, web-profile");
     let infra = runtime.block_on(core_infra(&account))?;
@@ -54,25 +51,10 @@ pub fn run() -> Result<()> {
         text(&app, "commit")?
     );
 
-    step("baking a new build of demo-web-app (commit dddd…) on the same rails-base");
-    let new_ami = runtime.block_on(async {
-        let ec2 = account.ec2().await;
-        let commit = commit('d');
-        register_ami(
-            &ec2,
-            "demo-web-app-dddddddddddd",
-            &[
-                ("Name", "Demo web app"),
-                ("Layer", "demo-web-app"),
-                ("Commit", &commit),
-                ("ParentLayer", "rails-base"),
-                ("ParentAMI", &amis[1]),
-                ("ManagedBy", "immutable"),
-            ],
-        )
-        .await
-    })?;
-    println!("    demo-web-app   {new_ami}");
+    step("a new commit (ffff…): terraform apply of the layers rebuilds the chain");
+    let rebuilt = chain.build(&commit('f'))?;
+    let summary = rebuilt.lines().rev().find(|l| l.starts_with("Apply complete!"));
+    println!("    {}", summary.unwrap_or("(no summary)"));
 
     step("terraform apply again: blue/green rollout to the new build, gated on target health");
     apply_showing_rollout(&app)?;
@@ -98,10 +80,11 @@ fn apply_showing_rollout(workdir: &Workdir) -> Result<()> {
     for line in out.stderr.lines() {
         if let Some((_, message)) = line.split_once("provider.terraform-provider-immutable: ") {
             // Terraform appends the line's fields as `: key=value ...`.
-            let message = message.split(": @").next().unwrap_or(message);
-            let message = message.split(": app=").next().unwrap_or(message);
-            let message = message.split(": region=").next().unwrap_or(message);
-            println!("    | {message}");
+            let end = message
+                .match_indices(": ")
+                .find(|(at, _)| message[at + 2..].split(' ').next().is_some_and(|word| word.contains('=')))
+                .map_or(message.len(), |(at, _)| at);
+            println!("    | {}", &message[..end]);
         }
     }
     if !out.success() {
