@@ -8,7 +8,9 @@ the process that started it: a harness keeps our stdin open as a pipe, and when 
 harness exits the pipe closes and so does the server.
 
 Moto's behaviour is adjusted in-process in the "patches" section below; every
-adjustment is one function registered in ``PATCHES``.
+adjustment is one function registered in ``PATCHES``. The server also counts the
+requests of every account by action ("request accounting" below) and serves the
+counts under ``/_immutable/requests``.
 
 Environment:
     IMMUTABLE_LOCAL_AWS_VERBOSE=1   log every request (werkzeug's access log)
@@ -132,6 +134,123 @@ def apply_patches() -> None:
 
 
 # --------------------------------------------------------------------------------------
+# Request accounting: which AWS actions each account asked for.
+# --------------------------------------------------------------------------------------
+
+# Tests assert on what the provider asked AWS to do (for example: a plan that fails
+# validation makes no mutating call). Every request is counted under its account
+# (from the access key id, as moto itself decides it) as "<service>:<Action>":
+#   - query protocol (EC2, ELBv2, IAM, STS): the Action parameter of the query
+#     string or of the form-encoded body,
+#   - JSON protocol: the operation after the last "." of X-Amz-Target,
+#   - anything else (REST services): "<METHOD> <path>".
+# The service is the signing name from the SigV4 credential scope, with
+# elasticloadbalancing version 2015-12-01 reported as elbv2.
+#
+#   GET  /_immutable/requests?account=ID        -> {"ec2:DescribeImages": 3, ...}
+#   POST /_immutable/requests/reset?account=ID  -> the counts before the reset
+#
+# These endpoints are served here, in front of moto, and are not counted.
+ACCOUNTING_PREFIX = "/_immutable/requests"
+CREDENTIAL_RE = re.compile(r"Credential=(?P<key>[^/,\s]+)/[^/]*/[^/]*/(?P<service>[^/,\s]+)/")
+ELBV2_VERSION = "2015-12-01"
+
+
+class RequestAccounting:
+    """WSGI middleware: counts requests per account and serves the counts."""
+
+    def __init__(self, app: Callable) -> None:  # type: ignore[type-arg]
+        self.app = app
+        self.lock = threading.Lock()
+        self.counts: dict[str, dict[str, int]] = {}
+
+    def __call__(self, environ: dict, start_response: Callable):  # type: ignore[type-arg]
+        path = environ.get("PATH_INFO", "")
+        if path == ACCOUNTING_PREFIX or path.startswith(ACCOUNTING_PREFIX + "/"):
+            return self.serve(environ, start_response)
+        try:
+            account, key = self.classify(environ)
+        except Exception as err:  # noqa: BLE001 - accounting must never break a request
+            note(f"request accounting: cannot classify request: {err!r}")
+            account, key = "unknown", "unknown:unknown"
+        with self.lock:
+            per_account = self.counts.setdefault(account, {})
+            per_account[key] = per_account.get(key, 0) + 1
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def classify(environ: dict) -> tuple[str, str]:  # type: ignore[type-arg]
+        from urllib.parse import parse_qs
+
+        from moto.core import DEFAULT_ACCOUNT_ID
+
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        match = CREDENTIAL_RE.search(auth)
+        access_key, service = (match.group("key"), match.group("service")) if match else ("", "unknown")
+        account = DEFAULT_ACCOUNT_ID
+        if access_key:
+            import moto.iam.models as iam_models
+
+            # The patched lookup (see patch_account_from_access_key).
+            account = iam_models.get_account_id_from(access_key)
+
+        params = parse_qs(environ.get("QUERY_STRING", ""))
+        content_type = environ.get("CONTENT_TYPE", "")
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            body = read_body(environ)
+            params.update(parse_qs(body.decode("utf-8", errors="replace")))
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target:
+            action = target.rsplit(".", 1)[-1]
+        elif params.get("Action"):
+            action = params["Action"][0]
+        else:
+            action = f"{environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '')}"
+        if service == "elasticloadbalancing" and params.get("Version", [""])[0] == ELBV2_VERSION:
+            service = "elbv2"
+        return account, f"{service}:{action}"
+
+    def serve(self, environ: dict, start_response: Callable):  # type: ignore[type-arg]
+        import json
+        from urllib.parse import parse_qs
+
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        account = parse_qs(environ.get("QUERY_STRING", "")).get("account", [""])[0]
+
+        def answer(status: str, payload: object):  # type: ignore[no-untyped-def]
+            body = json.dumps(payload, sort_keys=True).encode("utf-8")
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+
+        if not account:
+            return answer("400 Bad Request", {"error": "the account query parameter is required"})
+        if path == ACCOUNTING_PREFIX and method == "GET":
+            with self.lock:
+                return answer("200 OK", dict(self.counts.get(account, {})))
+        if path == ACCOUNTING_PREFIX + "/reset" and method == "POST":
+            with self.lock:
+                return answer("200 OK", self.counts.pop(account, {}))
+        return answer("404 Not Found", {"error": f"no {method} {path}"})
+
+
+def read_body(environ: dict) -> bytes:  # type: ignore[type-arg]
+    """Reads the request body and puts it back for the application behind us."""
+    import io
+
+    length = environ.get("CONTENT_LENGTH") or ""
+    stream = environ["wsgi.input"]
+    if length.isdigit():
+        body = stream.read(int(length))
+    elif environ.get("wsgi.input_terminated"):
+        body = stream.read()
+    else:
+        return b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+# --------------------------------------------------------------------------------------
 # Server
 # --------------------------------------------------------------------------------------
 
@@ -186,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         create_backend_app,
     )
 
-    app = DomainDispatcherApplication(create_backend_app)
+    app = RequestAccounting(DomainDispatcherApplication(create_backend_app))
     # make_server binds and listens before returning, so the port is live from here on.
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     host, port = server.server_address[:2]

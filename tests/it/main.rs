@@ -1,4 +1,6 @@
+mod accounting;
 mod app;
+mod corpus;
 mod data_ami;
 mod layered_ami;
 mod local_aws;

@@ -2,6 +2,8 @@
 //!
 //! * [`LocalAws`] runs the local AWS emulator (`scripts/local-aws serve`, moto in
 //!   server mode on 127.0.0.1) and hands out isolated [`Account`]s.
+//!   [`Account::requests`] tells which AWS actions an account asked for, and
+//!   [`mutating`] which of them may have changed something.
 //! * [`register_ami`] and [`seed_lineage`] put AMIs into an account the way the
 //!   image pipeline would have.
 //! * [`Workdir`] runs the real Terraform CLI in a temporary directory, with the
@@ -14,6 +16,7 @@ mod builders;
 mod infra;
 mod local_aws;
 mod paths;
+mod requests;
 mod seed;
 mod terraform;
 
@@ -21,6 +24,7 @@ pub use builders::{BUILDER_TAG, BuilderPlayer, builder_instances};
 pub use infra::{CoreInfra, core_infra};
 pub use local_aws::{ACCESS_KEY_PREFIX, Account, LocalAws};
 pub use paths::{provider_binary, repo_root, target_dir, try_provider_binary, use_provider_binary};
+pub use requests::{READ_ONLY_ACTIONS, READ_ONLY_PREFIXES, RequestCounts, is_mutating, mutating};
 pub use seed::{DEFAULT_PROJECT, LayerSeed, register_ami, seed_lineage};
 pub use terraform::{
     PROVIDER_SOURCE, PROVIDER_VERSION, TfOutput, Workdir, provider_mirror, terraform_binary,

@@ -1,0 +1,13 @@
+# AMI that does not exist
+# summary: AMI Not Found
+# at: ami_id               = "ami-0123456789abcdef0"
+
+resource "immutable_app" "web" {
+  name                 = "web"
+  ami_id               = "ami-0123456789abcdef0"
+  instance_types       = ["t3.small"]
+  target_capacity      = 1
+  security_groups      = ["web-sg"]
+  target_groups        = ["web"]
+  iam_instance_profile = "web-profile"
+}

@@ -1,0 +1,13 @@
+# key pair that does not exist
+# gap: key_name is not looked up at plan
+
+resource "immutable_app" "web" {
+  name                 = "web"
+  ami_id               = "@AMI@"
+  instance_types       = ["t3.small"]
+  target_capacity      = 1
+  security_groups      = ["web-sg"]
+  target_groups        = ["web"]
+  iam_instance_profile = "web-profile"
+  key_name             = "no-such-key"
+}

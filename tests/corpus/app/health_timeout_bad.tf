@@ -1,0 +1,16 @@
+# health_timeout that is not a duration
+# summary: Invalid Duration
+# at: health_timeout = "soon"
+
+resource "immutable_app" "web" {
+  name                 = "web"
+  ami_id               = "@AMI@"
+  instance_types       = ["t3.small"]
+  target_capacity      = 1
+  security_groups      = ["web-sg"]
+  target_groups        = ["web"]
+  iam_instance_profile = "web-profile"
+  rollout {
+    health_timeout = "soon"
+  }
+}

@@ -1,0 +1,13 @@
+# blank instance type
+# summary: Empty Value
+# at: instance_types       = ["t3.small", ""]
+
+resource "immutable_app" "web" {
+  name                 = "web"
+  ami_id               = "@AMI@"
+  instance_types       = ["t3.small", ""]
+  target_capacity      = 1
+  security_groups      = ["web-sg"]
+  target_groups        = ["web"]
+  iam_instance_profile = "web-profile"
+}

@@ -1,0 +1,14 @@
+# valid_until that is not RFC 3339
+# summary: Invalid Timestamp
+# at: valid_until          = "tomorrow"
+
+resource "immutable_app" "web" {
+  name                 = "web"
+  ami_id               = "@AMI@"
+  instance_types       = ["t3.small"]
+  target_capacity      = 1
+  security_groups      = ["web-sg"]
+  target_groups        = ["web"]
+  iam_instance_profile = "web-profile"
+  valid_until          = "tomorrow"
+}

@@ -1,0 +1,7 @@
+# empty layer
+# summary: Empty Value
+# at: layer = ""
+
+data "immutable_ami" "x" {
+  layer = ""
+}

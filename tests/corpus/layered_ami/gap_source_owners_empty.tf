@@ -1,0 +1,16 @@
+# source with no owner
+# gap: source.owners may be empty
+
+resource "immutable_layered_ami" "app" {
+  layer  = "corpus-app"
+  commit = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+  source {
+    owners = []
+    name   = "corpus-base-*"
+  }
+  build {
+    native {
+      user_data = "#!/bin/sh\nshutdown -h now\n"
+    }
+  }
+}
