@@ -86,7 +86,7 @@ fn test(extra: &[String]) -> Result<()> {
     let binary = build_provider(Profile::Debug)?;
     eprintln!("provider binary: {}", binary.display());
     let mut command = cargo();
-    command.args(["test", "--workspace"]).args(extra).env("IMMUTABLE_PROVIDER_BIN", &binary);
+    command.args(["test", "--workspace", "--all-targets"]).args(extra).env("IMMUTABLE_PROVIDER_BIN", &binary);
     run(command)
 }
 

@@ -99,3 +99,51 @@ pub async fn launch_image(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Option<
         }
     }
 }
+
+/// Whether key pair `name` exists.
+pub async fn key_pair_exists(ec2: &aws_sdk_ec2::Client, name: &str) -> Result<bool, AwsError> {
+    match ec2.describe_key_pairs().key_names(name).send().await {
+        Ok(out) => Ok(out.key_pairs().iter().any(|k| k.key_name() == Some(name))),
+        Err(e) => {
+            let err = AwsError::new(format!("looking up key pair {name:?}"), &e);
+            match err.code.as_deref() {
+                Some("InvalidKeyPair.NotFound") => Ok(false),
+                _ => Err(err),
+            }
+        }
+    }
+}
+
+/// Zone names among `zones` that this region does not have.
+pub async fn missing_zones(ec2: &aws_sdk_ec2::Client, zones: &[String]) -> Result<Vec<String>, AwsError> {
+    if zones.is_empty() {
+        return Ok(Vec::new());
+    }
+    let out = ec2
+        .describe_availability_zones()
+        .all_availability_zones(true)
+        .send()
+        .await
+        .map_err(|e| AwsError::new("listing availability zones", &e))?;
+    let known: Vec<&str> = out.availability_zones().iter().filter_map(|z| z.zone_name()).collect();
+    Ok(zones.iter().filter(|z| !known.contains(&z.as_str())).cloned().collect())
+}
+
+/// Instance types among `types` that EC2 does not offer.
+pub async fn unknown_instance_types(
+    ec2: &aws_sdk_ec2::Client,
+    types: &[String],
+) -> Result<Vec<String>, AwsError> {
+    let mut unknown = Vec::new();
+    for instance_type in types {
+        let result = ec2.describe_instance_types().instance_types(instance_type.as_str().into()).send().await;
+        if let Err(e) = result {
+            let err = AwsError::new(format!("looking up instance type {instance_type:?}"), &e);
+            match err.code.as_deref() {
+                Some("InvalidInstanceType" | "InvalidParameterValue") => unknown.push(instance_type.clone()),
+                _ => return Err(err),
+            }
+        }
+    }
+    Ok(unknown)
+}

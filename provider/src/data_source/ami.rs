@@ -127,14 +127,23 @@ impl DataSource for AmiDataSource {
         // checked when they are known.
         match from_value::<Config>(&config.collapse_partial_unknowns()) {
             Ok(model) => {
-                if let Some(owners) = model.owners.known()
-                    && owners.is_empty()
-                {
-                    diags.error_at(
-                        "owners",
-                        "Empty Owners",
-                        "owners must name at least one owner, or be left unset",
-                    );
+                if let Some(owners) = model.owners.known() {
+                    if owners.is_empty() {
+                        diags.error_at(
+                            "owners",
+                            "Empty Owners",
+                            "owners must name at least one owner, or be left unset",
+                        );
+                    }
+                    for (i, owner) in owners.iter().enumerate() {
+                        if owner.trim().is_empty() {
+                            diags.error_at(
+                                tfplugin::path::AttributePath::attr("owners").push_index(i as i64),
+                                "Empty Value",
+                                format!("owners[{i}] must be an account id, \"self\" or \"amazon\""),
+                            );
+                        }
+                    }
                 }
             }
             Err(e) => diags.error_at(e.path.clone(), "Invalid Argument", e.to_string()),

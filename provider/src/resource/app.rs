@@ -216,6 +216,26 @@ fn timestamp_validator() -> Validator {
     })
 }
 
+/// Tag keys the user may not set: AWS reserves `aws:`, the provider `immutable:`.
+fn user_tags_validator() -> Validator {
+    Validator::new("Keys may not start with `aws:` or `immutable:`.", |value, path, diags| {
+        if let Value::Map(tags) = value {
+            for key in tags.keys() {
+                let lower = key.to_ascii_lowercase();
+                if lower.starts_with("aws:") || lower.starts_with("immutable:") {
+                    diags.error_at(
+                        path.clone().push_key(key.clone()),
+                        "Reserved Tag Key",
+                        format!(
+                            "tag key {key:?}: keys starting with aws: are AWS's, immutable: the provider's"
+                        ),
+                    );
+                }
+            }
+        }
+    })
+}
+
 fn non_empty_list() -> Validator {
     Validator::new("At least one element.", |value, path, diags| {
         if let Value::List(items) = value {
@@ -326,7 +346,8 @@ fn app_schema() -> Schema {
         )
         .attribute(
             Attribute::optional("tags", Type::map(Type::String))
-                .description("Tags for the fleet, its instances and volumes, on top of the provider's `default_tags`."),
+                .description("Tags for the fleet, its instances and volumes, on top of the provider's `default_tags`.")
+                .validator(user_tags_validator()),
         )
         .attribute(
             Attribute::optional("valid_until", Type::String)
@@ -523,6 +544,39 @@ async fn resolve(clients: &Clients, model: &Model, diags: &mut Diagnostics) -> R
                 ),
             ),
             Err(e) => aws(diags, "iam_fleet_role", e),
+        }
+    }
+    if let Some(types) = model.instance_types.known() {
+        match network::unknown_instance_types(&clients.ec2, types).await {
+            Ok(unknown) if unknown.is_empty() => {}
+            Ok(unknown) => diags.error_at(
+                "instance_types",
+                "Unknown Instance Type",
+                format!("EC2 offers no instance type {} in {}", unknown.join(", "), clients.region),
+            ),
+            Err(e) => aws(diags, "instance_types", e),
+        }
+    }
+    if let Some(key) = model.key_name.known() {
+        match network::key_pair_exists(&clients.ec2, key).await {
+            Ok(true) => {}
+            Ok(false) => diags.error_at(
+                "key_name",
+                "Unknown Key Pair",
+                format!("no key pair {key:?} in {}", clients.region),
+            ),
+            Err(e) => aws(diags, "key_name", e),
+        }
+    }
+    if let Some(zones) = model.availability_zones.known() {
+        match network::missing_zones(&clients.ec2, zones).await {
+            Ok(missing) if missing.is_empty() => {}
+            Ok(missing) => diags.error_at(
+                "availability_zones",
+                "Unknown Availability Zone",
+                format!("{} has no availability zone {}", clients.region, missing.join(", ")),
+            ),
+            Err(e) => aws(diags, "availability_zones", e),
         }
     }
     if let Some(subnets) = model.subnet_ids.known() {
@@ -785,6 +839,17 @@ impl Resource for AppResource {
                 "availability_zones",
                 "Conflicting Arguments",
                 "set subnet_ids or availability_zones, not both",
+            );
+        }
+        if let Some(until) = model.valid_until.known()
+            && let Ok(when) =
+                aws_smithy_types::DateTime::from_str(until, aws_smithy_types::date_time::Format::DateTime)
+            && when.secs() <= aws_smithy_types::DateTime::from(std::time::SystemTime::now()).secs()
+        {
+            diags.error_at(
+                "valid_until",
+                "Value In The Past",
+                format!("valid_until {until} has passed; a fleet valid until then would never launch"),
             );
         }
         if let (Some(on_demand), Some(target)) =

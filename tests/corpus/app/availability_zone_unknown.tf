@@ -1,5 +1,6 @@
 # availability zone that does not exist
-# gap: availability_zones are not looked up at plan
+# summary: Unknown Availability Zone
+# at: availability_zones   = ["mars-1z"]
 
 resource "immutable_app" "web" {
   name                 = "web"

@@ -1,5 +1,6 @@
-# a tag key the provider itself sets on fleets
-# gap: tags may override immutable:app and immutable:generation
+# key pair that does not exist
+# summary: Unknown Key Pair
+# at: key_name             = "no-such-key"
 
 resource "immutable_app" "web" {
   name                 = "web"
@@ -9,5 +10,5 @@ resource "immutable_app" "web" {
   security_groups      = ["web-sg"]
   target_groups        = ["web"]
   iam_instance_profile = "web-profile"
-  tags                 = { "immutable:app" = "other" }
+  key_name             = "no-such-key"
 }

@@ -1,13 +1,13 @@
-# valid_until in the past
-# gap: valid_until is not compared with the current time
+# instance type that does not exist
+# summary: Unknown Instance Type
+# at: instance_types       = ["t3.gigantic"]
 
 resource "immutable_app" "web" {
   name                 = "web"
   ami_id               = "@AMI@"
-  instance_types       = ["t3.small"]
+  instance_types       = ["t3.gigantic"]
   target_capacity      = 1
   security_groups      = ["web-sg"]
   target_groups        = ["web"]
   iam_instance_profile = "web-profile"
-  valid_until          = "2000-01-01T00:00:00Z"
 }

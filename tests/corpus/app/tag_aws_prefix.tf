@@ -1,5 +1,6 @@
-# key pair that does not exist
-# gap: key_name is not looked up at plan
+# a tag key with AWS's reserved prefix
+# summary: Reserved Tag Key
+# at: tags                 = { "aws:team" = "web" }
 
 resource "immutable_app" "web" {
   name                 = "web"
@@ -9,5 +10,5 @@ resource "immutable_app" "web" {
   security_groups      = ["web-sg"]
   target_groups        = ["web"]
   iam_instance_profile = "web-profile"
-  key_name             = "no-such-key"
+  tags                 = { "aws:team" = "web" }
 }

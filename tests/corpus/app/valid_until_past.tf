@@ -1,5 +1,6 @@
-# a tag key with AWS's reserved prefix
-# gap: tag keys starting with aws: are not rejected at plan
+# valid_until in the past
+# summary: Value In The Past
+# at: valid_until          = "2000-01-01T00:00:00Z"
 
 resource "immutable_app" "web" {
   name                 = "web"
@@ -9,5 +10,5 @@ resource "immutable_app" "web" {
   security_groups      = ["web-sg"]
   target_groups        = ["web"]
   iam_instance_profile = "web-profile"
-  tags                 = { "aws:team" = "web" }
+  valid_until          = "2000-01-01T00:00:00Z"
 }
