@@ -382,13 +382,9 @@ fn bad_arguments_fail_at_plan_time_without_mutation() {
         workdir.init().expect("init");
         let plan = workdir.terraform(&["plan", "-no-color"]);
         assert!(!plan.success(), "{what}: plan must fail\n{plan}");
-        let at = plan.stderr.find(summary).unwrap_or_else(|| panic!("{what}: no {summary:?} in\n{plan}"));
-        let block = &plan.stderr[at..];
-        let end = block.find('╵').unwrap_or(block.len());
         assert!(
-            block[..end].contains(line),
-            "{what}: {summary:?} should point at `{line}`:\n{}",
-            &block[..end]
+            plan.has_error_at(summary, line),
+            "{what}: expected {summary:?} pointing at `{line}`:\n{plan}"
         );
     }
     // No mutation: no fleet, no launch template.

@@ -23,7 +23,10 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use tests::{Account, LocalAws, RequestCounts, Workdir, core_infra, mutating, register_ami, repo_root};
+use tests::{
+    Account, LocalAws, RequestCounts, Workdir, core_infra, diagnostic_blocks, first_line_is, mutating,
+    register_ami, repo_root, shows_source_line,
+};
 
 const TERRAFORM_BLOCK: &str = r#"terraform {
   required_providers {
@@ -141,43 +144,6 @@ fn check(case: &Case, out: &Outcome<'_>) -> Result<(), String> {
         return Err(format!("{heading:?} does not point at `{at}`:\n{}", blocks.join("\n")));
     }
     Ok(())
-}
-
-/// Terraform's diagnostics in `stderr`, each from its `Error:`/`Warning:` line to
-/// the next one. Lines may carry the `│` frame Terraform draws on terminals.
-fn diagnostic_blocks(stderr: &str) -> impl Iterator<Item = &str> {
-    let is_heading = |line: &str| {
-        let line = line.trim_start_matches(['╷', '│', ' ']);
-        line.starts_with("Error: ") || line.starts_with("Warning: ")
-    };
-    let mut starts: Vec<usize> = Vec::new();
-    let mut offset = 0;
-    for line in stderr.split_inclusive('\n') {
-        if is_heading(line) {
-            starts.push(offset);
-        }
-        offset += line.len();
-    }
-    let ends: Vec<usize> = starts.iter().skip(1).copied().chain([stderr.len()]).collect();
-    starts.into_iter().zip(ends).map(move |(start, end)| &stderr[start..end])
-}
-
-fn first_line_is(block: &str, heading: &str) -> bool {
-    block
-        .lines()
-        .map(|l| l.trim_start_matches(['╷', '│']).trim())
-        .find(|l| !l.is_empty())
-        .is_some_and(|l| l == heading)
-}
-
-/// Whether the block's source excerpt (`  12:   region = "x"`) shows `line`.
-fn shows_source_line(block: &str, line: &str) -> bool {
-    block.lines().any(|l| {
-        let l = l.trim_start_matches('│').trim();
-        l.split_once(':').is_some_and(|(number, source)| {
-            !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) && source.trim() == line
-        })
-    })
 }
 
 fn runtime() -> tokio::runtime::Runtime {

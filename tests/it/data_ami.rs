@@ -168,10 +168,7 @@ data "immutable_ami" "x" {{
         ("Value Out Of Range", "max_retries = 1000"),
         ("Invalid Endpoint URL", r#"ec2 = "ftp://example""#),
     ] {
-        let at = validate.stderr.find(summary).unwrap_or_else(|| panic!("no {summary:?} in\n{validate}"));
-        let block = &validate.stderr[at..];
-        let end = block.find("╵").unwrap_or(block.len());
-        assert!(block[..end].contains(line), "{summary:?} should point at `{line}`:\n{}", &block[..end]);
+        validate.assert_error_at(summary, line);
     }
 }
 
@@ -199,9 +196,6 @@ data "immutable_ami" "x" {{
         ("Invalid Commit", r#"commit = "abc123""#),
         ("Empty Owners", "owners = []"),
     ] {
-        let at = plan.stderr.find(summary).unwrap_or_else(|| panic!("no {summary:?} in\n{plan}"));
-        let block = &plan.stderr[at..];
-        let end = block.find("╵").unwrap_or(block.len());
-        assert!(block[..end].contains(line), "{summary:?} should point at `{line}`:\n{}", &block[..end]);
+        plan.assert_error_at(summary, line);
     }
 }

@@ -595,15 +595,12 @@ resource "immutable_layered_ami" "bad" {{
     assert!(!plan.success(), "{plan}");
     for (summary, line) in [
         ("Conflicting Parent And Source", r#"parent = "ami-12345678""#),
-        ("Missing Parent Or Source", r#"resource "immutable_layered_ami" "neither""#),
+        ("Missing Parent Or Source", r#"resource "immutable_layered_ami" "neither" {"#),
         ("Invalid Commit", r#"commit = "abc123""#),
         ("Invalid Retention", "keep   = 0"),
         ("Packer Template Not Found", r#"packer_template = "images/missing.json""#),
     ] {
-        let at = plan.stderr.find(summary).unwrap_or_else(|| panic!("no {summary:?} in\n{plan}"));
-        let block = &plan.stderr[at..];
-        let end = block.find('╵').unwrap_or(block.len());
-        assert!(block[..end].contains(line), "{summary:?} should point at `{line}`:\n{}", &block[..end]);
+        plan.assert_error_at(summary, line);
     }
     rt.block_on(async {
         assert!(own_images(&ec2).await.is_empty(), "no AMI was created");

@@ -27,5 +27,6 @@ pub use paths::{provider_binary, repo_root, target_dir, try_provider_binary, use
 pub use requests::{READ_ONLY_ACTIONS, READ_ONLY_PREFIXES, RequestCounts, is_mutating, mutating};
 pub use seed::{DEFAULT_PROJECT, LayerSeed, register_ami, seed_lineage};
 pub use terraform::{
-    PROVIDER_SOURCE, PROVIDER_VERSION, TfOutput, Workdir, provider_mirror, terraform_binary,
+    PROVIDER_SOURCE, PROVIDER_VERSION, TfOutput, Workdir, diagnostic_blocks, first_line_is, provider_mirror,
+    shows_source_line, terraform_binary,
 };

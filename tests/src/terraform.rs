@@ -109,6 +109,59 @@ impl TfOutput {
     pub fn success(&self) -> bool {
         self.status.success()
     }
+
+    /// Whether an `Error: {summary}` diagnostic points at source line `line` (its
+    /// excerpt shows that line, compared trimmed).
+    pub fn has_error_at(&self, summary: &str, line: &str) -> bool {
+        let heading = format!("Error: {summary}");
+        diagnostic_blocks(&self.stderr).any(|b| first_line_is(b, &heading) && shows_source_line(b, line))
+    }
+
+    /// Panics with Terraform's output unless [`TfOutput::has_error_at`].
+    pub fn assert_error_at(&self, summary: &str, line: &str) {
+        assert!(
+            self.has_error_at(summary, line),
+            "expected \"Error: {summary}\" pointing at `{line}`:\n{self}"
+        );
+    }
+}
+
+/// Terraform's diagnostics in `stderr`, each from its `Error:`/`Warning:` line to
+/// the next one. Lines may carry the `│` frame Terraform draws on terminals.
+pub fn diagnostic_blocks(stderr: &str) -> impl Iterator<Item = &str> {
+    let is_heading = |line: &str| {
+        let line = line.trim_start_matches(['╷', '│', ' ']);
+        line.starts_with("Error: ") || line.starts_with("Warning: ")
+    };
+    let mut starts: Vec<usize> = Vec::new();
+    let mut offset = 0;
+    for line in stderr.split_inclusive('\n') {
+        if is_heading(line) {
+            starts.push(offset);
+        }
+        offset += line.len();
+    }
+    let ends: Vec<usize> = starts.iter().skip(1).copied().chain([stderr.len()]).collect();
+    starts.into_iter().zip(ends).map(move |(start, end)| &stderr[start..end])
+}
+
+/// Whether a diagnostic block starts with `heading` (`Error: Invalid Region`).
+pub fn first_line_is(block: &str, heading: &str) -> bool {
+    block
+        .lines()
+        .map(|l| l.trim_start_matches(['╷', '│']).trim())
+        .find(|l| !l.is_empty())
+        .is_some_and(|l| l == heading)
+}
+
+/// Whether the block's source excerpt (`  12:   region = "x"`) shows `line`.
+pub fn shows_source_line(block: &str, line: &str) -> bool {
+    block.lines().any(|l| {
+        let l = l.trim_start_matches('│').trim();
+        l.split_once(':').is_some_and(|(number, source)| {
+            !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) && source.trim() == line
+        })
+    })
 }
 
 impl fmt::Display for TfOutput {
