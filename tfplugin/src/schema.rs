@@ -335,6 +335,23 @@ pub mod validators {
         })
     }
 
+    /// A list with at least one element, none of them a blank string.
+    pub fn non_empty_list() -> Validator {
+        Validator::new("At least one element.", |value, path, diags| {
+            if let Value::List(items) = value {
+                if items.is_empty() {
+                    diags.error_at(path.clone(), "Empty List", format!("{path} needs at least one element"));
+                }
+                for (i, item) in items.iter().enumerate() {
+                    if item.as_str().is_some_and(|s| s.trim().is_empty()) {
+                        let at = path.clone().push_index(i as i64);
+                        diags.error_at(at.clone(), "Empty Value", format!("{at} must not be empty"));
+                    }
+                }
+            }
+        })
+    }
+
     /// A non-empty string.
     pub fn not_empty() -> Validator {
         Validator::new("Not empty.", |value, path, diags| {

@@ -236,25 +236,6 @@ fn user_tags_validator() -> Validator {
     })
 }
 
-fn non_empty_list() -> Validator {
-    Validator::new("At least one element.", |value, path, diags| {
-        if let Value::List(items) = value {
-            if items.is_empty() {
-                diags.error_at(path.clone(), "Empty List", format!("{path} needs at least one element"));
-            }
-            for (i, item) in items.iter().enumerate() {
-                if item.as_str().is_some_and(|s| s.trim().is_empty()) {
-                    diags.error_at(
-                        path.clone().push_index(i as i64),
-                        "Empty Value",
-                        format!("{path}[{i}] must not be empty"),
-                    );
-                }
-            }
-        }
-    })
-}
-
 fn app_schema() -> Schema {
     let computed = |name: &str, ty: Type, text: &str| Attribute::computed(name, ty).description(text);
     Schema::new(
@@ -281,7 +262,7 @@ fn app_schema() -> Schema {
         .attribute(
             Attribute::required("instance_types", list(Type::String))
                 .description("Instance types to diversify across Spot pools, e.g. `[\"t3.small\", \"t3a.small\"]`.")
-                .validator(non_empty_list()),
+                .validator(validators::non_empty_list()),
         )
         .attribute(
             Attribute::required("target_capacity", Type::Number)
@@ -316,12 +297,12 @@ fn app_schema() -> Schema {
         .attribute(
             Attribute::optional("subnet_ids", list(Type::String))
                 .description("Subnets to launch in. Conflicts with `availability_zones`.")
-                .validator(non_empty_list()),
+                .validator(validators::non_empty_list()),
         )
         .attribute(
             Attribute::optional("availability_zones", list(Type::String))
                 .description("Availability zones to launch in (default subnets). Conflicts with `subnet_ids`.")
-                .validator(non_empty_list()),
+                .validator(validators::non_empty_list()),
         )
         .attribute(
             Attribute::optional("security_groups", list(Type::String))

@@ -159,7 +159,8 @@ fn schema() -> Schema {
     let source = Block::new("A root layer's upstream image: the newest available AMI matching all of these.")
         .attribute(
             Attribute::required("owners", Type::list(Type::String))
-                .description("Owners to search: account ids, `self` or `amazon`."),
+                .description("Owners to search: account ids, `self` or `amazon`.")
+                .validator(validators::non_empty_list()),
         )
         .attribute(
             Attribute::required("name", Type::String)
@@ -728,6 +729,13 @@ impl Resource for LayeredAmiResource {
                     AttributePath::attr("tags").push_key(key.clone()),
                     "Reserved Tag Key",
                     format!("tags[{key:?}] is set by the resource from the layer's lineage and cannot be overridden"),
+                );
+            }
+            for key in tags.keys().filter(|k| k.to_ascii_lowercase().starts_with("aws:")) {
+                diags.error_at(
+                    AttributePath::attr("tags").push_key(key.clone()),
+                    "Reserved Tag Key",
+                    format!("tags[{key:?}]: keys starting with aws: are reserved by AWS"),
                 );
             }
         }

@@ -1,13 +1,12 @@
-# source with no owner
-# gap: source.owners may be empty
+# a tag key with AWS's reserved prefix
+# summary: Reserved Tag Key
+# at: tags   = { "aws:team" = "web" }
 
 resource "immutable_layered_ami" "app" {
   layer  = "corpus-app"
   commit = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-  source {
-    owners = []
-    name   = "corpus-base-*"
-  }
+  parent = "@AMI@"
+  tags   = { "aws:team" = "web" }
   build {
     native {
       user_data = "#!/bin/sh\nshutdown -h now\n"

@@ -1,11 +1,14 @@
-# a tag key with AWS's reserved prefix
-# gap: tag keys starting with aws: are not rejected at plan
+# source with no owner
+# summary: Empty List
+# at: owners = []
 
 resource "immutable_layered_ami" "app" {
   layer  = "corpus-app"
   commit = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-  parent = "@AMI@"
-  tags   = { "aws:team" = "web" }
+  source {
+    owners = []
+    name   = "corpus-base-*"
+  }
   build {
     native {
       user_data = "#!/bin/sh\nshutdown -h now\n"
