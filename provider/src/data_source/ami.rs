@@ -54,7 +54,8 @@ struct LineageEntry {
     commit: Option<String>,
 }
 
-fn lineage_type() -> Type {
+/// A lineage: `{ layer, ami_id, commit }` from the root layer to an AMI.
+pub(crate) fn lineage_type() -> Type {
     Type::list(Type::object([("layer", Type::String), ("ami_id", Type::String), ("commit", Type::String)]))
 }
 

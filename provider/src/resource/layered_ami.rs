@@ -113,10 +113,6 @@ struct LineageEntry {
     commit: Option<String>,
 }
 
-fn lineage_type() -> Type {
-    Type::list(Type::object([("layer", Type::String), ("ami_id", Type::String), ("commit", Type::String)]))
-}
-
 fn schema() -> Schema {
     let computed =
         |name: &str, description: &str| Attribute::computed(name, Type::String).description(description);
@@ -222,7 +218,7 @@ fn schema() -> Schema {
             "fingerprint",
             "Digest of the layer's inputs and its parent's fingerprint (`Fingerprint` tag): the template's literal tag, or computed over the native builder's settings.",
         ))
-        .attribute(Attribute::computed("lineage", lineage_type()).description(
+        .attribute(Attribute::computed("lineage", crate::data_source::ami::lineage_type()).description(
             "The chain from the root layer to this AMI: a list of `{ layer, ami_id, commit }`, root first, this AMI last.",
         ))
         .block(NestedBlock::single("source", source))
