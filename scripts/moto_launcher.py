@@ -120,9 +120,33 @@ def patch_target_health_from_tags() -> None:
     elbv2_models.FakeTargetGroup.health_for = health_for
 
 
+# Spot Fleet instances carry the fleet's id in a tag.
+#
+# On AWS every instance a Spot Fleet launches is tagged
+# aws:ec2spot:fleet-request-id=<fleet id>, which lets one DescribeInstances call find
+# the instances of many fleets (DescribeSpotFleetInstances takes one fleet at a time).
+# Moto launches fleet instances without that tag.
+FLEET_ID_TAG = "aws:ec2spot:fleet-request-id"
+
+
+def patch_fleet_instance_tag() -> None:
+    import moto.ec2.models.spot_requests as spot_models
+
+    original = spot_models.SpotInstanceRequest.launch_instance
+
+    def launch_instance(self):  # type: ignore[no-untyped-def]
+        instance = original(self)
+        if self.spot_fleet_id:
+            self.ec2_backend.create_tags([instance.id], {FLEET_ID_TAG: self.spot_fleet_id})
+        return instance
+
+    spot_models.SpotInstanceRequest.launch_instance = launch_instance
+
+
 PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("account id from access key", patch_account_from_access_key),
     ("target health from instance tags", patch_target_health_from_tags),
+    ("fleet id tag on Spot Fleet instances", patch_fleet_instance_tag),
 ]
 
 

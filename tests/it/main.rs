@@ -5,3 +5,4 @@ mod data_ami;
 mod layered_ami;
 mod local_aws;
 mod plugin;
+mod reads;

@@ -119,6 +119,43 @@ pub async fn find_image_by_id(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Opt
     }
 }
 
+/// The AMIs among `ids` that exist, by id, in one call when every id does.
+pub async fn find_images_by_ids(
+    ec2: &aws_sdk_ec2::Client,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, Image>, AwsError> {
+    let result = ec2.describe_images().set_image_ids(Some(ids.to_vec())).send().await;
+    match result {
+        Ok(response) => Ok(response
+            .images()
+            .iter()
+            .filter_map(Image::from_sdk)
+            .filter(|i| ids.contains(&i.id))
+            .map(|i| (i.id.clone(), i))
+            .collect()),
+        Err(e) => {
+            let err = AwsError::new(format!("describing AMIs {ids:?}"), &e);
+            match err.code.as_deref() {
+                // The call fails as a whole when one id is gone or malformed: ask
+                // about each alone, so that only the bad one answers so.
+                Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable" | "InvalidAMIID.Malformed")
+                    if ids.len() > 1 =>
+                {
+                    let mut found = std::collections::HashMap::new();
+                    for id in ids {
+                        if let Some(image) = find_image_by_id(ec2, id).await? {
+                            found.insert(id.clone(), image);
+                        }
+                    }
+                    Ok(found)
+                }
+                Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable") => Ok(Default::default()),
+                _ => Err(err),
+            }
+        }
+    }
+}
+
 /// One step of a lineage, root first.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ancestor {
@@ -130,7 +167,7 @@ pub struct Ancestor {
 }
 
 /// Follows `ParentAMI` tags from `image` up to the root; returns root first, `image` last.
-pub async fn lineage(ec2: &aws_sdk_ec2::Client, image: &Image) -> Result<Vec<Ancestor>, AwsError> {
+pub async fn lineage(reads: &super::reads::Reads, image: &Image) -> Result<Vec<Ancestor>, AwsError> {
     const MAX_DEPTH: usize = 64;
     let ancestor = |image: &Image| Ancestor {
         layer: image.tag(ami_tags::LAYER).unwrap_or_default().to_owned(),
@@ -152,7 +189,7 @@ pub async fn lineage(ec2: &aws_sdk_ec2::Client, image: &Image) -> Result<Vec<Anc
             tracing::warn!(ami = %image.id, "AMI lineage loops or is deeper than {MAX_DEPTH}; cut at {parent_id}");
             break;
         }
-        match find_image_by_id(ec2, &parent_id).await? {
+        match reads.image(&parent_id).await? {
             Some(parent) => {
                 chain.push(ancestor(&parent));
                 current = parent;

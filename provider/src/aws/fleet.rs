@@ -411,6 +411,66 @@ pub async fn describe_fleets(ec2: &aws_sdk_ec2::Client, ids: &[String]) -> Resul
     }
 }
 
+/// Every Spot Fleet request of the account (AWS keeps cancelled ones for a while).
+pub async fn all_fleets(ec2: &aws_sdk_ec2::Client) -> Result<Vec<Fleet>, AwsError> {
+    let mut fleets = Vec::new();
+    let mut next_token = None;
+    loop {
+        let out = ec2
+            .describe_spot_fleet_requests()
+            .max_results(1000)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|e| AwsError::new("listing Spot Fleet requests", &e))?;
+        fleets.extend(out.spot_fleet_request_configs().iter().filter_map(fleet_from_sdk));
+        next_token = out.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+        if next_token.is_none() {
+            return Ok(fleets);
+        }
+    }
+}
+
+/// The tag Spot Fleet puts on every instance it launches.
+pub const FLEET_ID_TAG: &str = "aws:ec2spot:fleet-request-id";
+
+/// The running (or starting) instances of every Spot Fleet of the account, by fleet
+/// id, in one paginated call: DescribeSpotFleetInstances takes one fleet at a time.
+pub async fn all_fleet_instances(
+    ec2: &aws_sdk_ec2::Client,
+) -> Result<std::collections::HashMap<String, Vec<String>>, AwsError> {
+    let mut by_fleet: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    let mut next_token = None;
+    loop {
+        let out = ec2
+            .describe_instances()
+            .filters(Filter::builder().name("tag-key").values(FLEET_ID_TAG).build())
+            .filters(
+                Filter::builder().name("instance-state-name").values("pending").values("running").build(),
+            )
+            .max_results(1000)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|e| AwsError::new("listing Spot Fleet instances", &e))?;
+        for instance in out.reservations().iter().flat_map(|r| r.instances()) {
+            let fleet =
+                instance.tags().iter().find(|t| t.key() == Some(FLEET_ID_TAG)).and_then(|t| t.value());
+            if let (Some(fleet), Some(id)) = (fleet, instance.instance_id()) {
+                by_fleet.entry(fleet.to_owned()).or_default().push(id.to_owned());
+            }
+        }
+        next_token = out.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+        if next_token.is_none() {
+            break;
+        }
+    }
+    for instances in by_fleet.values_mut() {
+        instances.sort();
+    }
+    Ok(by_fleet)
+}
+
 pub async fn find_fleet(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Option<Fleet>, AwsError> {
     Ok(describe_fleets(ec2, &[id.to_owned()]).await?.into_iter().find(|f| f.id == id))
 }

@@ -8,6 +8,7 @@ pub mod fleet;
 pub mod iam;
 pub mod image;
 pub mod network;
+pub mod reads;
 
 use crate::config::{DEFAULT_MAX_RETRIES, ProviderModel};
 use aws_config::BehaviorVersion;
@@ -24,6 +25,8 @@ pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     pub region: String,
     pub default_tags: BTreeMap<String, String>,
+    /// Describe calls shared by concurrent reads.
+    pub reads: std::sync::Arc<reads::Reads>,
 }
 
 /// A configuration problem, reported on a provider attribute.
@@ -67,9 +70,12 @@ impl Clients {
         if let Some(url) = model.endpoints.as_ref().and_then(|e| e.iam.clone()) {
             iam = iam.endpoint_url(url);
         }
+        let ec2 = aws_sdk_ec2::Client::from_conf(ec2.build());
+        let elbv2 = aws_sdk_elasticloadbalancingv2::Client::from_conf(elbv2.build());
         Ok(Self {
-            ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
-            elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(elbv2.build()),
+            reads: std::sync::Arc::new(reads::Reads::new(ec2.clone(), elbv2.clone())),
+            ec2,
+            elbv2,
             iam: aws_sdk_iam::Client::from_conf(iam.build()),
             region,
             default_tags: model.default_tags.known().cloned().unwrap_or_default(),
@@ -86,7 +92,7 @@ fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
 }
 
 /// An AWS call that failed, with what we were doing and AWS's full message.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct AwsError {
     pub action: String,
     pub message: String,

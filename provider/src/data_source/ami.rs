@@ -181,7 +181,7 @@ impl DataSource for AmiDataSource {
             );
             return None;
         };
-        let lineage = match ami::lineage(&clients.ec2, &newest).await {
+        let lineage = match ami::lineage(&clients.reads, &newest).await {
             Ok(lineage) => lineage,
             Err(e) => {
                 diags.error("AWS Error", format!("following the lineage of {}: {e}", newest.id));

@@ -4,6 +4,7 @@
 //! fleet in place.
 
 use crate::aws::network::LaunchImage;
+use crate::aws::reads::ObservedFleet;
 use crate::aws::{AwsError, Clients, elb, fleet, iam, network};
 use crate::config::Shared;
 use crate::rollout::machine::{self, Blue, Outcome, Settings};
@@ -794,13 +795,29 @@ struct Step {
 
 /// Serving instances healthy in every target group (all of them without groups).
 async fn healthy_count(clients: &Clients, groups: &[String], instances: &[String]) -> Result<u32, AwsError> {
-    let mut count = u32::try_from(instances.len()).unwrap_or(u32::MAX);
+    let mut count = instances.len();
     for group in groups {
         let health = elb::target_health(&clients.elbv2, group, Some(instances)).await?;
-        let healthy = health.iter().filter(|t| t.is_healthy() && instances.contains(&t.instance_id)).count();
-        count = count.min(u32::try_from(healthy).unwrap_or(u32::MAX));
+        count = count.min(healthy_among(&health, instances));
     }
-    Ok(count)
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
+/// [`healthy_count`] from the target health shared by this run's reads.
+async fn shared_healthy_count(
+    clients: &Clients,
+    groups: &[String],
+    instances: &[String],
+) -> Result<u32, AwsError> {
+    let mut count = instances.len();
+    for group in groups {
+        count = count.min(healthy_among(&clients.reads.target_health(group).await?, instances));
+    }
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
+fn healthy_among(health: &[machine::TargetHealth], instances: &[String]) -> usize {
+    health.iter().filter(|t| t.is_healthy() && instances.contains(&t.instance_id)).count()
 }
 
 #[async_trait]
@@ -916,6 +933,7 @@ impl Resource for AppResource {
 
     async fn create(&self, ctx: &Context, change: &Change, diags: &mut Diagnostics) -> Option<State> {
         let clients = self.shared.clients(diags)?;
+        let _changing = clients.reads.changing();
         let model = decode(&change.planned, "plan", diags)?;
         let timeout = schema::timeout(&change.config, "create", CREATE_TIMEOUT);
         let state =
@@ -927,26 +945,20 @@ impl Resource for AppResource {
         let clients = self.shared.clients(diags)?;
         let mut model = decode(&state.value, "state", diags)?;
         let fleet_id = model.fleet_id.known()?.clone();
-        let fleet = match fleet::find_fleet(&clients.ec2, &fleet_id).await {
-            Ok(fleet) => fleet,
+        // Shared with the other apps read in this run (see aws::reads).
+        let observed = match clients.reads.fleet(&fleet_id).await {
+            Ok(observed) => observed,
             Err(e) => {
                 diags.error("AWS Error", e.to_string());
                 return None;
             }
         };
-        let Some(fleet) = fleet.filter(fleet::Fleet::is_open) else {
+        let Some(ObservedFleet { fleet, instances }) = observed.filter(|o| o.fleet.is_open()) else {
             tracing::warn!(fleet = %fleet_id, "fleet is cancelled, failed or gone; removing the app from state");
             return None;
         };
-        let instances = match fleet::fleet_instances(&clients.ec2, &fleet_id).await {
-            Ok(instances) => instances,
-            Err(e) => {
-                diags.error("AWS Error", e.to_string());
-                return None;
-            }
-        };
         let groups = Model::list(&model.target_group_arns);
-        match healthy_count(clients, &groups, &instances).await {
+        match shared_healthy_count(clients, &groups, &instances).await {
             Ok(count) => model.healthy_count = Val::Known(count),
             Err(e) => diags.warning("Health Unknown", e.to_string()),
         }
@@ -961,6 +973,7 @@ impl Resource for AppResource {
     async fn update(&self, ctx: &Context, change: &Change, diags: &mut Diagnostics) -> Option<State> {
         let prior_state = State { value: change.prior.clone(), private: change.private.clone() };
         let Some(clients) = self.shared.clients(diags) else { return Some(prior_state) };
+        let _changing = clients.reads.changing();
         let (Some(prior), Some(planned)) =
             (decode(&change.prior, "state", diags), decode(&change.planned, "plan", diags))
         else {
@@ -1002,6 +1015,7 @@ impl Resource for AppResource {
 
     async fn delete(&self, ctx: &Context, change: &Change, diags: &mut Diagnostics) {
         let Some(clients) = self.shared.clients(diags) else { return };
+        let _changing = clients.reads.changing();
         let Some(model) = decode(&change.prior, "state", diags) else { return };
         let Some(fleet_id) = model.fleet_id.known().cloned() else { return };
         let timeout = schema::timeout(&change.config, "delete", DELETE_TIMEOUT);

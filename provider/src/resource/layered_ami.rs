@@ -465,7 +465,7 @@ async fn describe_into(
     image: &Image,
     diags: &mut Diagnostics,
 ) -> Option<()> {
-    let lineage = match ami::lineage(&clients.ec2, image).await {
+    let lineage = match ami::lineage(&clients.reads, image).await {
         Ok(lineage) => lineage,
         Err(e) => {
             diags.error("AWS Error", format!("following the lineage of {}: {e}", image.id));
@@ -533,6 +533,7 @@ impl LayeredAmiResource {
         let planned = decode(&change.planned, "planned state", diags)?;
         let prior = if change.prior.is_null() { None } else { decode(&change.prior, "prior state", diags) };
         let clients = self.shared.clients(diags)?;
+        let _changing = clients.reads.changing();
         let mut state = planned.clone();
         // The planned AMI was adopted at plan time: nothing to build.
         if let Some(ami_id) = planned.ami_id.known() {
@@ -854,7 +855,7 @@ impl Resource for LayeredAmiResource {
         let mut model = decode(&state.value, "state", diags)?;
         let clients = self.shared.clients(diags)?;
         let Some(ami_id) = model.ami_id.known().cloned() else { return Some(state.clone()) };
-        let image = match ami::find_image_by_id(&clients.ec2, &ami_id).await {
+        let image = match clients.reads.image(&ami_id).await {
             Ok(Some(image)) if image.state == "available" || image.state == "pending" => image,
             Ok(_) => {
                 tracing::info!(ami = %ami_id, "layer AMI deregistered outside Terraform; removing it from state");
@@ -883,6 +884,7 @@ impl Resource for LayeredAmiResource {
             return;
         }
         let Some(clients) = self.shared.clients(diags) else { return };
+        let _changing = clients.reads.changing();
         let limit = timeout(&change.prior, "delete", DEFAULT_DELETE_TIMEOUT);
         match tokio::time::timeout(limit, image::deregister_with_snapshots(&clients.ec2, ami_id)).await {
             Ok(Ok(snapshots)) => tracing::info!(ami = %ami_id, ?snapshots, "deregistered layer AMI"),

@@ -407,14 +407,16 @@ mod mocked {
     fn clients(ec2: Ec2) -> Clients {
         let region = aws_config::Region::new("eu-west-1");
         let behavior = aws_config::BehaviorVersion::latest();
+        let elbv2 = aws_sdk_elasticloadbalancingv2::Client::from_conf(
+            aws_sdk_elasticloadbalancingv2::Config::builder()
+                .behavior_version(behavior)
+                .region(region.clone())
+                .build(),
+        );
         Clients {
+            reads: std::sync::Arc::new(crate::aws::reads::Reads::new(ec2.clone(), elbv2.clone())),
             ec2,
-            elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(
-                aws_sdk_elasticloadbalancingv2::Config::builder()
-                    .behavior_version(behavior)
-                    .region(region.clone())
-                    .build(),
-            ),
+            elbv2,
             iam: aws_sdk_iam::Client::from_conf(
                 aws_sdk_iam::Config::builder().behavior_version(behavior).region(region).build(),
             ),
