@@ -69,7 +69,10 @@ pub fn schema() -> Schema {
         )
         .attribute(
             Attribute::optional("profile", Type::String)
-                .description("Named profile from the shared AWS config and credentials files.")
+                .description(
+                    "Named profile from the shared AWS config and credentials files; plan fails if neither file \
+                     defines it.",
+                )
                 .validator(validators::not_empty()),
         )
         .attribute(
@@ -153,6 +156,12 @@ pub async fn configure(shared: &Shared, config: &Value, diags: &mut Diagnostics)
         );
         return;
     }
+    if let Some(profile) = model.profile.known()
+        && let Err(detail) = check_profile(profile).await
+    {
+        diags.error_at("profile", "Unknown Profile", detail);
+        return;
+    }
     match Clients::load(&model).await {
         Ok(clients) => {
             tracing::info!(region = %clients.region, "provider configured");
@@ -162,4 +171,25 @@ pub async fn configure(shared: &Shared, config: &Value, diags: &mut Diagnostics)
             diags.error_at(AttributePath::attr(problem.attribute), problem.summary, problem.detail)
         }
     }
+}
+
+/// A named profile must exist in the shared config or credentials file: without this
+/// check, credentials from the environment would silently stand in for it.
+async fn check_profile(name: &str) -> Result<(), String> {
+    use aws_types::os_shim_internal::{Env, Fs};
+    // The default files, as the SDK's own loader finds them.
+    let profiles = aws_config::profile::load(&Fs::real(), &Env::real(), &Default::default(), None)
+        .await
+        .map_err(|e| format!("reading the shared AWS config and credentials files: {e}"))?;
+    if profiles.get_profile(name).is_some() {
+        return Ok(());
+    }
+    let mut known: Vec<&str> = profiles.profiles().collect();
+    known.sort_unstable();
+    let known = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
+    Err(format!(
+        "no profile {name:?} in the shared AWS config or credentials file \
+         (AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/config and ~/.aws/credentials); \
+         profiles found: {known}"
+    ))
 }

@@ -8,7 +8,7 @@
 use crate::aws::ami::{self, Image};
 use crate::aws::build::Limits;
 use crate::aws::image::{self, Identity};
-use crate::aws::{AwsError, Clients};
+use crate::aws::{AwsError, Clients, iam, network};
 use crate::builder::native::NativeSpec;
 use crate::builder::packer::{self, PackerSpec};
 use crate::builder::{BuildError, BuildRequest, Builder, Parent};
@@ -485,6 +485,68 @@ async fn describe_into(
     Some(())
 }
 
+/// A build is planned: the builder instance's subnet, security groups, instance
+/// profile and type must exist now, not fail the apply.
+async fn check_native_builder(clients: &Clients, native: &NativeModel, diags: &mut Diagnostics) {
+    let at = |name: &str| AttributePath::attr("build").push_attr("native").push_attr(name);
+    let aws = |diags: &mut Diagnostics, name: &str, e: AwsError| {
+        diags.error_at(at(name), "AWS Error", e.to_string())
+    };
+    if let Some(subnet) = native.subnet_id.known() {
+        match network::missing_subnets(&clients.ec2, std::slice::from_ref(subnet)).await {
+            Ok(missing) if missing.is_empty() => {}
+            Ok(_) => diags.error_at(
+                at("subnet_id"),
+                "Unknown Subnet",
+                format!("no subnet {subnet} in {} for the builder instance", clients.region),
+            ),
+            Err(e) => aws(diags, "subnet_id", e),
+        }
+    }
+    if let Some(groups) = native.security_group_ids.known() {
+        let names: Vec<&String> = groups.iter().filter(|g| !g.starts_with("sg-")).collect();
+        if !names.is_empty() {
+            diags.error_at(
+                at("security_group_ids"),
+                "Security Group Id Expected",
+                format!("build.native.security_group_ids takes sg- ids; got {names:?}"),
+            );
+        } else {
+            match network::resolve_security_groups(&clients.ec2, groups).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(missing)) => diags.error_at(
+                    at("security_group_ids"),
+                    "Unknown Security Group",
+                    format!("no security group {} in {}", missing.join(", "), clients.region),
+                ),
+                Err(e) => aws(diags, "security_group_ids", e),
+            }
+        }
+    }
+    if let Some(profile) = native.iam_instance_profile.known() {
+        match iam::instance_profile_arn(&clients.iam, profile).await {
+            Ok(Some(_)) => {}
+            Ok(None) => diags.error_at(
+                at("iam_instance_profile"),
+                "Unknown Instance Profile",
+                format!("no instance profile {profile:?} for the builder instance"),
+            ),
+            Err(e) => aws(diags, "iam_instance_profile", e),
+        }
+    }
+    if let Some(instance_type) = native.instance_type.known() {
+        match network::unknown_instance_types(&clients.ec2, std::slice::from_ref(instance_type)).await {
+            Ok(unknown) if unknown.is_empty() => {}
+            Ok(_) => diags.error_at(
+                at("instance_type"),
+                "Unknown Instance Type",
+                format!("EC2 offers no instance type {instance_type} in {}", clients.region),
+            ),
+            Err(e) => aws(diags, "instance_type", e),
+        }
+    }
+}
+
 /// Every tag the layer's AMI carries: default tags, then the user's, then the
 /// lineage tags (which win).
 fn ami_tags_for(
@@ -749,8 +811,10 @@ impl Resource for LayeredAmiResource {
             Val::Known(build) => build,
         };
         match (&build.packer_template, &build.native) {
+            // On the absent attribute rather than the block: Terraform shows a block
+            // path without its source, an absent attribute at its block.
             (Val::Null, Val::Null) => diags.error_at(
-                "build",
+                AttributePath::attr("build").push_attr("packer_template"),
                 "Missing Builder",
                 "build needs packer_template (a Packer template to run) or a native block; it has neither",
             ),
@@ -816,6 +880,9 @@ impl Resource for LayeredAmiResource {
                     *field = Val::Unknown;
                 }
                 planned.lineage = Val::Unknown;
+                if let Some(native) = config.build.known().and_then(|b| b.native.known()) {
+                    check_native_builder(clients, native, diags).await;
+                }
                 if let Some(Builder::Packer(spec)) = &want.builder
                     && let Some(program) = spec.command.first()
                     && !program_exists(program)

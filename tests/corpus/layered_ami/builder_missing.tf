@@ -1,6 +1,6 @@
 # build block without a builder
 # summary: Missing Builder
-# gap: the diagnostic has the path `build`, which Terraform shows without a source line
+# at:   build {
 
 resource "immutable_layered_ami" "app" {
   layer  = "corpus-app"

@@ -1,5 +1,6 @@
-# builder security group that does not exist
-# gap: build.native.security_group_ids are not looked up at plan
+# builder subnet that does not exist
+# summary: Unknown Subnet
+# at:       subnet_id = "subnet-0123456789abcdef0"
 
 resource "immutable_layered_ami" "app" {
   layer  = "corpus-app"
@@ -8,7 +9,7 @@ resource "immutable_layered_ami" "app" {
   build {
     native {
       user_data = "#!/bin/sh\nshutdown -h now\n"
-      security_group_ids = ["sg-0123456789abcdef0"]
+      subnet_id = "subnet-0123456789abcdef0"
     }
   }
 }

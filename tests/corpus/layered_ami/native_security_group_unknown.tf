@@ -1,5 +1,6 @@
-# builder instance profile that does not exist
-# gap: build.native.iam_instance_profile is not looked up at plan
+# builder security group that does not exist
+# summary: Unknown Security Group
+# at:       security_group_ids = ["sg-0123456789abcdef0"]
 
 resource "immutable_layered_ami" "app" {
   layer  = "corpus-app"
@@ -8,7 +9,7 @@ resource "immutable_layered_ami" "app" {
   build {
     native {
       user_data = "#!/bin/sh\nshutdown -h now\n"
-      iam_instance_profile = "no-such-profile"
+      security_group_ids = ["sg-0123456789abcdef0"]
     }
   }
 }

@@ -1,5 +1,6 @@
-# builder subnet that does not exist
-# gap: build.native.subnet_id is not looked up at plan
+# builder security group given by name where ids are expected
+# summary: Security Group Id Expected
+# at:       security_group_ids = ["web-sg"]
 
 resource "immutable_layered_ami" "app" {
   layer  = "corpus-app"
@@ -8,7 +9,7 @@ resource "immutable_layered_ami" "app" {
   build {
     native {
       user_data = "#!/bin/sh\nshutdown -h now\n"
-      subnet_id = "subnet-0123456789abcdef0"
+      security_group_ids = ["web-sg"]
     }
   }
 }

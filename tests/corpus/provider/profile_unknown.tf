@@ -1,5 +1,6 @@
 # profile that no config file defines
-# gap: an unknown profile is not an error while environment credentials exist
+# summary: Unknown Profile
+# at: profile = "no-such-profile"
 
 provider "immutable" {
   profile = "no-such-profile"
