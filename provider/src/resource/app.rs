@@ -451,7 +451,8 @@ struct Resolved {
     fleet_role_arn: Option<String>,
 }
 
-/// Looks up every name the model refers to (skipping unknown values). Reads only.
+/// Looks up every name the model refers to (skipping unknown values), all at once.
+/// Reads only.
 async fn resolve(clients: &Clients, model: &Model, diags: &mut Diagnostics) -> Resolved {
     let mut resolved = Resolved {
         image: None,
@@ -462,8 +463,22 @@ async fn resolve(clients: &Clients, model: &Model, diags: &mut Diagnostics) -> R
     };
     let aws =
         |diags: &mut Diagnostics, attr: &str, e: AwsError| diags.error_at(attr, "AWS Error", e.to_string());
-    if let Some(ami) = model.ami_id.known() {
-        match network::launch_image(&clients.ec2, ami).await {
+    let fleet_role = (!model.iam_fleet_role.is_unknown())
+        .then(|| model.iam_fleet_role.known().cloned().unwrap_or_else(|| DEFAULT_FLEET_ROLE.to_owned()));
+    // Independent lookups: one round trip instead of one per argument.
+    let (image, security_groups, target_groups, profile, role, types, key, zones, subnets) = tokio::join!(
+        lookup(model.ami_id.known(), |ami| network::launch_image(&clients.ec2, ami)),
+        lookup(model.security_groups.known(), |g| network::resolve_security_groups(&clients.ec2, g)),
+        lookup(model.target_groups.known(), |g| elb::resolve_target_groups(&clients.elbv2, g)),
+        lookup(model.iam_instance_profile.known(), |p| iam::instance_profile_arn(&clients.iam, p)),
+        lookup(fleet_role.as_ref(), |r| iam::role_arn(&clients.iam, r)),
+        lookup(model.instance_types.known(), |t| network::unknown_instance_types(&clients.ec2, t)),
+        lookup(model.key_name.known(), |k| network::key_pair_exists(&clients.ec2, k)),
+        lookup(model.availability_zones.known(), |z| network::missing_zones(&clients.ec2, z)),
+        lookup(model.subnet_ids.known(), |s| network::missing_subnets(&clients.ec2, s)),
+    );
+    if let (Some(ami), Some(image)) = (model.ami_id.known(), image) {
+        match image {
             Ok(Some(image)) if image.state == "available" => resolved.image = Some(image),
             Ok(Some(image)) => diags.error_at(
                 "ami_id",
@@ -481,8 +496,8 @@ async fn resolve(clients: &Clients, model: &Model, diags: &mut Diagnostics) -> R
             Err(e) => aws(diags, "ami_id", e),
         }
     }
-    if let Some(groups) = model.security_groups.known() {
-        match network::resolve_security_groups(&clients.ec2, groups).await {
+    if let Some(groups) = security_groups {
+        match groups {
             Ok(Ok(ids)) => resolved.security_group_ids = ids,
             Ok(Err(missing)) => diags.error_at(
                 "security_groups",
@@ -492,8 +507,8 @@ async fn resolve(clients: &Clients, model: &Model, diags: &mut Diagnostics) -> R
             Err(e) => aws(diags, "security_groups", e),
         }
     }
-    if let Some(groups) = model.target_groups.known() {
-        match elb::resolve_target_groups(&clients.elbv2, groups).await {
+    if let Some(groups) = target_groups {
+        match groups {
             Ok(Ok(found)) => resolved.target_groups = found,
             Ok(Err(missing)) => diags.error_at(
                 "target_groups",
@@ -503,8 +518,8 @@ async fn resolve(clients: &Clients, model: &Model, diags: &mut Diagnostics) -> R
             Err(e) => aws(diags, "target_groups", e),
         }
     }
-    if let Some(profile) = model.iam_instance_profile.known() {
-        match iam::instance_profile_arn(&clients.iam, profile).await {
+    if let (Some(profile), Some(found)) = (model.iam_instance_profile.known(), profile) {
+        match found {
             Ok(Some(arn)) => resolved.instance_profile_arn = Some(arn),
             Ok(None) => diags.error_at(
                 "iam_instance_profile",
@@ -514,9 +529,8 @@ async fn resolve(clients: &Clients, model: &Model, diags: &mut Diagnostics) -> R
             Err(e) => aws(diags, "iam_instance_profile", e),
         }
     }
-    if !model.iam_fleet_role.is_unknown() {
-        let role = model.iam_fleet_role.known().cloned().unwrap_or_else(|| DEFAULT_FLEET_ROLE.to_owned());
-        match iam::role_arn(&clients.iam, &role).await {
+    if let (Some(role), Some(found)) = (fleet_role, role) {
+        match found {
             Ok(Some(arn)) => resolved.fleet_role_arn = Some(arn),
             Ok(None) => diags.error_at(
                 "iam_fleet_role",
@@ -528,8 +542,8 @@ async fn resolve(clients: &Clients, model: &Model, diags: &mut Diagnostics) -> R
             Err(e) => aws(diags, "iam_fleet_role", e),
         }
     }
-    if let Some(types) = model.instance_types.known() {
-        match network::unknown_instance_types(&clients.ec2, types).await {
+    if let Some(types) = types {
+        match types {
             Ok(unknown) if unknown.is_empty() => {}
             Ok(unknown) => diags.error_at(
                 "instance_types",
@@ -539,8 +553,8 @@ async fn resolve(clients: &Clients, model: &Model, diags: &mut Diagnostics) -> R
             Err(e) => aws(diags, "instance_types", e),
         }
     }
-    if let Some(key) = model.key_name.known() {
-        match network::key_pair_exists(&clients.ec2, key).await {
+    if let (Some(key), Some(exists)) = (model.key_name.known(), key) {
+        match exists {
             Ok(true) => {}
             Ok(false) => diags.error_at(
                 "key_name",
@@ -550,8 +564,8 @@ async fn resolve(clients: &Clients, model: &Model, diags: &mut Diagnostics) -> R
             Err(e) => aws(diags, "key_name", e),
         }
     }
-    if let Some(zones) = model.availability_zones.known() {
-        match network::missing_zones(&clients.ec2, zones).await {
+    if let Some(zones) = zones {
+        match zones {
             Ok(missing) if missing.is_empty() => {}
             Ok(missing) => diags.error_at(
                 "availability_zones",
@@ -561,8 +575,8 @@ async fn resolve(clients: &Clients, model: &Model, diags: &mut Diagnostics) -> R
             Err(e) => aws(diags, "availability_zones", e),
         }
     }
-    if let Some(subnets) = model.subnet_ids.known() {
-        match network::missing_subnets(&clients.ec2, subnets).await {
+    if let Some(subnets) = subnets {
+        match subnets {
             Ok(missing) if missing.is_empty() => {}
             Ok(missing) => {
                 diags.error_at("subnet_ids", "Unknown Subnet", format!("no subnet {}", missing.join(", ")))
@@ -571,6 +585,18 @@ async fn resolve(clients: &Clients, model: &Model, diags: &mut Diagnostics) -> R
         }
     }
     resolved
+}
+
+/// Runs `find` on the value when there is one.
+async fn lookup<'a, T: ?Sized, R, F, Fut>(value: Option<&'a T>, find: F) -> Option<R>
+where
+    F: FnOnce(&'a T) -> Fut,
+    Fut: std::future::Future<Output = R>,
+{
+    match value {
+        Some(value) => Some(find(value).await),
+        None => None,
+    }
 }
 
 /// Decodes a configuration, plan or state. A collection with an unknown inside
