@@ -171,8 +171,17 @@ def apply_patches() -> None:
 # The service is the signing name from the SigV4 credential scope, with
 # elasticloadbalancing version 2015-12-01 reported as elbv2.
 #
+# Benchmarks subtract the emulator's own latency from what they measure, so the
+# time spent serving each request (from receiving it to its complete response, the
+# socket write aside) is summed per account and key too, and so is the account's
+# busy time: the wall-clock time during which at least one of its requests was being
+# served (concurrent requests overlap, so this is at most the sum of the seconds).
+#
 #   GET  /_immutable/requests?account=ID        -> {"ec2:DescribeImages": 3, ...}
 #   POST /_immutable/requests/reset?account=ID  -> the counts before the reset
+#   either with &timing=1                       -> {"counts": {...},
+#                                                   "seconds": {"ec2:DescribeImages": 0.012, ...},
+#                                                   "busy_seconds": 0.011}
 #
 # These endpoints are served here, in front of moto, and are not counted.
 ACCOUNTING_PREFIX = "/_immutable/requests"
@@ -180,13 +189,40 @@ CREDENTIAL_RE = re.compile(r"Credential=(?P<key>[^/,\s]+)/[^/]*/[^/]*/(?P<servic
 ELBV2_VERSION = "2015-12-01"
 
 
+class AccountUsage:
+    """One account's requests: counts and serving seconds by key, and busy time."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}
+        self.busy_seconds = 0.0
+        self.in_flight = 0
+        self.busy_since = 0.0
+
+    def begin(self, key: str, now: float) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+        if self.in_flight == 0:
+            self.busy_since = now
+        self.in_flight += 1
+
+    def end(self, key: str, started: float, now: float) -> None:
+        self.seconds[key] = self.seconds.get(key, 0.0) + (now - started)
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self.busy_seconds += now - self.busy_since
+
+    def timing(self, now: float) -> dict[str, object]:
+        busy = self.busy_seconds + (now - self.busy_since if self.in_flight else 0.0)
+        return {"counts": dict(self.counts), "seconds": dict(self.seconds), "busy_seconds": busy}
+
+
 class RequestAccounting:
-    """WSGI middleware: counts requests per account and serves the counts."""
+    """WSGI middleware: counts and times requests per account and serves the figures."""
 
     def __init__(self, app: Callable) -> None:  # type: ignore[type-arg]
         self.app = app
         self.lock = threading.Lock()
-        self.counts: dict[str, dict[str, int]] = {}
+        self.usage: dict[str, AccountUsage] = {}
 
     def __call__(self, environ: dict, start_response: Callable):  # type: ignore[type-arg]
         path = environ.get("PATH_INFO", "")
@@ -197,10 +233,26 @@ class RequestAccounting:
         except Exception as err:  # noqa: BLE001 - accounting must never break a request
             note(f"request accounting: cannot classify request: {err!r}")
             account, key = "unknown", "unknown:unknown"
+        from time import perf_counter
+
+        started = perf_counter()
         with self.lock:
-            per_account = self.counts.setdefault(account, {})
-            per_account[key] = per_account.get(key, 0) + 1
-        return self.app(environ, start_response)
+            usage = self.usage.setdefault(account, AccountUsage())
+            usage.begin(key, started)
+        try:
+            # Moto computes whole responses; collecting the body here times that work
+            # without the socket write, and records it before the client has the answer.
+            response = self.app(environ, start_response)
+            try:
+                return list(response)
+            finally:
+                close = getattr(response, "close", None)
+                if close is not None:
+                    close()
+        finally:
+            with self.lock:
+                # After a reset the figures land on the forgotten usage, as intended.
+                usage.end(key, started, perf_counter())
 
     @staticmethod
     def classify(environ: dict) -> tuple[str, str]:  # type: ignore[type-arg]
@@ -238,9 +290,17 @@ class RequestAccounting:
         import json
         from urllib.parse import parse_qs
 
+        from time import perf_counter
+
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
-        account = parse_qs(environ.get("QUERY_STRING", "")).get("account", [""])[0]
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        account = query.get("account", [""])[0]
+        timing = query.get("timing", ["0"])[0] not in ("", "0")
+
+        def figures(usage: AccountUsage | None) -> object:
+            usage = usage or AccountUsage()
+            return usage.timing(perf_counter()) if timing else dict(usage.counts)
 
         def answer(status: str, payload: object):  # type: ignore[no-untyped-def]
             body = json.dumps(payload, sort_keys=True).encode("utf-8")
@@ -251,10 +311,10 @@ class RequestAccounting:
             return answer("400 Bad Request", {"error": "the account query parameter is required"})
         if path == ACCOUNTING_PREFIX and method == "GET":
             with self.lock:
-                return answer("200 OK", dict(self.counts.get(account, {})))
+                return answer("200 OK", figures(self.usage.get(account)))
         if path == ACCOUNTING_PREFIX + "/reset" and method == "POST":
             with self.lock:
-                return answer("200 OK", self.counts.pop(account, {}))
+                return answer("200 OK", figures(self.usage.pop(account, None)))
         return answer("404 Not Found", {"error": f"no {method} {path}"})
 
 

@@ -61,3 +61,37 @@ data "immutable_ami" "counted" {
     let twice = account.requests().expect("requests");
     assert_eq!(count(&twice, "ec2:DescribeImages"), 2 * count(&planned, "ec2:DescribeImages"), "{twice:?}");
 }
+
+#[test]
+fn serving_time_is_summed_per_account_and_action() {
+    let aws = LocalAws::shared();
+    let account = aws.account();
+    let bystander = aws.account();
+    let fresh = account.request_stats().expect("timing");
+    assert_eq!(fresh.total(), 0, "a fresh account has made no request: {fresh:?}");
+    assert_eq!(fresh.busy_seconds, 0.0);
+
+    runtime().block_on(async {
+        let ec2 = account.ec2().await;
+        seed_lineage(&ec2, &[LayerSeed::new("timed", "Timed", "d".repeat(40))]).await;
+    });
+    let stats = account.request_stats().expect("timing");
+    assert_eq!(
+        stats.counts,
+        account.requests().expect("requests"),
+        "the same counts, with or without timing"
+    );
+    assert_eq!(
+        stats.counts.keys().collect::<Vec<_>>(),
+        stats.seconds.keys().collect::<Vec<_>>(),
+        "every counted action was timed: {stats:?}"
+    );
+    let summed: f64 = stats.seconds.values().sum();
+    assert!(stats.seconds.values().all(|s| *s > 0.0), "{stats:?}");
+    assert!(stats.busy_seconds > 0.0 && stats.busy_seconds <= summed + 1e-9, "{stats:?}");
+    assert_eq!(bystander.request_stats().expect("timing").total(), 0, "other accounts are not charged");
+
+    assert_eq!(account.reset_request_stats().expect("reset"), stats, "reset hands back the figures");
+    let after = account.request_stats().expect("timing");
+    assert_eq!((after.total(), after.busy_seconds), (0, 0.0), "nothing after a reset: {after:?}");
+}

@@ -24,6 +24,7 @@ pub use builders::{BUILDER_TAG, BuilderPlayer, builder_instances};
 pub use infra::{CoreInfra, core_infra};
 pub use local_aws::{ACCESS_KEY_PREFIX, Account, LocalAws};
 pub use paths::{provider_binary, repo_root, target_dir, try_provider_binary, use_provider_binary};
+pub use requests::RequestStats;
 pub use requests::{READ_ONLY_ACTIONS, READ_ONLY_PREFIXES, RequestCounts, is_mutating, mutating};
 pub use seed::{DEFAULT_PROJECT, LayerSeed, register_ami, seed_lineage};
 pub use terraform::{

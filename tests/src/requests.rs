@@ -3,7 +3,9 @@
 //! The emulator's launcher (`scripts/moto_launcher.py`, "Request accounting")
 //! counts every request it receives under its account as `"<service>:<Action>"`,
 //! e.g. `"ec2:DescribeImages"` or `"elbv2:CreateTargetGroup"`, and serves the counts
-//! on `GET /_immutable/requests?account=ID` (reset with `POST .../reset`).
+//! on `GET /_immutable/requests?account=ID` (reset with `POST .../reset`). With
+//! `&timing=1` the same endpoints also give the seconds spent serving them
+//! ([`RequestStats`]).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -16,6 +18,32 @@ use crate::local_aws::Account;
 
 /// Counts of requests by `"<service>:<Action>"`.
 pub type RequestCounts = BTreeMap<String, u64>;
+
+/// What an account's requests cost the emulator.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestStats {
+    /// Requests by `"<service>:<Action>"`, as [`Account::requests`].
+    pub counts: RequestCounts,
+    /// Seconds the emulator spent serving them, by `"<service>:<Action>"`: from
+    /// receiving a request to handing over the last byte of its response, summed.
+    pub seconds: BTreeMap<String, f64>,
+    /// Wall-clock seconds during which at least one of the account's requests was
+    /// being served: the sum of [`RequestStats::seconds`] without the overlaps of
+    /// concurrent requests.
+    pub busy_seconds: f64,
+}
+
+impl RequestStats {
+    /// All requests, whatever the action.
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    /// [`RequestStats::busy_seconds`] as a duration.
+    pub fn busy(&self) -> Duration {
+        Duration::try_from_secs_f64(self.busy_seconds).unwrap_or_default()
+    }
+}
 
 /// Action-name prefixes of AWS's read-only API calls.
 pub const READ_ONLY_PREFIXES: [&str; 3] = ["Describe", "Get", "List"];
@@ -75,8 +103,23 @@ impl Account {
         parse_counts(&body)
     }
 
+    /// The requests the emulator received for this account since it started or
+    /// since the last reset, with the time it spent serving them.
+    pub fn request_stats(&self) -> anyhow::Result<RequestStats> {
+        let body = self.accounting_call("GET", "/_immutable/requests?timing=1")?;
+        parse_stats(&body)
+    }
+
+    /// Forgets this account's requests and their timing so far; returns what was
+    /// counted.
+    pub fn reset_request_stats(&self) -> anyhow::Result<RequestStats> {
+        let body = self.accounting_call("POST", "/_immutable/requests/reset?timing=1")?;
+        parse_stats(&body)
+    }
+
     fn accounting_call(&self, method: &str, path: &str) -> anyhow::Result<String> {
-        let target = format!("{path}?account={}", self.id);
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let target = format!("{path}{separator}account={}", self.id);
         http_call(&self.endpoint, method, &target)
             .with_context(|| format!("{method} {target} on the emulator at {}", self.endpoint))
     }
@@ -87,9 +130,21 @@ fn parse_counts(body: &str) -> anyhow::Result<RequestCounts> {
         .with_context(|| format!("request counts are not a JSON object of counts: {body}"))
 }
 
+fn parse_stats(body: &str) -> anyhow::Result<RequestStats> {
+    let malformed = || format!("request timing is not {{counts, seconds, busy_seconds}}: {body}");
+    let value: serde_json::Value = serde_json::from_str(body).with_context(malformed)?;
+    let counts = serde_json::from_value(value.get("counts").cloned().with_context(malformed)?)
+        .with_context(malformed)?;
+    let seconds = serde_json::from_value(value.get("seconds").cloned().with_context(malformed)?)
+        .with_context(malformed)?;
+    let busy_seconds =
+        value.get("busy_seconds").and_then(serde_json::Value::as_f64).with_context(malformed)?;
+    Ok(RequestStats { counts, seconds, busy_seconds })
+}
+
 /// One HTTP/1.1 request without a body to `endpoint` (`http://HOST:PORT`); the
 /// response body when the status is 200.
-fn http_call(endpoint: &str, method: &str, target: &str) -> anyhow::Result<String> {
+pub(crate) fn http_call(endpoint: &str, method: &str, target: &str) -> anyhow::Result<String> {
     let authority = endpoint
         .strip_prefix("http://")
         .with_context(|| format!("not an http:// endpoint: {endpoint}"))?
@@ -180,5 +235,17 @@ mod unit {
         let counts = parse_counts(r#"{"ec2:DescribeImages": 3, "sts:GetCallerIdentity": 1}"#).expect("parse");
         assert_eq!(counts.get("ec2:DescribeImages"), Some(&3));
         assert!(parse_counts(r#"{"error": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn timing_parses_from_the_emulators_json() {
+        let stats = parse_stats(
+            r#"{"busy_seconds": 0.25, "counts": {"ec2:DescribeImages": 2}, "seconds": {"ec2:DescribeImages": 0.3}}"#,
+        )
+        .expect("parse");
+        assert_eq!(stats.total(), 2);
+        assert_eq!(stats.seconds.get("ec2:DescribeImages"), Some(&0.3));
+        assert_eq!(stats.busy(), Duration::from_millis(250));
+        assert!(parse_stats(r#"{"ec2:DescribeImages": 2}"#).is_err(), "plain counts are not timing");
     }
 }

@@ -3,6 +3,8 @@
 
 use anyhow::{Context as _, Result, bail};
 use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tests::{LayerSeed, LocalAws, Workdir, seed_lineage};
 use tfplugin::client::PluginProcess;
@@ -11,47 +13,186 @@ const STARTS: usize = 15;
 const SCHEMA_CALLS: usize = 200;
 const PLANS: usize = 5;
 
-struct Row {
-    what: String,
-    measured: String,
-    baseline: String,
-    ratio: f64,
+/// The parts of the benchmark, in the order they run; `--only` picks some.
+const SECTIONS: [(&str, &str); 5] = [
+    ("startup", "exec to handshake, GetProviderSchema latency, RSS"),
+    ("lineage", "terraform plan of examples/terraform/lineage"),
+    ("plan", "terraform plan over N applied immutable_app, and its AWS requests"),
+    ("rollout", "blue/green rollout of one app: orchestration overhead"),
+    ("codegen", "immutable-codegen packer over a 1,000-layer file"),
+];
+
+/// Numbers of applied apps the plan section measures unless `--sizes` says otherwise.
+const DEFAULT_SIZES: [usize; 3] = [1, 10, 100];
+
+pub const USAGE: &str = "\
+cargo xtask bench [--only SECTION,...] [--sizes N,...] [--runs K]
+
+  --only    run only these sections (startup, lineage, plan, rollout, codegen)
+  --sizes   numbers of applied apps for the plan section (default 1,10,100)
+  --runs    timed repetitions of each plan and rollout (default 5)
+
+Only a full run with the defaults rewrites BENCHMARKS.md; others print the table.
+";
+
+pub struct Row {
+    pub what: String,
+    pub measured: String,
+    pub baseline: String,
+    pub ratio: f64,
 }
 
-pub fn run() -> Result<()> {
-    eprintln!("building the provider (release)");
+/// What one section found: table rows, and details written under the table.
+#[derive(Default)]
+pub struct Findings {
+    pub rows: Vec<Row>,
+    pub details: Vec<String>,
+}
+
+struct Options {
+    sections: Vec<&'static str>,
+    sizes: Vec<usize>,
+    runs: usize,
+    /// The defaults: the run may rewrite BENCHMARKS.md.
+    complete: bool,
+}
+
+fn parse_options(args: &[String]) -> Result<Options> {
+    let mut options = Options {
+        sections: SECTIONS.iter().map(|(name, _)| *name).collect(),
+        sizes: DEFAULT_SIZES.to_vec(),
+        runs: PLANS,
+        complete: true,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag, Some(value.to_owned())),
+            None => (arg.as_str(), None),
+        };
+        if matches!(flag, "-h" | "--help") {
+            print!("{USAGE}");
+            std::process::exit(0);
+        }
+        let value = match inline {
+            Some(value) => value,
+            None => args.next().with_context(|| format!("{flag} needs a value\n\n{USAGE}"))?.clone(),
+        };
+        options.complete = false;
+        match flag {
+            "--only" => {
+                let mut chosen = Vec::new();
+                for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    let Some((known, _)) = SECTIONS.iter().find(|(known, _)| *known == name) else {
+                        let names: Vec<&str> = SECTIONS.iter().map(|(n, _)| *n).collect();
+                        bail!("no bench section {name:?}; sections: {}", names.join(", "));
+                    };
+                    chosen.push(*known);
+                }
+                // Keep the usual order whatever the order given.
+                options.sections.retain(|name| chosen.contains(name));
+            }
+            "--sizes" => {
+                options.sizes = value
+                    .split(',')
+                    .map(|n| n.trim().parse::<usize>().ok().filter(|n| *n > 0))
+                    .collect::<Option<Vec<_>>>()
+                    .with_context(|| format!("--sizes takes positive numbers: {value:?}"))?;
+            }
+            "--runs" => {
+                options.runs = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .with_context(|| format!("--runs takes a positive number: {value:?}"))?;
+            }
+            other => bail!("unknown option {other:?}\n\n{USAGE}"),
+        }
+    }
+    if options.sections.is_empty() {
+        bail!("no section chosen\n\n{USAGE}");
+    }
+    Ok(options)
+}
+
+/// Prints a progress line with the time since the bench started.
+pub fn progress(message: impl std::fmt::Display) {
+    static STARTED: OnceLock<Instant> = OnceLock::new();
+    let elapsed = STARTED.get_or_init(Instant::now).elapsed().as_secs();
+    eprintln!("[bench {:02}:{:02}] {message}", elapsed / 60, elapsed % 60);
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let options = parse_options(args)?;
+    progress(format!("sections: {}", options.sections.join(", ")));
+    progress("building the provider (release)");
     let binary = crate::build_provider(crate::Profile::Release)?;
     tests::use_provider_binary(binary.clone());
     let runtime = tokio::runtime::Runtime::new()?;
-    let mut rows = Vec::new();
-    runtime.block_on(async {
-        rows.extend(startup_and_schema(&binary).await?);
-        anyhow::Ok(())
-    })?;
-    rows.push(plan_time(&runtime)?);
-    let (what, measured, baseline, ratio) = crate::bench_codegen::codegen_row()?;
-    rows.push(Row { what, measured, baseline, ratio });
+    let needs_emulator = options.sections.iter().any(|s| matches!(*s, "lineage" | "plan" | "rollout"));
+    let aws = if needs_emulator {
+        progress("starting the local AWS emulator");
+        Some(LocalAws::start()?)
+    } else {
+        None
+    };
+
+    let mut found = Findings::default();
+    for section in &options.sections {
+        let started = Instant::now();
+        progress(format!("section {section}"));
+        let aws = || aws.as_ref().context("emulator not started");
+        let section_findings = match *section {
+            "startup" => Findings { rows: runtime.block_on(startup_and_schema(&binary))?, details: vec![] },
+            "lineage" => Findings { rows: vec![plan_time(&runtime, aws()?)?], details: vec![] },
+            "plan" => crate::bench_plan::run(aws()?, &runtime, &options.sizes, options.runs)?,
+            "rollout" => crate::bench_rollout::run(aws()?, &runtime, options.runs)?,
+            "codegen" => {
+                let (what, measured, baseline, ratio) = crate::bench_codegen::codegen_row()?;
+                Findings { rows: vec![Row { what, measured, baseline, ratio }], details: vec![] }
+            }
+            other => bail!("no bench section {other:?}"),
+        };
+        progress(format!("section {section} done in {:.0} s", started.elapsed().as_secs_f64()));
+        found.rows.extend(section_findings.rows);
+        found.details.extend(section_findings.details);
+    }
+    if let Some(aws) = aws {
+        aws.stop();
+    }
 
     let mut table = String::from("| measure | provider | baseline | ratio |\n|---|---|---|---|\n");
-    for row in &rows {
+    for row in &found.rows {
         table.push_str(&format!(
             "| {} | {} | {} | {:.2} |\n",
             row.what, row.measured, row.baseline, row.ratio
         ));
     }
-    println!("\n{table}");
-    let report = format!(
+    let machine = machine();
+    println!("\nMachine: {machine}\n\n{table}");
+    for detail in &found.details {
+        println!("{detail}");
+    }
+    if !options.complete {
+        println!("BENCHMARKS.md left as it was (only a full run with the defaults rewrites it)");
+        return Ok(());
+    }
+    let mut report = format!(
         "# Benchmarks\n\nWritten by `cargo xtask bench`. Each figure is a ratio to a baseline measured in the \
          same run on the same machine (release build of the provider, local emulator).\n\n\
-         Machine: {}\n\n{table}",
-        machine()
+         Machine: {machine}\n\n{table}"
     );
+    for detail in &found.details {
+        report.push('\n');
+        report.push_str(detail);
+    }
     std::fs::write(crate::repo_root().join("BENCHMARKS.md"), report)?;
     println!("wrote BENCHMARKS.md");
     Ok(())
 }
 
-/// CPU model, cores and memory, from /proc.
+/// CPU model, cores, memory and OS from /proc and /etc/os-release, and the versions
+/// of the tools the figures depend on.
 fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
@@ -66,16 +207,53 @@ fn machine() -> String {
         .find_map(|l| l.strip_prefix("MemTotal:"))
         .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
-    format!("{model}, {cores} cores, {mem_gib:.0} GiB, {} {}", std::env::consts::OS, std::env::consts::ARCH)
+    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let distribution = os_release
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_owned())
+        .unwrap_or_else(|| std::env::consts::OS.to_owned());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let terraform = tool_version(Command::new(tests::terraform_binary()).arg("version"));
+    let packer = tool_version(Command::new("packer").arg("version"));
+    let rustc = tool_version(
+        Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into())).arg("--version"),
+    );
+    format!(
+        "{model}, {cores} cores, {mem_gib:.0} GiB, {distribution} (Linux {}, {}); {terraform}, {packer}, {rustc}",
+        kernel.trim(),
+        std::env::consts::ARCH
+    )
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
+/// The first line a tool prints about its version, or why there is none.
+fn tool_version(command: &mut Command) -> String {
+    let program = command.get_program().to_string_lossy().into_owned();
+    match command.output() {
+        Ok(out) if out.status.success() => {
+            String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().trim().to_owned()
+        }
+        Ok(out) => format!("{program} failed ({})", out.status),
+        Err(_) => format!("{program} not found"),
+    }
+}
+
+pub fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
-fn ms(d: Duration) -> String {
+pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+pub fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+/// `a / b`, without dividing by zero.
+pub fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
 }
 
 async fn startup_and_schema(binary: &Path) -> Result<Vec<Row>> {
@@ -122,13 +300,13 @@ async fn startup_and_schema(binary: &Path) -> Result<Vec<Row>> {
             what: "exec to handshake line (median)".into(),
             measured: ms(hs),
             baseline: format!("{} (spawn /bin/true)", ms(floor)),
-            ratio: hs.as_secs_f64() / floor.as_secs_f64().max(1e-9),
+            ratio: ratio(hs, floor),
         },
         Row {
             what: "GetProviderSchema latency (median)".into(),
             measured: ms(sc),
             baseline: format!("{} (health check RPC)", ms(hc)),
-            ratio: sc.as_secs_f64() / hc.as_secs_f64().max(1e-9),
+            ratio: ratio(sc, hc),
         },
         Row {
             what: "provider RSS after serving schemas".into(),
@@ -149,8 +327,7 @@ fn rss_kib(pid: u32) -> Result<u64> {
         .context("no VmRSS in /proc status")
 }
 
-fn plan_time(runtime: &tokio::runtime::Runtime) -> Result<Row> {
-    let aws = LocalAws::start()?;
+fn plan_time(runtime: &tokio::runtime::Runtime, aws: &LocalAws) -> Result<Row> {
     let account = aws.account();
     runtime.block_on(async {
         let ec2 = account.ec2().await;
@@ -182,12 +359,38 @@ fn plan_time(runtime: &tokio::runtime::Runtime) -> Result<Row> {
             times.push(started.elapsed());
         }
     }
-    aws.stop();
     let (o, f) = (median(ours_times), median(floor_times));
     Ok(Row {
         what: "terraform plan of examples/terraform/lineage (median)".into(),
         measured: ms(o),
         baseline: format!("{} (plan of one terraform_data)", ms(f)),
-        ratio: o.as_secs_f64() / f.as_secs_f64().max(1e-9),
+        ratio: ratio(o, f),
     })
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    fn options(args: &[&str]) -> Result<Options> {
+        parse_options(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn no_options_run_everything_and_may_write_the_report() {
+        let all = options(&[]).expect("defaults");
+        assert_eq!(all.sections, ["startup", "lineage", "plan", "rollout", "codegen"]);
+        assert_eq!((all.sizes, all.runs, all.complete), (vec![1, 10, 100], PLANS, true));
+    }
+
+    #[test]
+    fn a_subset_keeps_the_usual_order_and_leaves_the_report_alone() {
+        let some = options(&["--only", "rollout,plan", "--sizes=1,10", "--runs", "2"]).expect("subset");
+        assert_eq!(some.sections, ["plan", "rollout"]);
+        assert_eq!((some.sizes, some.runs, some.complete), (vec![1, 10], 2, false));
+        assert!(options(&["--only", "nope"]).is_err());
+        assert!(options(&["--sizes", "0"]).is_err());
+        assert!(options(&["--runs"]).is_err());
+        assert!(options(&["--fast"]).is_err());
+    }
 }

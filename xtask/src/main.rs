@@ -2,6 +2,9 @@
 
 mod bench;
 mod bench_codegen;
+mod bench_cpu;
+mod bench_plan;
+mod bench_rollout;
 mod demo;
 mod demo_layers;
 
@@ -20,8 +23,9 @@ Commands:
           (native builder) against the local AWS emulator
   test    build the provider and run every test (unit, end-to-end, docs freshness)
   docs    regenerate docs/ from the provider's schemas and examples/
-  bench   measure the provider (start-up, schema latency, memory, plan time) against
-          baselines taken in the same run
+  bench   measure the provider (start-up, schema latency, memory, plan time over 1 to
+          100 apps and its AWS requests, rollout overhead, codegen) against baselines
+          taken in the same run; `cargo xtask bench --help` for running a subset
 ";
 
 fn main() -> Result<()> {
@@ -32,7 +36,7 @@ fn main() -> Result<()> {
         Some("docs") => docs(),
         Some("demo") => demo::run(),
         Some("demo-layers") => demo_layers::run(),
-        Some("bench") => bench::run(),
+        Some("bench") => bench::run(rest),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())

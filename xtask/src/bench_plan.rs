@@ -1,0 +1,381 @@
+//! `terraform plan` (with refresh) over N applied `immutable_app`s, all behind one
+//! target group and on one AMI given by id, against the same plan over N
+//! `terraform_data` (Terraform's own floor), and the AWS requests of that no-change
+//! plan as the emulator counted them.
+
+use crate::bench::{Findings, Row, median, ms, progress, ratio};
+use crate::bench_cpu::{PluginSampler, children_cpu, emulator_pid, process_cpu};
+use anyhow::{Context as _, Result, bail};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tests::{Account, LocalAws, RequestStats, Workdir, core_infra, register_ami};
+
+/// Most resources Terraform creates at once while building an estate.
+const MAX_PARALLELISM: usize = 100;
+
+/// One estate: N apps and N `terraform_data`, applied, in an account of its own.
+struct Estate {
+    n: usize,
+    account: Account,
+    apps: Workdir,
+    data: Workdir,
+}
+
+/// What the timed plans of one estate gave.
+struct Measured {
+    n: usize,
+    app_plan: Duration,
+    data_plan: Duration,
+    /// Time the emulator was busy with the app plan's requests (median).
+    emulator: Duration,
+    /// The app plan with `-refresh=false`: no read, no AWS call (median).
+    unrefreshed: Duration,
+    /// Most AWS requests of one such plan.
+    unrefreshed_requests: u64,
+    /// Requests of the run with the median number of requests.
+    requests: RequestStats,
+    /// Fewest and most requests over the runs.
+    request_range: (u64, u64),
+    apps_profile: Profile,
+    data_profile: Profile,
+    /// Provider RPCs Terraform made in the app plan, by method.
+    rpcs: BTreeMap<String, u64>,
+}
+
+/// Where one plan's time went: wall time and the CPU time of each process.
+#[derive(Default)]
+struct Profile {
+    wall: Duration,
+    terraform: Duration,
+    provider: Duration,
+    emulator: Duration,
+}
+
+pub fn run(
+    aws: &LocalAws,
+    runtime: &tokio::runtime::Runtime,
+    sizes: &[usize],
+    runs: usize,
+) -> Result<Findings> {
+    let mut measured = Vec::new();
+    for &n in sizes {
+        let estate = build(aws, runtime, n)?;
+        measured.push(measure(&estate, runs)?);
+    }
+    Ok(findings(&measured, runs))
+}
+
+fn apps_config(n: usize, ami: &str) -> String {
+    format!(
+        r#"terraform {{
+  required_providers {{
+    immutable = {{ source = "terraform.local/immutable/immutable" }}
+  }}
+}}
+
+resource "immutable_app" "app" {{
+  count                = {n}
+  name                 = "bench-${{count.index}}"
+  ami_id               = "{ami}"
+  instance_types       = ["t3.small"]
+  target_capacity      = 1
+  security_groups      = ["web-sg"]
+  target_groups        = ["web"]
+  iam_instance_profile = "web-profile"
+}}
+"#
+    )
+}
+
+fn data_config(n: usize) -> String {
+    format!(
+        "resource \"terraform_data\" \"item\" {{\n  count = {n}\n  input = \"bench-${{count.index}}\"\n}}\n"
+    )
+}
+
+fn build(aws: &LocalAws, runtime: &tokio::runtime::Runtime, n: usize) -> Result<Estate> {
+    progress(format!("plan N={n}: creating the core infrastructure and the AMI"));
+    let account = aws.account();
+    let ami = runtime.block_on(async {
+        core_infra(&account).await?;
+        let ec2 = account.ec2().await;
+        register_ami(&ec2, "bench-web-1700000000", &[("Layer", "web"), ("Commit", &"b".repeat(40))]).await
+    })?;
+
+    let apps = Workdir::new(&account);
+    apps.write("main.tf", &apps_config(n, &ami));
+    apps.init()?;
+    let parallelism = n.clamp(1, MAX_PARALLELISM);
+    progress(format!("plan N={n}: applying {n} immutable_app (-parallelism={parallelism})"));
+    let started = Instant::now();
+    apply_with_progress(&apps, n, parallelism)?;
+    progress(format!("plan N={n}: {n} apps applied in {:.0} s", started.elapsed().as_secs_f64()));
+
+    let data = Workdir::new(&account);
+    data.write("main.tf", &data_config(n));
+    data.init()?;
+    data.run_ok(&["apply", "-auto-approve", "-no-color", "-input=false"])?;
+    Ok(Estate { n, account, apps, data })
+}
+
+/// `terraform apply` in `workdir` without a time limit, printing how many of the
+/// `total` resources are created as Terraform reports them.
+fn apply_with_progress(workdir: &Workdir, total: usize, parallelism: usize) -> Result<()> {
+    let parallelism = format!("-parallelism={parallelism}");
+    let mut command = Command::new(tests::terraform_binary());
+    command
+        .args(["apply", "-auto-approve", "-no-color", "-input=false", &parallelism])
+        .current_dir(workdir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // As `Workdir::terraform`: the caller's Terraform and AWS settings stay out.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("TF_") || key.starts_with("AWS_") || key == "CHECKPOINT_DISABLE" {
+            command.env_remove(&key);
+        }
+    }
+    command.envs(workdir.env());
+    let mut child = command.spawn().context("starting terraform apply")?;
+    let stderr = child.stderr.take().context("terraform stderr")?;
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    let stdout = child.stdout.take().context("terraform stdout")?;
+    let step = (total / 10).max(1);
+    let mut created = 0;
+    let mut tail = Vec::new();
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if line.contains(": Creation complete after") {
+            created += 1;
+            if created % step == 0 || created == total {
+                progress(format!("  {created}/{total} created"));
+            }
+        }
+        tail.push(line);
+        if tail.len() > 40 {
+            tail.remove(0);
+        }
+    }
+    let status = child.wait().context("waiting for terraform apply")?;
+    let errors = errors.join().unwrap_or_default();
+    if !status.success() {
+        bail!(
+            "terraform apply in {} failed: {status}\n{}\n{errors}",
+            workdir.path().display(),
+            tail.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// A no-change plan in `workdir`, timed; fails unless Terraform finds nothing to do.
+fn timed_plan(workdir: &Workdir, what: &str) -> Result<Duration> {
+    timed_plan_with(workdir, what, &[])
+}
+
+fn timed_plan_with(workdir: &Workdir, what: &str, extra: &[&str]) -> Result<Duration> {
+    let mut args = vec!["plan", "-no-color", "-input=false", "-detailed-exitcode"];
+    args.extend_from_slice(extra);
+    let started = Instant::now();
+    let out = workdir.terraform(&args);
+    let took = started.elapsed();
+    match out.status.code() {
+        Some(0) => Ok(took),
+        Some(2) => bail!("the plan over {what} proposes changes; the estate did not settle:\n{out}"),
+        _ => bail!("terraform plan over {what} failed:\n{out}"),
+    }
+}
+
+fn measure(estate: &Estate, runs: usize) -> Result<Measured> {
+    let n = estate.n;
+    progress(format!("plan N={n}: {runs} plans of each, interleaved"));
+    let (mut app_times, mut data_times, mut emulator) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut unrefreshed, mut unrefreshed_requests) = (Vec::new(), 0);
+    let mut requests = Vec::new();
+    for _ in 0..runs {
+        estate.account.reset_request_stats()?;
+        app_times.push(timed_plan(&estate.apps, &format!("{n} immutable_app"))?);
+        let stats = estate.account.request_stats()?;
+        emulator.push(stats.busy());
+        requests.push(stats);
+        data_times.push(timed_plan(&estate.data, &format!("{n} terraform_data"))?);
+        estate.account.reset_request_stats()?;
+        unrefreshed.push(timed_plan_with(&estate.apps, &format!("{n} immutable_app"), &["-refresh=false"])?);
+        unrefreshed_requests = unrefreshed_requests.max(estate.account.request_stats()?.total());
+    }
+    requests.sort_by_key(RequestStats::total);
+    let request_range =
+        (requests.first().map_or(0, RequestStats::total), requests.last().map_or(0, RequestStats::total));
+    let median_requests = requests.get(requests.len() / 2).cloned().unwrap_or_default();
+    progress(format!("plan N={n}: one more plan of each for CPU times, one with Terraform's trace log"));
+    let apps_profile = profiled_plan(&estate.apps, &format!("{n} immutable_app"))?;
+    let data_profile = profiled_plan(&estate.data, &format!("{n} terraform_data"))?;
+    let rpcs = provider_rpcs(&estate.apps)?;
+    let result = Measured {
+        n,
+        app_plan: median(app_times),
+        data_plan: median(data_times),
+        emulator: median(emulator),
+        unrefreshed: median(unrefreshed),
+        unrefreshed_requests,
+        requests: median_requests,
+        request_range,
+        apps_profile,
+        data_profile,
+        rpcs,
+    };
+    progress(format!(
+        "plan N={n}: apps {}, terraform_data {}, emulator busy {}, {} requests",
+        ms(result.app_plan),
+        ms(result.data_plan),
+        ms(result.emulator),
+        result.requests.total()
+    ));
+    Ok(result)
+}
+
+/// One more no-change plan, with the CPU time Terraform, the provider and the
+/// emulator spent on it.
+fn profiled_plan(workdir: &Workdir, what: &str) -> Result<Profile> {
+    let emulator = emulator_pid();
+    let emulator_before = emulator.and_then(process_cpu).unwrap_or_default();
+    let children_before = children_cpu();
+    let sampler = PluginSampler::start();
+    let wall = timed_plan(workdir, what)?;
+    let provider = sampler.finish();
+    // Terraform waits for its plugins, so their times are in Terraform's children's.
+    let terraform_and_provider = children_cpu().saturating_sub(children_before);
+    let emulator_cpu = emulator.and_then(process_cpu).unwrap_or_default().saturating_sub(emulator_before);
+    Ok(Profile {
+        wall,
+        terraform: terraform_and_provider.saturating_sub(provider),
+        provider,
+        emulator: emulator_cpu,
+    })
+}
+
+/// The provider RPCs of one no-change plan, by method, from Terraform's trace log.
+fn provider_rpcs(workdir: &Workdir) -> Result<BTreeMap<String, u64>> {
+    let out = workdir.terraform_with_env(&["plan", "-no-color", "-input=false"], &[("TF_LOG", "trace")]);
+    if !out.success() {
+        bail!("terraform plan with TF_LOG=trace failed:\n{out}");
+    }
+    let mut rpcs = BTreeMap::new();
+    for line in out.stderr.lines() {
+        // "GRPCProvider.v6: ReadResource" as a call starts; lower-case words follow up.
+        if let Some(method) = line.split("GRPCProvider.v6: ").nth(1).and_then(|m| m.split_whitespace().next())
+            && method.starts_with(|c: char| c.is_ascii_uppercase())
+        {
+            *rpcs.entry(method.to_owned()).or_insert(0) += 1;
+        }
+    }
+    Ok(rpcs)
+}
+
+fn findings(measured: &[Measured], runs: usize) -> Findings {
+    let mut rows = Vec::new();
+    for m in measured {
+        rows.push(Row {
+            what: format!("terraform plan, {} applied immutable_app (refresh, median of {runs})", m.n),
+            measured: ms(m.app_plan),
+            baseline: format!("{} (same plan over {} terraform_data)", ms(m.data_plan), m.n),
+            ratio: ratio(m.app_plan, m.data_plan),
+        });
+    }
+    for m in measured {
+        let total = m.requests.total();
+        // One call per read action per resource: what a provider that shares no call makes.
+        let actions = m.requests.counts.len();
+        let unshared = (m.n * actions) as u64;
+        let range = if m.request_range.0 == m.request_range.1 {
+            String::new()
+        } else {
+            format!(", {}–{} over the runs", m.request_range.0, m.request_range.1)
+        };
+        rows.push(Row {
+            what: format!("AWS requests of that no-change plan, N={}", m.n),
+            measured: format!("{total} ({:.2} per resource{range})", total as f64 / m.n as f64),
+            baseline: format!("{unshared} ({} × {actions} actions: one call per action per resource)", m.n),
+            ratio: total as f64 / (unshared as f64).max(1.0),
+        });
+    }
+
+    let mut details = String::from(
+        "## Plan over N apps: where the time goes\n\n\
+         Medians of the timed plans. The emulator's time is the wall-clock time during which it was \
+         serving at least one of the plan's requests; the rest is Terraform, the provider and the wire. \
+         The same plan with `-refresh=false` reads no resource (its AWS requests in brackets).\n\n\
+         | N | plan of N immutable_app | plan of N terraform_data | emulator busy | rest over terraform_data | \
+         plan of N immutable_app, -refresh=false |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for m in measured {
+        let rest = m.app_plan.saturating_sub(m.data_plan).saturating_sub(m.emulator);
+        details.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} ({}) |\n",
+            m.n,
+            ms(m.app_plan),
+            ms(m.data_plan),
+            ms(m.emulator),
+            ms(rest),
+            ms(m.unrefreshed),
+            m.unrefreshed_requests
+        ));
+    }
+
+    let keys: BTreeSet<&String> = measured.iter().flat_map(|m| m.requests.counts.keys()).collect();
+    let mut by_action = String::from("## AWS requests of a no-change plan, by action\n\n| action |");
+    let mut rule = String::from("|---|");
+    for m in measured {
+        by_action.push_str(&format!(" N={} |", m.n));
+        rule.push_str("---|");
+    }
+    by_action.push('\n');
+    by_action.push_str(&rule);
+    by_action.push('\n');
+    for key in keys {
+        by_action.push_str(&format!("| {key} |"));
+        for m in measured {
+            let count = m.requests.counts.get(key).copied().unwrap_or(0);
+            let seconds = m.requests.seconds.get(key).copied().unwrap_or(0.0);
+            by_action.push_str(&format!(" {count} ({:.0} ms) |", seconds * 1e3));
+        }
+        by_action.push('\n');
+    }
+    by_action.push_str("\nEach cell: requests (the emulator's time serving them, summed).\n");
+
+    let mut cpu = String::from(
+        "## Plan over N apps: CPU time by process\n\n\
+         One more no-change plan of each estate, with the CPU time (user + system) of Terraform, \
+         of the provider plugin and of the emulator during it, and the calls to the provider Terraform \
+         made (counted in its trace log, from a separate plan).\n\n\
+         | plan | wall | Terraform CPU | provider CPU | emulator CPU | calls to the provider |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for m in measured {
+        let calls: u64 = m.rpcs.values().sum();
+        let by_method: Vec<String> = m.rpcs.iter().map(|(method, n)| format!("{method} {n}")).collect();
+        for (what, p, rpcs) in [
+            (format!("{} immutable_app", m.n), &m.apps_profile, format!("{calls}: {}", by_method.join(", "))),
+            (format!("{} terraform_data", m.n), &m.data_profile, "none".to_owned()),
+        ] {
+            cpu.push_str(&format!(
+                "| {what} | {} | {} | {} | {} | {rpcs} |\n",
+                ms(p.wall),
+                ms(p.terraform),
+                ms(p.provider),
+                ms(p.emulator)
+            ));
+        }
+    }
+    Findings { rows, details: vec![details, by_action, cpu] }
+}
