@@ -143,10 +143,273 @@ def patch_fleet_instance_tag() -> None:
     spot_models.SpotInstanceRequest.launch_instance = launch_instance
 
 
+# Holding requests, so that crash tests can stop a client at an exact point.
+#
+# A test names an account and an action; the next requests of that account and
+# action are held: "before" holds them before moto serves them (the action has not
+# happened), "after" serves them and holds the response (the action happened, the
+# client does not know yet). The test sees the held request in the accounting, kills
+# the client, then releases: with drop=1 requests still waiting "before" are
+# answered with an error instead of being served, so a dead client's last request
+# never takes effect. A hold lasts at most HOLD_LIMIT seconds.
+#
+#   POST /_immutable/hold?account=ID&action=ec2:CreateImage&when=before|after
+#   GET  /_immutable/hold?account=ID              -> {"ec2:CreateImage": <held now>}
+#   POST /_immutable/hold/release?account=ID[&drop=1]
+HOLD_PREFIX = "/_immutable/hold"
+HOLD_LIMIT = 120.0
+
+
+class Holds:
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        # (account, key) -> [when, requests held now, release: None | "serve" | "drop"]
+        self.rules: dict[tuple[str, str], list] = {}  # type: ignore[type-arg]
+
+    def wait(self, account: str, key: str) -> tuple[str, str]:
+        """Blocks while a rule holds (account, key); returns (when, outcome)."""
+        from time import monotonic
+
+        with self.cond:
+            rule = self.rules.get((account, key))
+            if rule is None:
+                return ("", "serve")
+            rule[1] += 1
+            self.cond.notify_all()
+            until = monotonic() + HOLD_LIMIT
+            while rule[2] is None and monotonic() < until:
+                self.cond.wait(until - monotonic())
+            rule[1] -= 1
+            return (rule[0], rule[2] or "drop")
+
+    def serve(self, environ: dict, start_response: Callable):  # type: ignore[type-arg]
+        import json
+        from urllib.parse import parse_qs
+
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        account = query.get("account", [""])[0]
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "")
+
+        def answer(status: str, payload: object):  # type: ignore[no-untyped-def]
+            body = json.dumps(payload, sort_keys=True).encode("utf-8")
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+
+        if not account:
+            return answer("400 Bad Request", {"error": "the account query parameter is required"})
+        with self.cond:
+            if path == HOLD_PREFIX and method == "POST":
+                key = query.get("action", [""])[0]
+                when = query.get("when", ["before"])[0]
+                if not key or when not in ("before", "after"):
+                    return answer("400 Bad Request", {"error": "action and when=before|after are required"})
+                self.rules[(account, key)] = [when, 0, None]
+                return answer("200 OK", {})
+            if path == HOLD_PREFIX and method == "GET":
+                held = {k: r[1] for (a, k), r in self.rules.items() if a == account}
+                return answer("200 OK", held)
+            if path == HOLD_PREFIX + "/release" and method == "POST":
+                outcome = "drop" if query.get("drop", ["0"])[0] not in ("", "0") else "serve"
+                for (a, k) in [r for r in self.rules if r[0] == account]:
+                    self.rules.pop((a, k))[2] = outcome
+                self.cond.notify_all()
+                return answer("200 OK", {})
+        return answer("404 Not Found", {"error": f"no {method} {path}"})
+
+
+HOLDS = Holds()
+
+
+def patch_request_holds() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original = DomainDispatcherApplication.__call__
+
+    def call(self, environ, start_response):  # type: ignore[no-untyped-def]
+        path = environ.get("PATH_INFO", "")
+        if path == HOLD_PREFIX or path.startswith(HOLD_PREFIX + "/"):
+            return HOLDS.serve(environ, start_response)
+        if not HOLDS.rules:
+            return original(self, environ, start_response)
+        try:
+            account, key = RequestAccounting.classify(environ)
+        except Exception:  # noqa: BLE001 - holds must never break a request
+            return original(self, environ, start_response)
+        if (account, key) not in HOLDS.rules:
+            return original(self, environ, start_response)
+        if HOLDS.rules[(account, key)][0] == "after":
+            response = list(original(self, environ, start_response))
+            HOLDS.wait(account, key)
+            return response
+        _, outcome = HOLDS.wait(account, key)
+        if outcome == "drop":
+            body = (
+                b"<Response><Errors><Error><Code>ServiceUnavailable</Code>"
+                b"<Message>request dropped by a test hold</Message></Error></Errors></Response>"
+            )
+            start_response("503 Service Unavailable", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+            return [body]
+        return original(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = call
+
+
+# Idempotency tokens, as AWS honours them.
+#
+# A client that loses the response to a create call retries it with the same
+# ClientToken, and AWS answers with what the first call created instead of creating
+# it again. Moto ignores the token, so a retried call after a lost response would
+# leave a duplicate that only the emulator makes. With this patch the token (per
+# account and region) is remembered for:
+#   - RequestSpotFleet (SpotFleetRequestConfig.ClientToken): the same fleet id,
+#   - RunInstances (ClientToken): the same reservation,
+#   - CreateLaunchTemplate (ClientToken): the same launch template,
+# as long as that object still exists. (AWS also rejects a reused token with other
+# parameters, IdempotentParameterMismatch; that check is not emulated.)
+_CLIENT_TOKEN = threading.local()
+
+
+def patch_client_tokens() -> None:
+    import moto.ec2.models.instances as instance_models
+    import moto.ec2.models.launch_templates as template_models
+    import moto.ec2.models.spot_requests as spot_models
+    import moto.ec2.responses.instances as instance_responses
+    import moto.ec2.responses.launch_templates as template_responses
+    import moto.ec2.responses.spot_fleets as fleet_responses
+
+    def remember_token(response_cls, method: str, api: str, token_of) -> None:  # type: ignore[no-untyped-def]
+        original = getattr(response_cls, method)
+
+        def handler(self):  # type: ignore[no-untyped-def]
+            token = token_of(self)
+            _CLIENT_TOKEN.value = (api, token) if token else None
+            try:
+                return original(self)
+            finally:
+                _CLIENT_TOKEN.value = None
+
+        setattr(response_cls, method, handler)
+
+    def replay(backend_cls, method: str, api: str, existing) -> None:  # type: ignore[no-untyped-def]
+        original = getattr(backend_cls, method)
+
+        def create(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            pending = getattr(_CLIENT_TOKEN, "value", None)
+            # Only the outermost call of the request sees the token (RequestSpotFleet
+            # launches instances through RunInstances' backend method).
+            _CLIENT_TOKEN.value = None
+            if not pending or pending[0] != api:
+                return original(self, *args, **kwargs)
+            seen = self.__dict__.setdefault("_immutable_client_tokens", {})
+            earlier = seen.get(pending)
+            if earlier is not None and existing(self, earlier):
+                return earlier
+            created = original(self, *args, **kwargs)
+            seen[pending] = created
+            return created
+
+        setattr(backend_cls, method, create)
+
+    remember_token(
+        fleet_responses.SpotFleets, "request_spot_fleet", "RequestSpotFleet",
+        lambda r: (r._get_param("SpotFleetRequestConfig", {}) or {}).get("ClientToken"),
+    )
+    replay(
+        spot_models.SpotRequestBackend, "request_spot_fleet", "RequestSpotFleet",
+        lambda backend, fleet: fleet.id in backend.spot_fleet_requests,
+    )
+    remember_token(
+        instance_responses.InstanceResponse, "run_instances", "RunInstances",
+        lambda r: r._get_param("ClientToken"),
+    )
+    replay(
+        instance_models.InstanceBackend, "run_instances", "RunInstances",
+        lambda backend, reservation: reservation.id in backend.reservations,
+    )
+    remember_token(
+        template_responses.LaunchTemplates, "create_launch_template", "CreateLaunchTemplate",
+        lambda r: r._get_param("ClientToken"),
+    )
+    replay(
+        template_models.LaunchTemplateBackend, "create_launch_template", "CreateLaunchTemplate",
+        lambda backend, template: template.id in backend.launch_templates,
+    )
+
+
+# AMI names are unique per owner and region.
+#
+# AWS refuses CreateImage with a name the account already uses
+# (InvalidAMIName.Duplicate, naming the AMI that has it); moto registers a second
+# image. CreateImage takes no idempotency token, so a client retrying it after a
+# lost response must find the image the first call made: this gives it the same
+# answer AWS would.
+def patch_unique_ami_names() -> None:
+    import moto.ec2.models.amis as ami_models
+    from moto.ec2.exceptions import EC2ClientError
+
+    original = ami_models.AmiBackend.create_image
+
+    def create_image(self, instance_id, name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        for ami in list(self.amis.values()):
+            if ami.name == name and ami.owner_id == self.account_id and ami.state != "deregistered":
+                raise EC2ClientError(
+                    "InvalidAMIName.Duplicate", f"AMI name {name} is already in use by AMI {ami.id}"
+                )
+        return original(self, instance_id, name, *args, **kwargs)
+
+    ami_models.AmiBackend.create_image = create_image
+
+
+# Cancelling a Spot Fleet request that no longer exists is answered, not a crash.
+#
+# AWS lists unknown ids under UnsuccessfulFleetRequests (fleetRequestIdDoesNotExist)
+# in a normal answer. Moto forgets a fleet cancelled with termination and then fails
+# a second cancel of it with an HTTP 500, which clients retry as a server error:
+# every retry of a cancel whose first answer was lost would fail the same way.
+def patch_cancel_unknown_fleets() -> None:
+    from moto.core.responses import ActionResult
+    import moto.ec2.responses.spot_fleets as fleet_responses
+
+    def cancel_spot_fleet_requests(self):  # type: ignore[no-untyped-def]
+        ids = self._get_param("SpotFleetRequestIds", [])
+        terminate = self._get_bool_param("TerminateInstances")
+        known = [i for i in ids if i in self.ec2_backend.spot_fleet_requests]
+        cancelled = self.ec2_backend.cancel_spot_fleet_requests(known, terminate)
+        successful = [
+            {
+                "SpotFleetRequestId": fleet.id,
+                "CurrentSpotFleetRequestState": "cancelled_terminating" if terminate else "cancelled_running",
+                "PreviousSpotFleetRequestState": "active",
+            }
+            for fleet in cancelled
+        ]
+        unsuccessful = [
+            {
+                "SpotFleetRequestId": i,
+                "Error": {
+                    "Code": "fleetRequestIdDoesNotExist",
+                    "Message": f"The spot fleet request Id '{i}' does not exist",
+                },
+            }
+            for i in ids
+            if i not in known
+        ]
+        return ActionResult(
+            {"SuccessfulFleetRequests": successful, "UnsuccessfulFleetRequests": unsuccessful}
+        )
+
+    fleet_responses.SpotFleets.cancel_spot_fleet_requests = cancel_spot_fleet_requests
+
+
 PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("account id from access key", patch_account_from_access_key),
     ("target health from instance tags", patch_target_health_from_tags),
     ("fleet id tag on Spot Fleet instances", patch_fleet_instance_tag),
+    ("request holds for crash tests", patch_request_holds),
+    ("client tokens on RequestSpotFleet, RunInstances, CreateLaunchTemplate", patch_client_tokens),
+    ("unique AMI names on CreateImage", patch_unique_ami_names),
+    ("cancelling unknown Spot Fleet requests", patch_cancel_unknown_fleets),
 ]
 
 

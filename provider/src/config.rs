@@ -82,7 +82,10 @@ pub fn schema() -> Schema {
         .attribute(
             Attribute::optional("max_retries", Type::Number)
                 .description(format!(
-                    "How many times a throttled or failed AWS request is retried (default {DEFAULT_MAX_RETRIES})."
+                    "How many times an AWS request is retried when it is throttled, fails with a server \
+                     error or loses its connection (default {DEFAULT_MAX_RETRIES}). Each retry waits a random \
+                     pause of up to 1 s, doubling with every retry to at most 20 s; every request gets all \
+                     its retries (no retry quota is shared by the requests of a run)."
                 ))
                 .validator(validators::int_between(0, 100)),
         )

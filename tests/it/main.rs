@@ -1,7 +1,9 @@
 mod accounting;
 mod app;
 mod corpus;
+mod crash;
 mod data_ami;
+mod faults;
 mod layered_ami;
 mod local_aws;
 mod plugin;

@@ -20,6 +20,7 @@ use std::io::{self, Write};
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -205,6 +206,39 @@ fn ignore_interrupts() {
     });
 }
 
+/// How often the provider checks that Terraform is still there.
+const PARENT_POLL: Duration = Duration::from_millis(500);
+/// How long operations in progress may take to stop once Terraform is gone (a
+/// rollout rolling back, a build terminating its instance, Packer cleaning up).
+const ORPHAN_GRACE: Duration = Duration::from_secs(300);
+/// Operations dropped with their connection spawn their cleanup (a builder
+/// instance's termination); this is their time to finish before the exit.
+const CLEANUP_GRACE: Duration = Duration::from_secs(3);
+
+/// Terraform that dies without shutting the plugin down (kill -9, an OOM kill, a
+/// CI runner killed) leaves this process running with nobody to record what it
+/// does: a rollout that went on would switch fleets behind a state that still
+/// names the old one. Go providers die of SIGPIPE at their next log line; this one
+/// watches its parent instead. When Terraform is gone, operations in progress are
+/// stopped as on Ctrl-C (a rollout rolls back, a build cleans up), then the
+/// process exits.
+fn exit_when_terraform_is_gone(stop: CancellationToken, applying: Arc<AtomicUsize>) {
+    let terraform = std::os::unix::process::parent_id();
+    tokio::spawn(async move {
+        while std::os::unix::process::parent_id() == terraform {
+            tokio::time::sleep(PARENT_POLL).await;
+        }
+        tracing::warn!(terraform, "Terraform is gone: stopping the operations in progress, then exiting");
+        stop.cancel();
+        let deadline = tokio::time::Instant::now() + ORPHAN_GRACE;
+        while applying.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(CLEANUP_GRACE).await;
+        std::process::exit(1);
+    });
+}
+
 type Incoming = tokio_stream::wrappers::ReceiverStream<io::Result<Conn>>;
 
 async fn run_server(
@@ -214,7 +248,10 @@ async fn run_server(
     debug: bool,
 ) -> io::Result<()> {
     let stop = CancellationToken::new();
-    let service = ProviderService::new(provider, stop);
+    let service = ProviderService::new(provider, stop.clone());
+    if !debug {
+        exit_when_terraform_is_gone(stop, service.applying());
+    }
     let side = SideServices { shutdown: shutdown.clone(), debug };
     let until = shutdown.clone();
     let result = tonic::transport::Server::builder()

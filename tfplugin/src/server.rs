@@ -13,6 +13,7 @@ use crate::schema::Schema;
 use crate::value::{Type, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -36,6 +37,25 @@ pub(crate) struct ProviderService {
     resources: HashMap<String, Entry<dyn Resource>>,
     data_sources: HashMap<String, Entry<dyn DataSource>>,
     stop: CancellationToken,
+    /// ApplyResourceChange calls in progress (see [`ProviderService::applying`]).
+    applying: Arc<AtomicUsize>,
+}
+
+/// Counts one ApplyResourceChange in progress, until dropped (also when the call's
+/// future is dropped because its connection went away).
+struct Applying(Arc<AtomicUsize>);
+
+impl Applying {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Applying(count.clone())
+    }
+}
+
+impl Drop for Applying {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl ProviderService {
@@ -52,7 +72,14 @@ impl ProviderService {
             .into_iter()
             .map(|d| (d.type_name().to_owned(), Entry::new(d.clone(), d.schema())))
             .collect();
-        Self { provider, provider_schema, provider_type, resources, data_sources, stop }
+        let applying = Arc::new(AtomicUsize::new(0));
+        Self { provider, provider_schema, provider_type, resources, data_sources, stop, applying }
+    }
+
+    /// How many ApplyResourceChange calls are in progress: the ones that change
+    /// infrastructure and must be let finish (or roll back) before the process exits.
+    pub(crate) fn applying(&self) -> Arc<AtomicUsize> {
+        self.applying.clone()
     }
 
     fn ctx(&self) -> Context {
@@ -448,6 +475,7 @@ impl ProviderRpc for ProviderService {
         &self,
         req: Request<pb::apply_resource_change::Request>,
     ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
+        let _applying = Applying::enter(&self.applying);
         respond!(self.apply_resource(req.into_inner()).await, pb::apply_resource_change::Response)
     }
 

@@ -235,7 +235,7 @@ pub async fn create_image(
     tags: &BTreeMap<String, String>,
 ) -> Result<String, AwsError> {
     let action = || format!("creating AMI {name} from builder instance {instance_id}");
-    let response = ec2
+    let result = ec2
         .create_image()
         .instance_id(instance_id)
         .name(name)
@@ -247,13 +247,57 @@ pub async fn create_image(
                 .build(),
         )
         .send()
-        .await
-        .map_err(|e| AwsError::new(action(), &e))?;
+        .await;
+    let response = match result {
+        Ok(response) => response,
+        Err(e) => {
+            let err = AwsError::new(action(), &e);
+            // CreateImage has no client token: when the answer to an attempt that AWS
+            // carried out is lost, the SDK's retry finds the name taken. The image
+            // with this name and all of this build's tags is that attempt's.
+            if err.code.as_deref() == Some("InvalidAMIName.Duplicate")
+                && let Some(id) = own_image_named(ec2, name, tags).await?
+            {
+                tracing::info!(ami = %id, name, "CreateImage was retried after a lost answer; using its image");
+                return Ok(id);
+            }
+            return Err(err);
+        }
+    };
     response.image_id().map(str::to_owned).ok_or_else(|| AwsError {
         action: action(),
         message: "CreateImage returned no image id".to_owned(),
         code: None,
     })
+}
+
+/// The account's image named `name` that carries every tag of `tags`.
+async fn own_image_named(
+    ec2: &aws_sdk_ec2::Client,
+    name: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<Option<String>, AwsError> {
+    let response = ec2
+        .describe_images()
+        .owners("self")
+        .filters(aws_sdk_ec2::types::Filter::builder().name("name").values(name).build())
+        .send()
+        .await
+        .map_err(|e| AwsError::new(format!("looking up AMI {name}"), &e))?;
+    Ok(response
+        .images()
+        .iter()
+        .filter(|image| image.name() == Some(name))
+        .find(|image| {
+            tags.iter().all(|(key, value)| {
+                image
+                    .tags()
+                    .iter()
+                    .any(|t| t.key() == Some(key.as_str()) && t.value() == Some(value.as_str()))
+            })
+        })
+        .and_then(|image| image.image_id())
+        .map(str::to_owned))
 }
 
 /// Waits until an AMI is `available`; a failed image ends the wait with AWS's reason.
@@ -301,6 +345,38 @@ pub async fn wait_image_available(
         }
         limits.pause(&mut backoff, &waiting_for).await?;
     }
+}
+
+/// Builder instances of `layer` at `commit` that are not terminated. Outside a
+/// build there should be none: those found were left by a build whose process was
+/// killed before its [`InstanceGuard`] could act.
+pub async fn leftover_builders(
+    ec2: &aws_sdk_ec2::Client,
+    layer: &str,
+    commit: &str,
+) -> Result<Vec<String>, AwsError> {
+    use aws_sdk_ec2::types::Filter;
+    let out = ec2
+        .describe_instances()
+        .filters(Filter::builder().name(format!("tag:{BUILDER_TAG}")).values(layer).build())
+        .filters(
+            Filter::builder().name(format!("tag:{}", conventions::ami_tags::COMMIT)).values(commit).build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .set_values(Some(["pending", "running", "stopping", "stopped"].map(str::to_owned).to_vec()))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| AwsError::new(format!("looking for builder instances of layer {layer}"), &e))?;
+    Ok(out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect())
 }
 
 pub async fn terminate_instance(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<(), AwsError> {

@@ -475,6 +475,19 @@ pub async fn find_fleet(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Option<Fl
     Ok(describe_fleets(ec2, &[id.to_owned()]).await?.into_iter().find(|f| f.id == id))
 }
 
+/// The newest generation among the open fleets tagged with this app. A create finds
+/// one when Terraform lost track of the app: a run killed after it cancelled the
+/// old fleet and before Terraform saved the new one leaves a state naming the
+/// cancelled fleet, which the refresh then drops.
+pub async fn newest_open_generation(ec2: &aws_sdk_ec2::Client, app: &str) -> Result<Option<u64>, AwsError> {
+    Ok(all_fleets(ec2)
+        .await?
+        .iter()
+        .filter(|f| f.is_open() && f.tags.get(fleet_tags::APP).map(String::as_str) == Some(app))
+        .filter_map(Fleet::generation)
+        .max())
+}
+
 /// An open fleet already tagged with this app and generation (left by an interrupted
 /// run between request and state save).
 pub async fn find_fleet_by_tags(

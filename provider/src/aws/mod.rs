@@ -41,7 +41,7 @@ impl Clients {
         let max_retries = model.max_retries.known().copied().unwrap_or(DEFAULT_MAX_RETRIES);
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http_client())
-            .retry_config(RetryConfig::standard().with_max_attempts(max_retries.saturating_add(1)));
+            .retry_config(retry_config(max_retries));
         if let Some(region) = model.region.known() {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
@@ -58,15 +58,16 @@ impl Clients {
                     .to_owned(),
             });
         };
-        let mut ec2 = aws_sdk_ec2::config::Builder::from(&sdk);
+        let mut ec2 = aws_sdk_ec2::config::Builder::from(&sdk).retry_partition(retry_partition());
         if let Some(url) = model.endpoints.as_ref().and_then(|e| e.ec2.clone()) {
             ec2 = ec2.endpoint_url(url);
         }
-        let mut elbv2 = aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk);
+        let mut elbv2 =
+            aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk).retry_partition(retry_partition());
         if let Some(url) = model.endpoints.as_ref().and_then(|e| e.elbv2.clone()) {
             elbv2 = elbv2.endpoint_url(url);
         }
-        let mut iam = aws_sdk_iam::config::Builder::from(&sdk);
+        let mut iam = aws_sdk_iam::config::Builder::from(&sdk).retry_partition(retry_partition());
         if let Some(url) = model.endpoints.as_ref().and_then(|e| e.iam.clone()) {
             iam = iam.endpoint_url(url);
         }
@@ -81,6 +82,40 @@ impl Clients {
             default_tags: model.default_tags.known().cloned().unwrap_or_default(),
         })
     }
+}
+
+/// How every AWS call is retried: the standard mode, `max_retries` retries after the
+/// first attempt, exponential backoff with full jitter from 1 s, capped at 20 s (the
+/// SDK's defaults, which EC2's throttling guidance expects).
+///
+/// Not the adaptive mode: its client-side rate limiter only sees this process, while
+/// EC2 throttles per account across every client, and it would slow the requests of
+/// every resource of the run after a few throttled ones.
+///
+/// Retried are throttling errors, HTTP 500/502/503/504, timeouts and broken
+/// connections, whatever the operation. A request that reached AWS but whose answer
+/// was lost is therefore sent again, also RequestSpotFleet, RunInstances and
+/// CreateImage: the first two carry a client token so that AWS answers the retry
+/// with what the first attempt created; CreateImage has none and its retry may fail
+/// with `InvalidAMIName.Duplicate`, which `build::create_image` resolves.
+fn retry_config(max_retries: u32) -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(max_retries.saturating_add(1))
+        .with_initial_backoff(std::time::Duration::from_secs(1))
+        .with_max_backoff(std::time::Duration::from_secs(20))
+}
+
+/// The retry partition of all three clients, without a retry quota.
+///
+/// The standard mode otherwise draws every retry from a token bucket (500 tokens, a
+/// retry costs 5, or 10 after a timeout or broken connection, refilled by 1 per
+/// first-attempt success) shared by the process, and once it runs dry fails requests
+/// at their first error. That protects a service from a crowd of clients; here it
+/// would turn a burst of faults into a failed apply in the middle of a rollout, while
+/// `max_attempts` and the backoff already bound what each call costs AWS.
+fn retry_partition() -> aws_sdk_ec2::config::retry::RetryPartition {
+    use aws_sdk_ec2::config::retry::{RetryPartition, TokenBucket};
+    RetryPartition::custom("immutable").token_bucket(TokenBucket::unlimited()).build()
 }
 
 /// One HTTPS client for every AWS service, on the same TLS stack as the plugin server.

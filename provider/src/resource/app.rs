@@ -928,7 +928,20 @@ impl Resource for AppResource {
             planned.id = config.name.clone();
             match (&prior, kind) {
                 (None, _) => {
-                    planned.generation = Val::Known(1);
+                    // A fleet of this app still serving means Terraform lost track of
+                    // it (see fleet::newest_open_generation): the create adopts it
+                    // rather than launching a second fleet beside it.
+                    let serving = match config.name.known() {
+                        Some(app) => match fleet::newest_open_generation(&clients.ec2, app).await {
+                            Ok(generation) => generation,
+                            Err(e) => {
+                                diags.error("AWS Error", e.to_string());
+                                return;
+                            }
+                        },
+                        None => None,
+                    };
+                    planned.generation = Val::Known(serving.unwrap_or(1));
                     planned.commit = commit;
                     planned.target_group_arns = arns;
                 }
@@ -962,8 +975,24 @@ impl Resource for AppResource {
         let _changing = clients.reads.changing();
         let model = decode(&change.planned, "plan", diags)?;
         let timeout = schema::timeout(&change.config, "create", CREATE_TIMEOUT);
+        // Above 1 when the plan found the app's fleet still serving: it is adopted.
+        let generation = model.generation.known().copied().unwrap_or(1);
         let state =
-            self.deploy(ctx, clients, &model, Step { generation: 1, blue: None, timeout }, diags).await?;
+            self.deploy(ctx, clients, &model, Step { generation, blue: None, timeout }, diags).await?;
+        if generation > 1 {
+            // The previous generation's template went with the state that named it.
+            let previous =
+                fleet::template_name(&state.id.known().cloned().unwrap_or_default(), generation - 1);
+            match fleet::find_launch_template(&clients.ec2, &previous).await {
+                Ok(Some(template)) => {
+                    if let Err(e) = fleet::delete_launch_template(&clients.ec2, &template).await {
+                        diags.warning("Cleanup Incomplete", e.to_string());
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => diags.warning("Cleanup Incomplete", e.to_string()),
+            }
+        }
         Some(State { value: encode(&state, diags)?, private: Vec::new() })
     }
 

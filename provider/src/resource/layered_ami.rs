@@ -6,7 +6,7 @@
 //! the native builder), tags it, and prunes the layer's old AMIs per `keep`.
 
 use crate::aws::ami::{self, Image};
-use crate::aws::build::Limits;
+use crate::aws::build::{self, Limits};
 use crate::aws::image::{self, Identity};
 use crate::aws::{AwsError, Clients, iam, network};
 use crate::builder::native::NativeSpec;
@@ -596,6 +596,9 @@ impl LayeredAmiResource {
         let prior = if change.prior.is_null() { None } else { decode(&change.prior, "prior state", diags) };
         let clients = self.shared.clients(diags)?;
         let _changing = clients.reads.changing();
+        if let (Some(layer), Some(commit)) = (config.layer.known(), config.commit.known()) {
+            terminate_leftover_builders(clients, layer, commit, diags).await;
+        }
         let mut state = planned.clone();
         // The planned AMI was adopted at plan time: nothing to build.
         if let Some(ami_id) = planned.ami_id.known() {
@@ -743,6 +746,23 @@ impl LayeredAmiResource {
         }
         if let Err(e) = image::untag_image(&clients.ec2, ami_id, &removed).await {
             aws_error(diags, Some("tags"), &e);
+        }
+    }
+}
+
+/// Terminates the builder instances a killed run of this layer and commit left
+/// behind (its guard died with it), whether this run adopts the image that run
+/// made or builds anew. Builders of other commits may belong to another run
+/// building at the same time, and are left alone.
+async fn terminate_leftover_builders(clients: &Clients, layer: &str, commit: &str, diags: &mut Diagnostics) {
+    let leftovers = match build::leftover_builders(&clients.ec2, layer, commit).await {
+        Ok(ids) => ids,
+        Err(e) => return diags.warning("Cleanup Incomplete", e.to_string()),
+    };
+    for id in leftovers {
+        tracing::warn!(layer, instance = %id, "terminating a builder instance left by an interrupted build");
+        if let Err(e) = build::terminate_instance(&clients.ec2, &id).await {
+            diags.warning("Cleanup Incomplete", e.to_string());
         }
     }
 }

@@ -45,6 +45,10 @@ impl Default for Backoff {
     }
 }
 
+/// How many times the runner tries an action whose AWS call failed (after the SDK's
+/// own retries) before it gives up on it.
+const ACTION_ATTEMPTS: u32 = 5;
+
 enum Woken {
     Elapsed,
     Stopped,
@@ -173,11 +177,20 @@ impl Runner<'_> {
                 Err(error) => {
                     attempts += 1;
                     tracing::warn!(app = %app, "{error} (attempt {attempts})");
-                    if !rollout.green_is_healthy()
-                        && !matches!(action, Action::Cancel { .. } | Action::Deregister { .. })
-                    {
+                    let cleanup = rollout.green_is_healthy()
+                        || matches!(action, Action::Cancel { .. } | Action::Deregister { .. });
+                    if attempts < ACTION_ATTEMPTS {
+                        // Every action is safe to repeat (polls read, requests carry a
+                        // client token), so one that failed even after the SDK's retries
+                        // gets a few more tries: a poll lost to a burst of AWS errors
+                        // must not roll back a rollout that would succeed. Before green
+                        // is healthy the pause still ends at the health deadline.
+                        let until = if cleanup { far_future() } else { self.poll_deadline(&rollout) };
+                        let _ = wait(Duration::from_millis(500) * attempts, self.ctx, until).await;
+                    } else if !cleanup {
+                        attempts = 0;
                         rollout.observe(Observation::Failed { reason: error.to_string() });
-                    } else if attempts >= 5 {
+                    } else {
                         // Cleanup that keeps failing: report it rather than loop forever.
                         cleanup_errors.push(format!("{error}; finish this by hand"));
                         return RunResult {
@@ -185,8 +198,6 @@ impl Runner<'_> {
                             green_template,
                             cleanup_errors,
                         };
-                    } else {
-                        let _ = wait(Duration::from_millis(500) * attempts, self.ctx, far_future()).await;
                     }
                 }
             }
@@ -527,6 +538,122 @@ mod mocked {
         assert_eq!(request.num_calls(), 1, "requested once, with the configuration's idempotency token");
         assert_eq!(cancel.num_calls(), 1, "green cancelled with termination");
         assert_eq!(delete.num_calls(), 1, "green's launch template removed");
+    }
+
+    /// A health poll that fails even after the SDK's retries (here: retries off) is
+    /// tried again; the rollout switches instead of rolling back.
+    #[tokio::test]
+    async fn a_failed_poll_is_retried_and_does_not_roll_back() {
+        use aws_sdk_ec2::config::retry::RetryConfig;
+        use aws_sdk_ec2::types::ActiveInstance;
+        use aws_sdk_elasticloadbalancingv2::Client as Elb;
+        use aws_sdk_elasticloadbalancingv2::error::ErrorMetadata;
+        use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::{
+            DescribeTargetHealthError, DescribeTargetHealthOutput,
+        };
+        use aws_sdk_elasticloadbalancingv2::types::{
+            TargetDescription, TargetHealth, TargetHealthDescription, TargetHealthStateEnum,
+        };
+        let spec = spec();
+        let no_fleets = mock!(Ec2::describe_spot_fleet_requests)
+            .match_requests(|r| r.spot_fleet_request_ids().is_empty())
+            .then_output(|| DescribeSpotFleetRequestsOutput::builder().build());
+        let active = mock!(Ec2::describe_spot_fleet_requests).then_output(|| {
+            DescribeSpotFleetRequestsOutput::builder()
+                .spot_fleet_request_configs(
+                    SpotFleetRequestConfig::builder()
+                        .spot_fleet_request_id("sfr-green")
+                        .spot_fleet_request_state(BatchState::Active)
+                        .activity_status(ActivityStatus::Fulfilled)
+                        .spot_fleet_request_config(
+                            SpotFleetRequestConfigData::builder().target_capacity(2).build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+        let no_template = mock!(Ec2::describe_launch_templates)
+            .then_output(|| DescribeLaunchTemplatesOutput::builder().build());
+        let template = mock!(Ec2::create_launch_template).then_output(|| {
+            CreateLaunchTemplateOutput::builder()
+                .launch_template(LaunchTemplate::builder().launch_template_id("lt-1").build())
+                .build()
+        });
+        let request = mock!(Ec2::request_spot_fleet)
+            .then_output(|| RequestSpotFleetOutput::builder().spot_fleet_request_id("sfr-green").build());
+        let instances = mock!(Ec2::describe_spot_fleet_instances).then_output(|| {
+            DescribeSpotFleetInstancesOutput::builder()
+                .spot_fleet_request_id("sfr-green")
+                .active_instances(ActiveInstance::builder().instance_id("i-1").build())
+                .active_instances(ActiveInstance::builder().instance_id("i-2").build())
+                .build()
+        });
+        let healthy = || {
+            let target = |id: &str| {
+                TargetHealthDescription::builder()
+                    .target(TargetDescription::builder().id(id).build())
+                    .target_health(TargetHealth::builder().state(TargetHealthStateEnum::Healthy).build())
+                    .build()
+            };
+            DescribeTargetHealthOutput::builder()
+                .target_health_descriptions(target("i-1"))
+                .target_health_descriptions(target("i-2"))
+                .build()
+        };
+        let health = mock!(Elb::describe_target_health)
+            .sequence()
+            .error(|| {
+                DescribeTargetHealthError::generic(
+                    ErrorMetadata::builder().code("InternalFailure").message("try again").build(),
+                )
+            })
+            .output(healthy)
+            .repeatedly()
+            .build();
+        let no_retries = |c: aws_sdk_ec2::config::Builder| c.retry_config(RetryConfig::disabled());
+        let ec2 = mock_client!(
+            aws_sdk_ec2,
+            RuleMode::MatchAny,
+            [&no_fleets, &active, &no_template, &template, &request, &instances],
+            no_retries
+        );
+        // Built by hand: ELBv2 is compiled without the SDK's test defaults.
+        let elbv2 = Elb::from_conf(
+            aws_sdk_elasticloadbalancingv2::Config::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("eu-west-1"))
+                .credentials_provider(aws_sdk_elasticloadbalancingv2::config::Credentials::new(
+                    "AKIDTEST", "secret", None, None, "test",
+                ))
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(
+                    aws_smithy_mocks::MockResponseInterceptor::new()
+                        .rule_mode(RuleMode::MatchAny)
+                        .with_rule(&health),
+                )
+                .retry_config(RetryConfig::disabled())
+                .build(),
+        );
+        let clients = Clients { elbv2, ..clients(ec2) };
+        let ctx = Context::default();
+        let runner = Runner {
+            clients: &clients,
+            ctx: &ctx,
+            spec: &spec,
+            deadline: Instant::now() + Duration::from_secs(60),
+        };
+        let settings = Settings {
+            target_groups: spec.target_group_arns.clone(),
+            required_healthy: 2,
+            drain: Duration::from_secs(1),
+        };
+        let result = runner.run(settings, None).await;
+        match result.outcome {
+            Outcome::Switched { fleet_id, .. } => assert_eq!(fleet_id, "sfr-green"),
+            other => panic!("expected the rollout to switch, got {other:?}"),
+        }
+        assert!(health.num_calls() >= 2, "the failed poll was tried again");
+        assert_eq!(request.num_calls(), 1);
     }
 
     #[test]
