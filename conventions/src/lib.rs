@@ -28,6 +28,10 @@ pub mod fleet_tags {
     pub const APP: &str = "immutable:app";
     pub const GENERATION: &str = "immutable:generation";
     pub const AMI: &str = "immutable:ami";
+    /// On the fleet only: the idempotency token of the configuration it was requested
+    /// with, so that a fleet found by app and generation can be told apart from one
+    /// that runs another configuration.
+    pub const CONFIG: &str = "immutable:config";
 }
 
 /// A full git commit id: 40 lower-case hex digits.

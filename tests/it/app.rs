@@ -402,56 +402,8 @@ fn bad_arguments_fail_at_plan_time_without_mutation() {
 /// second one.
 #[test]
 fn an_interrupted_create_is_adopted_not_duplicated() {
-    use aws_sdk_ec2::types::{
-        FleetLaunchTemplateSpecification, LaunchTemplateConfig, LaunchTemplateOverrides,
-        RequestLaunchTemplateData, ResourceType, SpotFleetRequestConfigData, Tag, TagSpecification,
-    };
     let s = setup();
-    let orphan = runtime().block_on(async {
-        let ec2 = s.account.ec2().await;
-        let template = ec2
-            .create_launch_template()
-            .launch_template_name("immutable-web-g1")
-            .launch_template_data(RequestLaunchTemplateData::builder().image_id(&s.amis[0]).build())
-            .send()
-            .await
-            .expect("launch template");
-        let template_id =
-            template.launch_template().and_then(|t| t.launch_template_id()).expect("id").to_owned();
-        let fleet = ec2
-            .request_spot_fleet()
-            .spot_fleet_request_config(
-                SpotFleetRequestConfigData::builder()
-                    .iam_fleet_role(format!("arn:aws:iam::{}:role/{}", s.account.id, s.infra.fleet_role))
-                    .target_capacity(2)
-                    .allocation_strategy(aws_sdk_ec2::types::AllocationStrategy::PriceCapacityOptimized)
-                    .launch_template_configs(
-                        LaunchTemplateConfig::builder()
-                            .launch_template_specification(
-                                FleetLaunchTemplateSpecification::builder()
-                                    .launch_template_id(&template_id)
-                                    .version("$Latest")
-                                    .build(),
-                            )
-                            .overrides(
-                                LaunchTemplateOverrides::builder().instance_type("t3.small".into()).build(),
-                            )
-                            .build(),
-                    )
-                    .tag_specifications(
-                        TagSpecification::builder()
-                            .resource_type(ResourceType::SpotFleetRequest)
-                            .tags(Tag::builder().key("immutable:app").value("web").build())
-                            .tags(Tag::builder().key("immutable:generation").value("1").build())
-                            .build(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("request fleet");
-        fleet.spot_fleet_request_id().expect("fleet id").to_owned()
-    });
+    let orphan = tagged_fleet(&s, &s.amis[0], 1, None);
 
     let workdir = Workdir::new(&s.account);
     workdir.write("main.tf", &config(&s.amis[0], 2, ""));
@@ -490,4 +442,131 @@ fn arguments_known_only_at_apply_are_planned_as_unknown() {
     });
     assert_eq!(tags.get("Build").map(String::as_str), Some("42"), "{tags:?}");
     assert!(!workdir.plan_has_changes().expect("plan"), "settled after apply");
+}
+
+/// Terraform lost the app (state removed, or a crash after blue was cancelled) while
+/// its fleet serves, and the configuration changed since: the apply rolls the new
+/// configuration out over the serving fleet instead of adopting it as it is (which
+/// would leave a state claiming the new AMI over instances running the old one).
+#[test]
+fn a_lost_app_with_a_changed_configuration_rolls_out_over_its_serving_fleet() {
+    let s = setup();
+    let workdir = Workdir::new(&s.account);
+    workdir.write("main.tf", &config(&s.amis[0], 2, ""));
+    workdir.init().expect("init");
+    workdir.apply().expect("create");
+    let first = out_str(&workdir, "fleet_id");
+    workdir.run_ok(&["state", "rm", "immutable_app.web"]).expect("state rm");
+
+    workdir.write("main.tf", &config(&s.amis[1], 2, ""));
+    workdir.apply().expect("apply after the state lost the app");
+    let fleet = out_str(&workdir, "fleet_id");
+    assert_ne!(fleet, first, "a new fleet runs the new configuration");
+    assert_eq!(workdir.output("generation").expect("output"), serde_json::json!(2));
+    assert_eq!(out_str(&workdir, "commit"), s.commits[1]);
+    let (open, running) = app_footprint(&s.account, "web");
+    assert_eq!(open, vec![fleet], "the old fleet is cancelled, the new one alone serves");
+    let images = images_of(&s.account, &running);
+    assert_eq!(images.len(), 2, "{running:?}");
+    assert!(images.iter().all(|i| *i == s.amis[1]), "every running instance has the new AMI: {images:?}");
+    let mut serving = healthy_targets(&s.account, &s.infra.target_group_arn);
+    serving.sort();
+    let mut expected = running;
+    expected.sort();
+    assert_eq!(serving, expected, "the new instances serve");
+    assert!(!workdir.plan_has_changes().expect("plan"), "converged: nothing left to change");
+}
+
+/// A fleet of app `web` at `generation` running `ami`, requested the way an
+/// interrupted run would have left it (with `config` as its configuration tag).
+fn tagged_fleet(s: &Setup, ami: &str, generation: u64, config: Option<&str>) -> String {
+    use aws_sdk_ec2::types::{
+        FleetLaunchTemplateSpecification, LaunchTemplateConfig, LaunchTemplateOverrides,
+        RequestLaunchTemplateData, ResourceType, SpotFleetRequestConfigData, Tag, TagSpecification,
+    };
+    runtime().block_on(async {
+        let ec2 = s.account.ec2().await;
+        let template = ec2
+            .create_launch_template()
+            .launch_template_name(format!("immutable-web-g{generation}"))
+            .launch_template_data(RequestLaunchTemplateData::builder().image_id(ami).build())
+            .send()
+            .await
+            .expect("launch template");
+        let template_id =
+            template.launch_template().and_then(|t| t.launch_template_id()).expect("id").to_owned();
+        let mut tags = TagSpecification::builder()
+            .resource_type(ResourceType::SpotFleetRequest)
+            .tags(Tag::builder().key("immutable:app").value("web").build())
+            .tags(Tag::builder().key("immutable:generation").value(generation.to_string()).build());
+        if let Some(config) = config {
+            tags = tags.tags(Tag::builder().key("immutable:config").value(config).build());
+        }
+        let fleet = ec2
+            .request_spot_fleet()
+            .spot_fleet_request_config(
+                SpotFleetRequestConfigData::builder()
+                    .iam_fleet_role(format!("arn:aws:iam::{}:role/{}", s.account.id, s.infra.fleet_role))
+                    .target_capacity(2)
+                    .allocation_strategy(aws_sdk_ec2::types::AllocationStrategy::PriceCapacityOptimized)
+                    .launch_template_configs(
+                        LaunchTemplateConfig::builder()
+                            .launch_template_specification(
+                                FleetLaunchTemplateSpecification::builder()
+                                    .launch_template_id(&template_id)
+                                    .version("$Latest")
+                                    .build(),
+                            )
+                            .overrides(
+                                LaunchTemplateOverrides::builder().instance_type("t3.small".into()).build(),
+                            )
+                            .build(),
+                    )
+                    .tag_specifications(tags.build())
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("request fleet");
+        fleet.spot_fleet_request_id().expect("fleet id").to_owned()
+    })
+}
+
+/// The AMIs the running instances `ids` were launched from.
+fn images_of(account: &Account, ids: &[String]) -> Vec<String> {
+    runtime().block_on(async {
+        let ec2 = account.ec2().await;
+        let out =
+            ec2.describe_instances().set_instance_ids(Some(ids.to_vec())).send().await.expect("instances");
+        out.reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(|i| i.image_id().map(str::to_owned))
+            .collect()
+    })
+}
+
+/// A rollout interrupted after requesting green, then a new configuration: the
+/// interrupted green (same generation, other configuration) is cancelled, not adopted.
+#[test]
+fn an_interrupted_rollout_to_another_configuration_is_not_adopted() {
+    let s = setup();
+    let workdir = Workdir::new(&s.account);
+    workdir.write("main.tf", &config(&s.amis[0], 2, ""));
+    workdir.init().expect("init");
+    workdir.apply().expect("create");
+    let blue = out_str(&workdir, "fleet_id");
+    // Generation 2 left by a rollout to a configuration no longer wanted.
+    let stale = tagged_fleet(&s, &s.amis[0], 2, Some("web-g2-0123456789abcdef01234567"));
+
+    workdir.write("main.tf", &config(&s.amis[1], 2, ""));
+    workdir.apply().expect("rollout");
+    let green = out_str(&workdir, "fleet_id");
+    assert!(green != blue && green != stale, "a new fleet: blue {blue}, stale {stale}, green {green}");
+    let (open, running) = app_footprint(&s.account, "web");
+    assert_eq!(open, vec![green], "blue and the stale fleet are cancelled");
+    let images = images_of(&s.account, &running);
+    assert_eq!(images.len(), 2, "{running:?}");
+    assert!(images.iter().all(|i| *i == s.amis[1]), "every running instance has the new AMI: {images:?}");
+    assert!(!workdir.plan_has_changes().expect("plan"), "converged");
 }

@@ -94,6 +94,12 @@ impl Fleet {
     pub fn generation(&self) -> Option<u64> {
         self.tags.get(fleet_tags::GENERATION)?.parse().ok()
     }
+
+    /// Whether the fleet was requested with another configuration than `spec`'s
+    /// (fleets from before the configuration tag count as the same).
+    pub fn runs_other_config_than(&self, spec: &FleetSpec) -> bool {
+        self.tags.get(fleet_tags::CONFIG).is_some_and(|token| *token != spec.client_token())
+    }
 }
 
 fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
@@ -105,7 +111,13 @@ fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
 pub async fn ensure_launch_template(ec2: &aws_sdk_ec2::Client, spec: &FleetSpec) -> Result<String, AwsError> {
     let name = spec.template_name();
     if let Some(id) = find_launch_template(ec2, &name).await? {
-        return Ok(id);
+        // Left by an interrupted run: reused when it holds this configuration,
+        // replaced when it holds another (no fleet uses it: see the runner).
+        if launch_template_tags(ec2, &id).await?.get(fleet_tags::CONFIG) == Some(&spec.client_token()) {
+            return Ok(id);
+        }
+        tracing::info!(template = %id, "launch template {name} holds another configuration; replacing it");
+        delete_launch_template(ec2, &id).await?;
     }
     let tag_spec = |resource| {
         LaunchTemplateTagSpecificationRequest::builder()
@@ -151,6 +163,7 @@ pub async fn ensure_launch_template(ec2: &aws_sdk_ec2::Client, spec: &FleetSpec)
     }
     let mut template_tags = spec.tags.clone();
     template_tags.extend(spec.template_tags.clone());
+    template_tags.insert(fleet_tags::CONFIG.to_owned(), spec.client_token());
     let out = ec2
         .create_launch_template()
         .launch_template_name(&name)
@@ -267,6 +280,8 @@ pub async fn request_fleet(
         )
         .set_overrides(Some(overrides))
         .build();
+    let mut tags = spec.tags.clone();
+    tags.insert(fleet_tags::CONFIG.to_owned(), spec.client_token());
     let mut config = SpotFleetRequestConfigData::builder()
         .iam_fleet_role(&spec.fleet_role_arn)
         .target_capacity(i32::try_from(spec.target_capacity).unwrap_or(i32::MAX))
@@ -281,7 +296,7 @@ pub async fn request_fleet(
         .tag_specifications(
             TagSpecification::builder()
                 .resource_type(ResourceType::SpotFleetRequest)
-                .set_tags(Some(tag_list(&spec.tags)))
+                .set_tags(Some(tag_list(&tags)))
                 .build(),
         )
         .set_spot_price(spec.max_price.clone())

@@ -247,7 +247,10 @@ fn app_schema() -> Schema {
              fleet drained and cancelled. A rollout that fails (unhealthy, timeout, Spot errors, Ctrl-C) is \
              rolled back: the new fleet is cancelled and the old one keeps serving, untouched. Changing only \
              `target_capacity` or `on_demand_capacity` resizes the fleet in place. Every launch requires IMDSv2 \
-             and encrypts the root volume.",
+             and encrypts the root volume. A run that was interrupted (killed, crashed) leaves nothing behind: \
+             the next apply adopts the app's fleet when it runs the configuration, rolls out over it when it \
+             runs another, and cancels an unfinished fleet the configuration no longer wants. The app's `name` \
+             must be unique in the account and region.",
         )
         .attribute(
             Attribute::required("name", Type::String)
@@ -684,12 +687,37 @@ impl AppResource {
         step: Step,
         diags: &mut Diagnostics,
     ) -> Option<Model> {
-        let Step { generation, blue, timeout: operation_timeout } = step;
+        let Step { mut generation, mut blue, timeout: operation_timeout } = step;
         let resolved = resolve(clients, model, diags).await;
         if diags.has_errors() {
             return None;
         }
-        let spec = self.spec(clients, model, &resolved, generation)?;
+        let mut spec = self.spec(clients, model, &resolved, generation)?;
+        if blue.is_none() {
+            // A create that finds this generation's fleet serving another configuration
+            // (Terraform lost track of the app, and the configuration changed since):
+            // that fleet is blue, and the configuration rolls out over it.
+            let serving = match fleet::find_fleet_by_tags(&clients.ec2, &spec.app, generation).await {
+                Ok(found) => found.filter(|f| f.runs_other_config_than(&spec)),
+                Err(e) => {
+                    diags.error("AWS Error", e.to_string());
+                    return None;
+                }
+            };
+            if let Some(serving) = serving {
+                let instances = match fleet::fleet_instances(&clients.ec2, &serving.id).await {
+                    Ok(instances) => instances,
+                    Err(e) => {
+                        diags.error("AWS Error", e.to_string());
+                        return None;
+                    }
+                };
+                tracing::info!(app = %spec.app, "fleet {} (generation {generation}) serves another configuration; rolling out over it", serving.id);
+                generation += 1;
+                blue = Some(Blue { fleet_id: serving.id, instances });
+                spec = self.spec(clients, model, &resolved, generation)?;
+            }
+        }
         let settings = Settings {
             target_groups: spec.target_group_arns.clone(),
             required_healthy: machine::required_healthy(spec.target_capacity, model.min_healthy_percent()),
@@ -941,7 +969,9 @@ impl Resource for AppResource {
                         },
                         None => None,
                     };
-                    planned.generation = Val::Known(serving.unwrap_or(1));
+                    // Adopted as it is, or rolled over when it runs another
+                    // configuration: only apply can tell which generation results.
+                    planned.generation = serving.map_or(Val::Known(1), |_| Val::Unknown);
                     planned.commit = commit;
                     planned.target_group_arns = arns;
                 }
@@ -975,10 +1005,23 @@ impl Resource for AppResource {
         let _changing = clients.reads.changing();
         let model = decode(&change.planned, "plan", diags)?;
         let timeout = schema::timeout(&change.config, "create", CREATE_TIMEOUT);
-        // Above 1 when the plan found the app's fleet still serving: it is adopted.
-        let generation = model.generation.known().copied().unwrap_or(1);
+        // A fleet of this app still serving (Terraform lost track of it) is adopted,
+        // or rolled over when it runs another configuration (see deploy).
+        let generation = match (model.generation.known(), model.name.known()) {
+            (Some(generation), _) => *generation,
+            // Planned unknown: a fleet of this app was serving at plan time.
+            (None, Some(app)) => match fleet::newest_open_generation(&clients.ec2, app).await {
+                Ok(serving) => serving.unwrap_or(1),
+                Err(e) => {
+                    diags.error("AWS Error", e.to_string());
+                    return None;
+                }
+            },
+            (None, None) => 1,
+        };
         let state =
             self.deploy(ctx, clients, &model, Step { generation, blue: None, timeout }, diags).await?;
+        let generation = state.generation.known().copied().unwrap_or(generation);
         if generation > 1 {
             // The previous generation's template went with the state that named it.
             let previous =

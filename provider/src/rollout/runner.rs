@@ -212,6 +212,19 @@ impl Runner<'_> {
 
     async fn request_green(&self, template: &mut Option<String>) -> Result<Observation, AwsError> {
         let spec = self.spec;
+        if let Some(stale) = fleet::find_fleet_by_tags(&self.clients.ec2, &spec.app, spec.generation)
+            .await?
+            .filter(|f| f.runs_other_config_than(spec))
+        {
+            // Left by an interrupted rollout to a configuration that is no longer
+            // wanted; blue still serves. Take it out before requesting the right one.
+            tracing::warn!(app = %spec.app, "fleet {} of generation {} runs another configuration; cancelling it", stale.id, spec.generation);
+            let instances = fleet::fleet_instances(&self.clients.ec2, &stale.id).await?;
+            for group in &spec.target_group_arns {
+                elb::deregister(&self.clients.elbv2, group, &instances).await?;
+            }
+            fleet::cancel_fleet(&self.clients.ec2, &stale.id).await?;
+        }
         if let Some(existing) =
             fleet::find_fleet_by_tags(&self.clients.ec2, &spec.app, spec.generation).await?
         {
