@@ -72,6 +72,16 @@ impl Context<'_> {
     }
 }
 
+/// Tags of Packer's builder instance: which layer and commit it builds, so that the
+/// provider can terminate it when a killed run left it behind.
+fn run_tags(layer: &Layer, commit: String) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (conventions::BUILDER_TAG.to_owned(), layer.id.clone()),
+        (ami_tags::LAYER.to_owned(), layer.id.clone()),
+        (ami_tags::COMMIT.to_owned(), commit),
+    ])
+}
+
 /// The tags of SPEC section 2 plus the layer's own, with the commit and parent AMI
 /// given as the format writes them.
 fn tags(cx: &Context<'_>, layer: &Layer, commit: String, source_ami: String) -> BTreeMap<String, String> {
@@ -167,6 +177,7 @@ struct JsonBuilder<'a> {
     source_ami_filter: JsonFilter,
     tags: BTreeMap<String, String>,
     snapshot_tags: BTreeMap<String, String>,
+    run_tags: BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -207,6 +218,7 @@ pub fn json(cx: &Context<'_>, layer: &Layer) -> Result<String, serde_json::Error
             source_ami_filter: JsonFilter { filters, owners, most_recent: true },
             snapshot_tags: tags.clone(),
             tags,
+            run_tags: run_tags(layer, JSON_COMMIT.into()),
         }],
         provisioners: layer
             .provisioners
@@ -303,7 +315,8 @@ pub fn hcl(cx: &Context<'_>, layer: &Layer) -> String {
         )
         .blank()
         .attr("tags", map_expr(&tag_map, &tag_exprs))
-        .attr("snapshot_tags", map_expr(&tag_map, &tag_exprs));
+        .attr("snapshot_tags", map_expr(&tag_map, &tag_exprs))
+        .attr("run_tags", map_expr(&run_tags(layer, String::new()), &tag_exprs));
 
     let path_expr = |rel: &str| {
         let from_template = cx.seen_from_template(rel.trim_end_matches('/'));

@@ -24,6 +24,11 @@ pub mod ami_tags {
 }
 
 /// Tags on Spot Fleets and their instances.
+/// Tag of a builder instance (the native builder's, or Packer's through the
+/// templates' `run_tags`): the layer it builds. With the `Commit` tag it lets the next
+/// apply of that layer terminate the builders a killed run left behind.
+pub const BUILDER_TAG: &str = "immutable:builder";
+
 pub mod fleet_tags {
     pub const APP: &str = "immutable:app";
     pub const GENERATION: &str = "immutable:generation";

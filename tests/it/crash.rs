@@ -617,10 +617,9 @@ while (($#)); do
     *) template="$1"; shift ;;
   esac
 done
-while [ ! -e go ]; do
-  echo "==> amazon-ebs: Waiting for SSH to become available..."
-  sleep 0.2
-done
+# The stand-in launches its builder instance, then waits for `go` (Packer waiting
+# for SSH); interrupted, it terminates the instance as Packer does.
+export FAKE_PACKER_WAIT_FOR="$PWD/go"
 exec "{repo}/scripts/local-aws" python "{fixture}/fake_packer.py" "$sub" "${{vars[@]}}" "$template"
 "#,
         repo = repo_root().display(),
@@ -667,8 +666,10 @@ resource "immutable_layered_ami" "base" {{
     workdir.init().expect("init");
     let pids = workdir.path().join("bin/pids");
     let mut apply = start_apply(&workdir);
-    wait_until(MARKER, "the stand-in packer to start", || pids.exists())
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", provider_log(&workdir)));
+    wait_until(MARKER, "the stand-in packer to launch its builder", || {
+        pids.exists() && !live_builders(&account).is_empty()
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", provider_log(&workdir)));
     let packer_pid: u32 = std::fs::read_to_string(&pids)
         .expect("pid")
         .lines()
@@ -683,12 +684,72 @@ resource "immutable_layered_ami" "base" {{
     let out = apply.wait(TF_EXIT).expect("terraform exits");
     assert!(!out.success(), "{out}");
     assert!(packer_gone, "packer outlived the killed provider");
+    // Packer died without its cleanup: its builder instance is left running, tagged
+    // with the layer and commit (run_tags), for the next apply to terminate.
+    assert_eq!(live_builders(&account).len(), 1, "the killed Packer left its builder instance");
     assert!(layer_images(&account, "packer-base").is_empty(), "nothing was built by the killed run");
 
     workdir.write("go", "");
     reapply_and_assert_layer_converged(&account, &workdir, "packer-base");
     let runs = std::fs::read_to_string(&pids).expect("pids").lines().count();
     assert_eq!(runs, 2, "packer ran once more after the crash");
+}
+
+/// Terraform dies while Packer runs: the provider interrupts Packer as Ctrl-C would
+/// (so that Packer terminates its own builder instance), waits for it, and exits.
+#[test]
+fn terraform_killed_while_packer_runs() {
+    let account = LocalAws::shared().account();
+    runtime().block_on(async {
+        let ec2 = account.ec2().await;
+        register_ami(&ec2, "upstream-os-1700000000", &[]).await.expect("upstream AMI");
+    });
+    let workdir = Workdir::new(&account);
+    let packer = blocking_packer(&workdir);
+    let template = std::fs::read_to_string(repo_root().join("tests/fixtures/layered-ami/base.json"))
+        .expect("template fixture");
+    workdir.write("images/base.json", &template);
+    let config = format!(
+        r#"{}
+resource "immutable_layered_ami" "base" {{
+  layer  = "packer-base"
+  commit = "{commit}"
+  source {{
+    owners = ["self"]
+    name   = "upstream-os-*"
+  }}
+  build {{
+    packer_template = "images/base.json"
+    command         = "{packer} build"
+  }}
+}}
+"#,
+        layer_header(),
+        commit = commit()
+    );
+    workdir.write("main.tf", &config);
+    workdir.init().expect("init");
+    let pids = workdir.path().join("bin/pids");
+    let mut apply = start_apply(&workdir);
+    wait_until(MARKER, "the stand-in packer to launch its builder", || {
+        pids.exists() && !live_builders(&account).is_empty()
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", provider_log(&workdir)));
+    std::thread::sleep(Duration::from_millis(300));
+    let provider = apply.provider_pid().expect("provider process");
+    apply.kill_terraform().expect("kill terraform");
+    let exited = wait_until(Duration::from_secs(30), "the provider to exit", || !is_alive(provider)).is_ok();
+    let _ = apply.wait(TF_EXIT);
+    assert!(exited, "the provider exits when Terraform is gone\n{}", provider_log(&workdir));
+    assert!(
+        live_builders(&account).is_empty(),
+        "Packer was interrupted, not killed, and terminated its builder instance before the provider exited\n{}",
+        provider_log(&workdir)
+    );
+    assert!(layer_images(&account, "packer-base").is_empty(), "nothing was built for a dead Terraform");
+
+    workdir.write("go", "");
+    reapply_and_assert_layer_converged(&account, &workdir, "packer-base");
 }
 
 /// Terraform dies while the native builder runs: the provider stops the build as on

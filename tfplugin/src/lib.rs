@@ -5,6 +5,7 @@
 //! and decodes cty values, and drives a provider's resources and data sources through
 //! the [`provider`] traits. It knows nothing of any cloud.
 
+pub mod cleanup;
 pub mod client;
 mod convert;
 pub mod diag;

@@ -212,8 +212,9 @@ const PARENT_POLL: Duration = Duration::from_millis(500);
 /// rollout rolling back, a build terminating its instance, Packer cleaning up).
 const ORPHAN_GRACE: Duration = Duration::from_secs(300);
 /// Operations dropped with their connection spawn their cleanup (a builder
-/// instance's termination); this is their time to finish before the exit.
-const CLEANUP_GRACE: Duration = Duration::from_secs(3);
+/// instance's termination, Packer cleaning up after an interrupt; see
+/// [`crate::cleanup`]); this is the most they get before the exit.
+const CLEANUP_GRACE: Duration = Duration::from_secs(180);
 
 /// Terraform that dies without shutting the plugin down (kill -9, an OOM kill, a
 /// CI runner killed) leaves this process running with nobody to record what it
@@ -234,7 +235,11 @@ fn exit_when_terraform_is_gone(stop: CancellationToken, applying: Arc<AtomicUsiz
         while applying.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(CLEANUP_GRACE).await;
+        // Dropped operations spawn their cleanup as they go: give it a moment to start.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if !crate::cleanup::wait(CLEANUP_GRACE).await {
+            tracing::error!("cleanup still running after {CLEANUP_GRACE:?}; exiting anyway");
+        }
         std::process::exit(1);
     });
 }

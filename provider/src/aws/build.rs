@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Tag on builder instances: the layer they build.
-pub const BUILDER_TAG: &str = "immutable:builder";
+pub const BUILDER_TAG: &str = conventions::BUILDER_TAG;
 
 /// Polling intervals: 150 ms, then x1.5 up to 5 s.
 #[derive(Clone, Debug)]
@@ -435,18 +435,16 @@ impl Drop for InstanceGuard {
     fn drop(&mut self) {
         let Some(id) = self.id.take() else { return };
         tracing::warn!(instance = %id, "build abandoned; terminating its builder instance");
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                let ec2 = self.ec2.clone();
-                handle.spawn(async move {
-                    if let Err(e) = terminate_with_retries(&ec2, &id).await {
-                        tracing::error!(instance = %id, error = %e, "could not terminate builder instance");
-                    }
-                });
+        let ec2 = self.ec2.clone();
+        let task_id = id.clone();
+        // Tracked: a provider exiting because Terraform is gone waits for it.
+        let spawned = tfplugin::cleanup::spawn(async move {
+            if let Err(e) = terminate_with_retries(&ec2, &task_id).await {
+                tracing::error!(instance = %task_id, error = %e, "could not terminate builder instance");
             }
-            Err(_) => {
-                tracing::error!(instance = %id, "no runtime to terminate builder instance; terminate it by hand")
-            }
+        });
+        if !spawned {
+            tracing::error!(instance = %id, "no runtime to terminate builder instance; terminate it by hand")
         }
     }
 }

@@ -77,11 +77,14 @@ impl PackerSpec {
             .arg(&self.template)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .stderr(Stdio::piped());
         tracing::info!(layer, command = ?self.command, template = %self.template.display(), parent = %request.parent.ami_id, "running Packer");
-        let mut child =
-            command.spawn().map_err(|e| BuildError::Packer(format!("starting {program:?}: {e}")))?;
+        let mut running = Running(Some(
+            command.spawn().map_err(|e| BuildError::Packer(format!("starting {program:?}: {e}")))?,
+        ));
+        let Some(child) = running.0.as_mut() else {
+            return Err(BuildError::Packer("Packer was not started".to_owned()));
+        };
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let mut readers = Vec::new();
         if let Some(stdout) = child.stdout.take() {
@@ -100,10 +103,12 @@ impl PackerSpec {
         let status = match interrupted {
             Ok(status) => status,
             Err(why) => {
-                interrupt(&mut child).await;
+                interrupt(child).await;
+                running.0 = None;
                 return Err(why.into());
             }
         };
+        running.0 = None;
         for reader in readers {
             let _ = reader.await;
         }
@@ -120,6 +125,24 @@ impl PackerSpec {
         tracing::info!(layer, ami = %ami, manifest = %manifest.display(), "Packer built the image");
         crate::aws::build::wait_image_available(ec2, &ami, limits).await?;
         Ok(ami)
+    }
+}
+
+/// Packer while it runs. Dropped before Packer exits (the build abandoned because
+/// Terraform is gone), it interrupts Packer rather than killing it, so that Packer
+/// still terminates its builder instance and deletes its temporary key and group;
+/// the process waits for that before it exits (`tfplugin::cleanup`).
+struct Running(Option<tokio::process::Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let Some(mut child) = self.0.take() else { return };
+        let spawned = tfplugin::cleanup::spawn(async move {
+            interrupt(&mut child).await;
+        });
+        if !spawned {
+            tracing::error!("no runtime to interrupt Packer; it may leave its builder instance running");
+        }
     }
 }
 
