@@ -449,8 +449,10 @@ pub async fn all_fleets(ec2: &aws_sdk_ec2::Client) -> Result<Vec<Fleet>, AwsErro
 /// The tag Spot Fleet puts on every instance it launches.
 pub const FLEET_ID_TAG: &str = "aws:ec2spot:fleet-request-id";
 
-/// The running (or starting) instances of every Spot Fleet of the account, by fleet
-/// id, in one paginated call: DescribeSpotFleetInstances takes one fleet at a time.
+/// The running (or starting) instances of every app's Spot Fleet, by fleet id, in one
+/// paginated call: DescribeSpotFleetInstances takes one fleet at a time. Only
+/// instances tagged with an app are listed (their launch templates tag them), so
+/// other fleets of the account cost nothing.
 pub async fn all_fleet_instances(
     ec2: &aws_sdk_ec2::Client,
 ) -> Result<std::collections::HashMap<String, Vec<String>>, AwsError> {
@@ -459,7 +461,7 @@ pub async fn all_fleet_instances(
     loop {
         let out = ec2
             .describe_instances()
-            .filters(Filter::builder().name("tag-key").values(FLEET_ID_TAG).build())
+            .filters(Filter::builder().name("tag-key").values(fleet_tags::APP).build())
             .filters(
                 Filter::builder().name("instance-state-name").values("pending").values("running").build(),
             )

@@ -7,9 +7,11 @@
 //! Instead:
 //!
 //! - Spot Fleets: the first read takes a snapshot of the account, every Spot Fleet
-//!   request and the running instances of every fleet (two calls, made at the same
-//!   time), and the reads that follow answer from it. A fleet the snapshot does not
-//!   know (created since, or gone) is asked about on its own.
+//!   request and the running instances of every app's fleet (two calls, made at the
+//!   same time), and the reads that follow answer from it. A fleet the snapshot does
+//!   not know (created since, or gone) is asked about on its own, and so are the
+//!   instances of an open fleet the snapshot found none of (say, an imported fleet
+//!   whose instances carry no app tag).
 //! - Target health: one `DescribeTargetHealth` per target group, all targets at once.
 //! - AMIs: lookups by id that arrive while a `DescribeImages` call is in flight wait
 //!   for the next call, which asks for all of them; answers are remembered.
@@ -279,7 +281,43 @@ mod tests {
         Instance::builder()
             .instance_id(id)
             .tags(Tag::builder().key(fleet::FLEET_ID_TAG).value(fleet).build())
+            .tags(Tag::builder().key(conventions::fleet_tags::APP).value("web").build())
             .build()
+    }
+
+    #[tokio::test]
+    async fn an_open_fleet_without_app_tagged_instances_is_asked_about_alone() {
+        let fleets = mock!(Ec2::describe_spot_fleet_requests).then_output(|| {
+            let imported = SpotFleetRequestConfig::builder()
+                .spot_fleet_request_id("sfr-imported")
+                .spot_fleet_request_state(aws_sdk_ec2::types::BatchState::Active)
+                .spot_fleet_request_config(
+                    aws_sdk_ec2::types::SpotFleetRequestConfigData::builder()
+                        .fulfilled_capacity(1.0)
+                        .target_capacity(1)
+                        .iam_fleet_role("arn:aws:iam::1:role/fleet")
+                        .build(),
+                )
+                .build();
+            aws_sdk_ec2::operation::describe_spot_fleet_requests::DescribeSpotFleetRequestsOutput::builder()
+                .spot_fleet_request_configs(imported)
+                .build()
+        });
+        let none = mock!(Ec2::describe_instances).then_output(|| {
+            aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput::builder().build()
+        });
+        let alone = mock!(Ec2::describe_spot_fleet_instances)
+            .match_requests(|r| r.spot_fleet_request_id() == Some("sfr-imported"))
+            .then_output(|| {
+                aws_sdk_ec2::operation::describe_spot_fleet_instances::DescribeSpotFleetInstancesOutput::builder()
+                    .active_instances(aws_sdk_ec2::types::ActiveInstance::builder().instance_id("i-9").build())
+                    .build()
+            });
+        let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&fleets, &none, &alone]);
+        let reads = Reads::new(ec2, elbv2());
+        let observed = reads.fleet("sfr-imported").await.expect("read").expect("fleet");
+        assert_eq!(observed.instances, ["i-9"]);
+        assert_eq!(alone.num_calls(), 1);
     }
 
     #[tokio::test]
