@@ -570,3 +570,30 @@ fn an_interrupted_rollout_to_another_configuration_is_not_adopted() {
     assert!(images.iter().all(|i| *i == s.amis[1]), "every running instance has the new AMI: {images:?}");
     assert!(!workdir.plan_has_changes().expect("plan"), "converged");
 }
+
+/// An open fleet of the app that the state does not name (an interrupted run, a
+/// cancellation that kept failing) shows in the plan as a stray, and the apply
+/// cancels it; the serving fleet is untouched.
+#[test]
+fn a_stray_fleet_of_the_app_shows_in_the_plan_and_the_apply_cancels_it() {
+    let s = setup();
+    let workdir = Workdir::new(&s.account);
+    workdir.write("main.tf", &config(&s.amis[0], 2, ""));
+    workdir.init().expect("init");
+    workdir.apply().expect("create");
+    let serving = out_str(&workdir, "fleet_id");
+    let instances = out_list(&workdir, "instance_ids");
+    assert!(!workdir.plan_has_changes().expect("plan"), "nothing to do yet");
+
+    let stray = tagged_fleet(&s, &s.amis[0], 7, None);
+    let plan = workdir.run_ok(&["plan", "-input=false", "-no-color"]).expect("plan");
+    assert!(plan.stdout.contains("stray_fleet_ids") && plan.stdout.contains(&stray), "{}", plan.stdout);
+    assert!(plan.stdout.contains("1 to change"), "{}", plan.stdout);
+
+    workdir.apply().expect("apply");
+    let (open, _) = app_footprint(&s.account, "web");
+    assert_eq!(open, vec![serving.clone()], "the stray is cancelled, the serving fleet stays");
+    assert_eq!(out_str(&workdir, "fleet_id"), serving);
+    assert_eq!(out_list(&workdir, "instance_ids"), instances, "the app's instances are untouched");
+    assert!(!workdir.plan_has_changes().expect("plan"), "converged");
+}

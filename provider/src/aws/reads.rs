@@ -142,6 +142,22 @@ impl Reads {
         Ok(Some(ObservedFleet { fleet: found, instances }))
     }
 
+    /// The open fleets tagged with `app`, from the same snapshot as [`Reads::fleet`].
+    pub async fn open_fleets_of(&self, app: &str) -> Result<Vec<String>, AwsError> {
+        let cell = current(&mut lock(&self.fleets), self.ttl);
+        let view = cell.get_or_try_init(|| fetch_fleet_view(&self.ec2)).await?;
+        let mut open: Vec<String> = view
+            .fleets
+            .values()
+            .filter(|f| {
+                f.is_open() && f.tags.get(conventions::fleet_tags::APP).map(String::as_str) == Some(app)
+            })
+            .map(|f| f.id.clone())
+            .collect();
+        open.sort();
+        Ok(open)
+    }
+
     /// The health of every target registered in the target group.
     pub async fn target_health(&self, target_group_arn: &str) -> Result<Arc<Vec<TargetHealth>>, AwsError> {
         let cell = {

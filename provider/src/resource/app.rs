@@ -78,6 +78,7 @@ struct Model {
     commit: Val<String>,
     target_group_arns: Val<Vec<String>>,
     launch_template_id: Val<String>,
+    stray_fleet_ids: Val<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -347,6 +348,13 @@ fn app_schema() -> Schema {
         .attribute(computed("commit", Type::String, "The `Commit` tag of the AMI."))
         .attribute(computed("target_group_arns", list(Type::String), "The target groups, resolved."))
         .attribute(computed("launch_template_id", Type::String, "The launch template of the serving generation."))
+        .attribute(computed(
+            "stray_fleet_ids",
+            list(Type::String),
+            "Open Spot Fleets tagged with this app other than `fleet_id`, at the last read: left by an \
+             interrupted run or a cancellation that kept failing. While there are any, the plan shows an \
+             update, and the apply deregisters and cancels them.",
+        ))
         .block(NestedBlock::single(
             "rollout",
             Block::new("How a rollout decides that the new fleet is healthy and retires the old one.")
@@ -857,6 +865,45 @@ async fn healthy_count(clients: &Clients, groups: &[String], instances: &[String
     Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
+/// Deregisters and cancels the app's open fleets other than the one `state` names
+/// (an app has exactly one), and records those that could not be cancelled.
+async fn cancel_strays(clients: &Clients, state: &mut Model, diags: &mut Diagnostics) {
+    let (Some(app), Some(keep)) = (state.name.known().cloned(), state.fleet_id.known().cloned()) else {
+        return;
+    };
+    let fleets = match fleet::all_fleets(&clients.ec2).await {
+        Ok(fleets) => fleets,
+        Err(e) => {
+            diags.warning("Cleanup Incomplete", format!("looking for stray fleets of app {app}: {e}"));
+            state.stray_fleet_ids = Val::Known(Vec::new());
+            return;
+        }
+    };
+    let groups = Model::list(&state.target_group_arns);
+    let mut remaining = Vec::new();
+    for stray in
+        fleets.iter().filter(|f| f.is_open() && f.id != keep && f.tags.get(fleet_tags::APP) == Some(&app))
+    {
+        tracing::warn!(app = %app, "cancelling stray fleet {} (generation {:?}), which the state does not name", stray.id, stray.generation());
+        let result = async {
+            let instances = fleet::fleet_instances(&clients.ec2, &stray.id).await?;
+            for group in &groups {
+                elb::deregister(&clients.elbv2, group, &instances).await?;
+            }
+            fleet::cancel_fleet(&clients.ec2, &stray.id).await
+        }
+        .await;
+        if let Err(e) = result {
+            diags.warning(
+                "Cleanup Incomplete",
+                format!("cancelling stray fleet {} of app {app}: {e}", stray.id),
+            );
+            remaining.push(stray.id.clone());
+        }
+    }
+    state.stray_fleet_ids = Val::Known(remaining);
+}
+
 /// [`healthy_count`] from the target health shared by this run's reads.
 async fn shared_healthy_count(
     clients: &Clients,
@@ -932,9 +979,13 @@ impl Resource for AppResource {
         let prior = if plan.prior.is_null() { None } else { decode(&plan.prior, "state", diags) };
         let kind = prior.as_ref().map(|p| change_kind(p, &config));
         if kind == Some(ChangeKind::Settings) {
-            // Nothing changes in AWS: keep every computed value.
+            // Nothing changes in AWS: keep every computed value, unless stray fleets
+            // are to be cancelled.
             if let Some(prior) = &prior {
                 copy_computed(prior, &mut planned);
+                if prior.stray_fleet_ids.known().is_some_and(|s| !s.is_empty()) {
+                    planned.stray_fleet_ids = Val::Unknown;
+                }
             }
         } else {
             // Plan-time checks: the AMI and every name must resolve before apply.
@@ -979,6 +1030,7 @@ impl Resource for AppResource {
                     copy_computed(prior, &mut planned);
                     planned.instance_ids = Val::Unknown;
                     planned.healthy_count = Val::Unknown;
+                    planned.stray_fleet_ids = Val::Unknown;
                 }
                 (Some(prior), _) => {
                     planned.generation = prior.generation.known().map_or(Val::Unknown, |g| Val::Known(g + 1));
@@ -1019,8 +1071,9 @@ impl Resource for AppResource {
             },
             (None, None) => 1,
         };
-        let state =
+        let mut state =
             self.deploy(ctx, clients, &model, Step { generation, blue: None, timeout }, diags).await?;
+        cancel_strays(clients, &mut state, diags).await;
         let generation = state.generation.known().copied().unwrap_or(generation);
         if generation > 1 {
             // The previous generation's template went with the state that named it.
@@ -1059,6 +1112,16 @@ impl Resource for AppResource {
         match shared_healthy_count(clients, &groups, &instances).await {
             Ok(count) => model.healthy_count = Val::Known(count),
             Err(e) => diags.warning("Health Unknown", e.to_string()),
+        }
+        // Other open fleets of the app, from the same snapshot (no further call).
+        if let Some(app) = model.name.known() {
+            match clients.reads.open_fleets_of(app).await {
+                Ok(open) => {
+                    model.stray_fleet_ids =
+                        Val::Known(open.into_iter().filter(|id| *id != fleet_id).collect())
+                }
+                Err(e) => diags.warning("Stray Fleets Unknown", e.to_string()),
+            }
         }
         model.instance_ids = Val::Known(instances);
         model.target_capacity = Val::Known(fleet.target_capacity);
@@ -1105,7 +1168,10 @@ impl Resource for AppResource {
             }
         };
         match next {
-            Some(model) => Some(State { value: encode(&model, diags)?, private: Vec::new() }),
+            Some(mut model) => {
+                cancel_strays(clients, &mut model, diags).await;
+                Some(State { value: encode(&model, diags)?, private: Vec::new() })
+            }
             // Failure: Terraform keeps recording what still serves.
             None => Some(prior_state),
         }
@@ -1258,13 +1324,14 @@ impl Resource for AppResource {
                 fleet.target_group_arns.clone()
             }),
             launch_template_id: opt(template_id),
+            stray_fleet_ids: Val::Known(Vec::new()),
         };
         Some(State { value: encode(&model, diags)?, private: Vec::new() })
     }
 }
 
 /// The attributes only the provider sets.
-const COMPUTED: [&str; 8] = [
+const COMPUTED: [&str; 9] = [
     "id",
     "fleet_id",
     "instance_ids",
@@ -1273,6 +1340,7 @@ const COMPUTED: [&str; 8] = [
     "commit",
     "target_group_arns",
     "launch_template_id",
+    "stray_fleet_ids",
 ];
 
 fn copy_computed(prior: &Model, planned: &mut Model) {
@@ -1284,6 +1352,7 @@ fn copy_computed(prior: &Model, planned: &mut Model) {
     planned.commit = prior.commit.clone();
     planned.target_group_arns = prior.target_group_arns.clone();
     planned.launch_template_id = prior.launch_template_id.clone();
+    planned.stray_fleet_ids = prior.stray_fleet_ids.clone();
 }
 
 #[cfg(test)]
