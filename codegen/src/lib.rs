@@ -186,16 +186,47 @@ pub fn check(out_dir: &Path, format: Format, files: &[GeneratedFile]) -> Result<
             Err(e) => return Err(Error::Io { path, source: e }),
         }
     }
-    let generated: BTreeMap<&str, ()> = files.iter().map(|f| (f.layer.as_str(), ())).collect();
-    if let Ok(entries) = std::fs::read_dir(out_dir) {
-        let mut stale: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_str().is_none_or(|n| !generated.contains_key(n)))
-            .map(|e| e.path().join(format.file_name()))
-            .filter(|p| p.is_file())
-            .collect();
-        stale.sort();
-        differences.extend(stale.into_iter().map(Difference::Stale));
-    }
+    differences.extend(stale_templates(out_dir, format, files).into_iter().map(Difference::Stale));
     Ok(differences)
+}
+
+/// Templates under `out_dir` of layers that `files` no longer has.
+fn stale_templates(out_dir: &Path, format: Format, files: &[GeneratedFile]) -> Vec<PathBuf> {
+    let generated: BTreeMap<&str, ()> = files.iter().map(|f| (f.layer.as_str(), ())).collect();
+    let Ok(entries) = std::fs::read_dir(out_dir) else { return Vec::new() };
+    let mut stale: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_str().is_none_or(|n| !generated.contains_key(n)))
+        .map(|e| e.path().join(format.file_name()))
+        .filter(|p| p.is_file())
+        .collect();
+    stale.sort();
+    stale
+}
+
+/// Removes the templates of layers that left the layers file (and their folders, once
+/// empty), so that no one builds a layer that no longer exists. Only files this tool
+/// generated are removed (they say so in their first lines); others are left and
+/// returned in the second list.
+pub fn remove_stale(
+    out_dir: &Path,
+    format: Format,
+    files: &[GeneratedFile],
+) -> Result<(Vec<PathBuf>, Vec<PathBuf>), Error> {
+    let (mut removed, mut kept) = (Vec::new(), Vec::new());
+    for path in stale_templates(out_dir, format, files) {
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::Io { path: path.clone(), source: e })?;
+        let head: String = text.chars().take(600).collect();
+        if !head.contains(packer::GENERATED_MARK) {
+            kept.push(path);
+            continue;
+        }
+        std::fs::remove_file(&path).map_err(|e| Error::Io { path: path.clone(), source: e })?;
+        if let Some(dir) = path.parent() {
+            // Only when empty: anything else in it is not ours.
+            let _ = std::fs::remove_dir(dir);
+        }
+        removed.push(path);
+    }
+    Ok((removed, kept))
 }

@@ -111,6 +111,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for file in &files {
                 println!("{}", out.join(&file.path).display());
             }
+            let (removed, kept) = codegen::remove_stale(&out, format, &files)?;
+            for path in removed {
+                println!("removed {} (no such layer any more)", path.display());
+            }
+            for path in kept {
+                eprintln!(
+                    "warning: {} has no layer in the layers file, but was not generated here: left alone",
+                    path.display()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan { layers, changed_since, json } => {

@@ -125,3 +125,31 @@ fn packer_validate_rejects_a_template_whose_script_is_gone() {
     assert!(!output.status.success());
     assert!(stdout(&output).contains("harden.sh"), "{}", stdout(&output));
 }
+
+#[test]
+fn a_write_removes_the_templates_of_layers_that_left_the_file_and_only_those() {
+    let layers = codegen::layers::load(&example_dir().join("layers.toml")).expect("example loads");
+    let out = tempfile::tempdir().expect("tempdir");
+    let files = codegen::generate(&layers, Format::Json, &Commit::Given(COMMIT.into()), out.path())
+        .expect("generate");
+    codegen::write(out.path(), &files).expect("write");
+    // A layer generated earlier and since removed from the file, and a hand-written
+    // template in the same folder.
+    let retired = out.path().join("retired-layer");
+    std::fs::create_dir(&retired).expect("mkdir");
+    std::fs::copy(out.path().join("rails-base/packer.json"), retired.join("packer.json")).expect("copy");
+    let handmade = out.path().join("handmade");
+    std::fs::create_dir(&handmade).expect("mkdir");
+    std::fs::write(handmade.join("packer.json"), "{\"builders\": []}\n").expect("write");
+
+    let (removed, kept) = codegen::remove_stale(out.path(), Format::Json, &files).expect("remove");
+    assert_eq!(removed, [retired.join("packer.json")]);
+    assert_eq!(kept, [handmade.join("packer.json")]);
+    assert!(!retired.exists(), "its emptied folder goes too");
+    assert!(handmade.join("packer.json").is_file(), "a file not generated here stays");
+    for file in &files {
+        assert!(out.path().join(&file.path).is_file(), "current layers stay: {}", file.path.display());
+    }
+    let differences = codegen::check(out.path(), Format::Json, &files).expect("check");
+    assert_eq!(differences, [codegen::Difference::Stale(handmade.join("packer.json"))]);
+}
