@@ -662,3 +662,130 @@ fn layered_example_builds_the_chain_through_the_module() {
     plan.extend(vars.iter().map(String::as_str));
     run(&plan);
 }
+
+/// Retention spares an AMI that a live Spot Fleet request launches (even with none of
+/// its instances running) and one that a child layer was built from.
+#[test]
+fn keep_spares_amis_a_fleet_launches_or_a_child_was_built_from() {
+    use aws_sdk_ec2::types::{
+        FleetLaunchTemplateSpecification, LaunchTemplateConfig, LaunchTemplateOverrides,
+        RequestLaunchTemplateData, SpotFleetRequestConfigData,
+    };
+    let account = LocalAws::shared().account();
+    let rt = runtime();
+    let ec2 = rt.block_on(account.ec2());
+    rt.block_on(register_ami(&ec2, "upstream-os-1700000000", &[])).expect("upstream AMI");
+    let _player = BuilderPlayer::start(&account);
+    let workdir = Workdir::new(&account);
+    let config = |c: &str| {
+        format!(
+            r##"{}
+resource "immutable_layered_ami" "base" {{
+  layer  = "spared"
+  commit = "{c}"
+  keep   = 1
+  source {{
+    owners = ["self"]
+    name   = "upstream-os-*"
+  }}
+  build {{
+    native {{ user_data = "#!/bin/sh\nshutdown -h now\n" }}
+  }}
+}}
+output "ami" {{ value = immutable_layered_ami.base.ami_id }}
+"##,
+            provider_block()
+        )
+    };
+    workdir.write("main.tf", &config(&commit('1')));
+    workdir.init().expect("init");
+    let mut builds = Vec::new();
+    for (i, c) in ['1', '2', '3', '4'].into_iter().enumerate() {
+        workdir.write("main.tf", &config(&commit(c)));
+        std::thread::sleep(Duration::from_millis(1100));
+        workdir.apply().unwrap_or_else(|e| panic!("build {}: {e:#}", i + 1));
+        builds.push(output_str(&workdir, "ami"));
+        if i == 0 {
+            // A child layer is built from the first build.
+            rt.block_on(register_ami(
+                &ec2,
+                "spared-child-1700000000",
+                &[("Layer", "spared-child"), ("ParentLayer", "spared"), ("ParentAMI", &builds[0])],
+            ))
+            .expect("child AMI");
+        }
+        if i == 1 {
+            rt.block_on(async {
+                // A live fleet launches the second build, though none of its
+                // instances runs now.
+                let template = ec2
+                    .create_launch_template()
+                    .launch_template_name("spared-fleet")
+                    .launch_template_data(RequestLaunchTemplateData::builder().image_id(&builds[1]).build())
+                    .send()
+                    .await
+                    .expect("launch template");
+                let template_id =
+                    template.launch_template().and_then(|t| t.launch_template_id()).expect("id");
+                let fleet = ec2
+                    .request_spot_fleet()
+                    .spot_fleet_request_config(
+                        SpotFleetRequestConfigData::builder()
+                            .iam_fleet_role(format!("arn:aws:iam::{}:role/fleet", account.id))
+                            .target_capacity(1)
+                            .allocation_strategy(
+                                aws_sdk_ec2::types::AllocationStrategy::PriceCapacityOptimized,
+                            )
+                            .launch_template_configs(
+                                LaunchTemplateConfig::builder()
+                                    .launch_template_specification(
+                                        FleetLaunchTemplateSpecification::builder()
+                                            .launch_template_id(template_id)
+                                            .version("$Latest")
+                                            .build(),
+                                    )
+                                    .overrides(
+                                        LaunchTemplateOverrides::builder()
+                                            .instance_type("t3.micro".into())
+                                            .build(),
+                                    )
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .expect("request fleet");
+                let fleet_id = fleet.spot_fleet_request_id().expect("fleet id");
+                let instances = ec2
+                    .describe_spot_fleet_instances()
+                    .spot_fleet_request_id(fleet_id)
+                    .send()
+                    .await
+                    .expect("fleet instances");
+                let ids: Vec<String> = instances
+                    .active_instances()
+                    .iter()
+                    .filter_map(|i| i.instance_id().map(str::to_owned))
+                    .collect();
+                assert!(!ids.is_empty(), "the fleet launched an instance");
+                ec2.terminate_instances().set_instance_ids(Some(ids)).send().await.expect("terminate");
+            });
+        }
+    }
+    let layer_images: Vec<String> = rt.block_on(async {
+        let mut ids = Vec::new();
+        for id in own_images(&ec2).await {
+            if image_tags(&ec2, &id).await.get("Layer").map(String::as_str) == Some("spared") {
+                ids.push(id);
+            }
+        }
+        ids
+    });
+    let mut expected = vec![builds[0].clone(), builds[1].clone(), builds[3].clone()];
+    expected.sort();
+    assert_eq!(
+        layer_images, expected,
+        "the newest, the child's parent and the fleet's image; builds: {builds:?}"
+    );
+}
