@@ -144,18 +144,28 @@ impl Reads {
 
     /// The open fleets tagged with `app`, from the same snapshot as [`Reads::fleet`].
     pub async fn open_fleets_of(&self, app: &str) -> Result<Vec<String>, AwsError> {
+        let mut open: Vec<String> = self.open_fleets(app).await?.into_iter().map(|f| f.id).collect();
+        open.sort();
+        Ok(open)
+    }
+
+    /// The newest generation among the app's open fleets, from the shared snapshot:
+    /// the plans of many new apps share one listing.
+    pub async fn newest_open_generation(&self, app: &str) -> Result<Option<u64>, AwsError> {
+        Ok(self.open_fleets(app).await?.iter().filter_map(fleet::Fleet::generation).max())
+    }
+
+    async fn open_fleets(&self, app: &str) -> Result<Vec<fleet::Fleet>, AwsError> {
         let cell = current(&mut lock(&self.fleets), self.ttl);
         let view = cell.get_or_try_init(|| fetch_fleet_view(&self.ec2)).await?;
-        let mut open: Vec<String> = view
+        Ok(view
             .fleets
             .values()
             .filter(|f| {
                 f.is_open() && f.tags.get(conventions::fleet_tags::APP).map(String::as_str) == Some(app)
             })
-            .map(|f| f.id.clone())
-            .collect();
-        open.sort();
-        Ok(open)
+            .cloned()
+            .collect())
     }
 
     /// The health of every target registered in the target group.

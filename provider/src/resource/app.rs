@@ -695,13 +695,13 @@ impl AppResource {
         step: Step,
         diags: &mut Diagnostics,
     ) -> Option<Model> {
-        let Step { mut generation, mut blue, timeout: operation_timeout } = step;
+        let Step { mut generation, mut blue, timeout: operation_timeout, lost_track } = step;
         let resolved = resolve(clients, model, diags).await;
         if diags.has_errors() {
             return None;
         }
         let mut spec = self.spec(clients, model, &resolved, generation)?;
-        if blue.is_none() {
+        if blue.is_none() && lost_track {
             // A create that finds this generation's fleet serving another configuration
             // (Terraform lost track of the app, and the configuration changed since):
             // that fleet is blue, and the configuration rolls out over it.
@@ -741,6 +741,12 @@ impl AppResource {
         match result.outcome {
             Outcome::Switched { fleet_id, instances } => {
                 let mut state = model.clone();
+                // Blue's cancellation kept failing: record it as a stray, so that the
+                // next plan shows it and the next apply cancels it.
+                state.stray_fleet_ids = Val::Known(match &blue {
+                    Some(blue) if !result.cleanup_errors.is_empty() => vec![blue.fleet_id.clone()],
+                    _ => Vec::new(),
+                });
                 state.id = Val::Known(spec.app.clone());
                 state.fleet_id = Val::Known(fleet_id);
                 state.healthy_count = Val::Known(
@@ -853,6 +859,9 @@ struct Step {
     generation: u64,
     blue: Option<Blue>,
     timeout: Duration,
+    /// A create whose plan found a fleet of the app serving: Terraform lost track of
+    /// it, and that fleet may run another configuration.
+    lost_track: bool,
 }
 
 /// Serving instances healthy in every target group (all of them without groups).
@@ -1011,7 +1020,7 @@ impl Resource for AppResource {
                     // it (see fleet::newest_open_generation): the create adopts it
                     // rather than launching a second fleet beside it.
                     let serving = match config.name.known() {
-                        Some(app) => match fleet::newest_open_generation(&clients.ec2, app).await {
+                        Some(app) => match clients.reads.newest_open_generation(app).await {
                             Ok(generation) => generation,
                             Err(e) => {
                                 diags.error("AWS Error", e.to_string());
@@ -1030,7 +1039,9 @@ impl Resource for AppResource {
                     copy_computed(prior, &mut planned);
                     planned.instance_ids = Val::Unknown;
                     planned.healthy_count = Val::Unknown;
-                    planned.stray_fleet_ids = Val::Unknown;
+                    if prior.stray_fleet_ids.known().is_some_and(|s| !s.is_empty()) {
+                        planned.stray_fleet_ids = Val::Unknown;
+                    }
                 }
                 (Some(prior), _) => {
                     planned.generation = prior.generation.known().map_or(Val::Unknown, |g| Val::Known(g + 1));
@@ -1059,6 +1070,7 @@ impl Resource for AppResource {
         let timeout = schema::timeout(&change.config, "create", CREATE_TIMEOUT);
         // A fleet of this app still serving (Terraform lost track of it) is adopted,
         // or rolled over when it runs another configuration (see deploy).
+        let found_serving = model.generation.is_unknown();
         let generation = match (model.generation.known(), model.name.known()) {
             (Some(generation), _) => *generation,
             // Planned unknown: a fleet of this app was serving at plan time.
@@ -1071,9 +1083,19 @@ impl Resource for AppResource {
             },
             (None, None) => 1,
         };
-        let mut state =
-            self.deploy(ctx, clients, &model, Step { generation, blue: None, timeout }, diags).await?;
-        cancel_strays(clients, &mut state, diags).await;
+        let mut state = self
+            .deploy(
+                ctx,
+                clients,
+                &model,
+                Step { generation, blue: None, timeout, lost_track: found_serving },
+                diags,
+            )
+            .await?;
+        if found_serving || state.stray_fleet_ids.known().is_some_and(|s| !s.is_empty()) {
+            // Terraform had lost track of the app: older fleets of it may still be open.
+            cancel_strays(clients, &mut state, diags).await;
+        }
         let generation = state.generation.known().copied().unwrap_or(generation);
         if generation > 1 {
             // The previous generation's template went with the state that named it.
@@ -1156,7 +1178,13 @@ impl Resource for AppResource {
                 let blue = Blue { fleet_id: blue_id, instances: blue_instances };
                 let generation = prior.generation.known().copied().unwrap_or(1) + 1;
                 let next = self
-                    .deploy(ctx, clients, &planned, Step { generation, blue: Some(blue), timeout }, diags)
+                    .deploy(
+                        ctx,
+                        clients,
+                        &planned,
+                        Step { generation, blue: Some(blue), timeout, lost_track: false },
+                        diags,
+                    )
                     .await;
                 if next.is_some()
                     && let Some(template) = prior.launch_template_id.known()
@@ -1169,7 +1197,12 @@ impl Resource for AppResource {
         };
         match next {
             Some(mut model) => {
-                cancel_strays(clients, &mut model, diags).await;
+                let strays = |m: &Model| m.stray_fleet_ids.known().is_some_and(|s| !s.is_empty());
+                if strays(&prior) || strays(&model) {
+                    cancel_strays(clients, &mut model, diags).await;
+                } else if !model.stray_fleet_ids.is_known() {
+                    model.stray_fleet_ids = Val::Known(Vec::new());
+                }
                 Some(State { value: encode(&model, diags)?, private: Vec::new() })
             }
             // Failure: Terraform keeps recording what still serves.

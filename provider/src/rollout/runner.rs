@@ -212,10 +212,8 @@ impl Runner<'_> {
 
     async fn request_green(&self, template: &mut Option<String>) -> Result<Observation, AwsError> {
         let spec = self.spec;
-        if let Some(stale) = fleet::find_fleet_by_tags(&self.clients.ec2, &spec.app, spec.generation)
-            .await?
-            .filter(|f| f.runs_other_config_than(spec))
-        {
+        let existing = fleet::find_fleet_by_tags(&self.clients.ec2, &spec.app, spec.generation).await?;
+        if let Some(stale) = existing.as_ref().filter(|f| f.runs_other_config_than(spec)) {
             // Left by an interrupted rollout to a configuration that is no longer
             // wanted; blue still serves. Take it out before requesting the right one.
             tracing::warn!(app = %spec.app, "fleet {} of generation {} runs another configuration; cancelling it", stale.id, spec.generation);
@@ -224,10 +222,7 @@ impl Runner<'_> {
                 elb::deregister(&self.clients.elbv2, group, &instances).await?;
             }
             fleet::cancel_fleet(&self.clients.ec2, &stale.id).await?;
-        }
-        if let Some(existing) =
-            fleet::find_fleet_by_tags(&self.clients.ec2, &spec.app, spec.generation).await?
-        {
+        } else if let Some(existing) = existing {
             tracing::info!(app = %spec.app, "adopting fleet {} of generation {} left by an interrupted run", existing.id, spec.generation);
             *template = existing.launch_template_id.clone();
             return Ok(Observation::GreenRequested { fleet_id: existing.id });
