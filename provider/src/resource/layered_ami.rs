@@ -357,7 +357,8 @@ fn aws_error(diags: &mut Diagnostics, attribute: Option<&str>, e: &AwsError) {
 /// while the configuration does not know it yet.
 async fn resolve_parent(clients: &Clients, model: &Model, diags: &mut Diagnostics) -> Option<Option<Parent>> {
     match (&model.parent, &model.source) {
-        (Val::Known(id), _) => match ami::find_image_by_id(&clients.ec2, id).await {
+        // Shared: the layers of a chain plan at once and look up the same images.
+        (Val::Known(id), _) => match clients.reads.image(id).await {
             Ok(Some(image)) if image.state == "available" => Some(Some(Parent {
                 ami_id: image.id.clone(),
                 layer: image.tag(ami_tags::LAYER).map(str::to_owned),
