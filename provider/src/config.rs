@@ -37,6 +37,7 @@ pub struct ProviderModel {
     pub endpoints: Option<Endpoints>,
     pub default_tags: Val<BTreeMap<String, String>>,
     pub max_retries: Val<u32>,
+    pub skip_region_validation: Val<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -48,6 +49,61 @@ pub struct Endpoints {
 }
 
 pub const DEFAULT_MAX_RETRIES: u32 = 10;
+
+/// The regions of every AWS partition this version knows. A region outside it fails
+/// the plan unless `skip_region_validation` is set: the SDK would otherwise retry the
+/// unresolvable endpoint of a misspelt region for minutes.
+pub const KNOWN_REGIONS: &[&str] = &[
+    // aws
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    // aws-cn
+    "cn-north-1",
+    "cn-northwest-1",
+    // aws-us-gov
+    "us-gov-east-1",
+    "us-gov-west-1",
+    // aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc
+    "us-iso-east-1",
+    "us-iso-west-1",
+    "us-isob-east-1",
+    "eu-isoe-west-1",
+    "us-isof-east-1",
+    "us-isof-south-1",
+    "eusc-de-east-1",
+];
 
 pub fn schema() -> Schema {
     let endpoint = |service: &str| {
@@ -74,6 +130,13 @@ pub fn schema() -> Schema {
                      defines it.",
                 )
                 .validator(validators::not_empty()),
+        )
+        .attribute(
+            Attribute::optional("skip_region_validation", Type::Bool).description(
+                "Accept a region this version of the provider does not know (one opened after its release). \
+                 Without it, an unknown region is an error at plan rather than minutes of retried requests \
+                 to an endpoint that does not exist.",
+            ),
         )
         .attribute(
             Attribute::optional("default_tags", Type::map(Type::String))
@@ -166,6 +229,21 @@ pub async fn configure(shared: &Shared, config: &Value, diags: &mut Diagnostics)
         return;
     }
     match Clients::load(&model).await {
+        Ok(clients)
+            if model.skip_region_validation.known() != Some(&true)
+                && !KNOWN_REGIONS.contains(&clients.region.as_str()) =>
+        {
+            diags.error_at(
+                "region",
+                "Unknown Region",
+                format!(
+                    "{:?} is not an AWS region this provider knows; check the spelling (from the provider \
+                     block, AWS_REGION or the profile), or set skip_region_validation = true for a region \
+                     opened after this release",
+                    clients.region
+                ),
+            );
+        }
         Ok(clients) => {
             tracing::info!(region = %clients.region, "provider configured");
             let _ = shared.clients.set(clients);
@@ -195,4 +273,21 @@ async fn check_profile(name: &str) -> Result<(), String> {
          (AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/config and ~/.aws/credentials); \
          profiles found: {known}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_region_is_well_formed_and_listed_once() {
+        let validator = region();
+        for name in KNOWN_REGIONS {
+            let mut diags = Diagnostics::default();
+            validator.check(&Value::String((*name).to_owned()), &AttributePath::attr("region"), &mut diags);
+            assert!(!diags.has_errors(), "{name}");
+        }
+        let unique: std::collections::BTreeSet<&&str> = KNOWN_REGIONS.iter().collect();
+        assert_eq!(unique.len(), KNOWN_REGIONS.len());
+    }
 }
