@@ -158,7 +158,15 @@ pub fn schema() -> Schema {
                 .attribute(endpoint("ec2"))
                 .attribute(endpoint("elbv2"))
                 .attribute(endpoint("iam"))
-                .attribute(endpoint("sts")),
+                .attribute(
+                    Attribute::optional("sts", Type::String)
+                        .description(
+                            "URL of the STS API. Accepted so that configurations shared with other AWS tools \
+                             validate; the provider itself makes no STS call, and the credential chain's \
+                             (assumed roles, web identity) follows the SDK's `AWS_ENDPOINT_URL_STS`.",
+                        )
+                        .validator(url()),
+                ),
         )),
     )
 }
