@@ -1,7 +1,9 @@
 //! `terraform plan` (with refresh) over N applied `immutable_app`s, all behind one
 //! target group and on one AMI given by id, against the same plan over N
-//! `terraform_data` (Terraform's own floor), and the AWS requests of that no-change
-//! plan as the emulator counted them.
+//! `terraform_data` (Terraform's own floor, built into Terraform) and over N
+//! `floor_item` of `terraform-provider-floor` (`tfplugin/examples/floor.rs`, a plugin
+//! that does nothing: the floor of any provider Terraform runs as a plugin), and the
+//! AWS requests of that no-change plan as the emulator counted them.
 
 use crate::bench::{Findings, Row, median, ms, progress, ratio};
 use crate::bench_cpu::{PluginSampler, children_cpu, emulator_pid, process_cpu};
@@ -21,6 +23,7 @@ struct Estate {
     account: Account,
     apps: Workdir,
     data: Workdir,
+    floor: Workdir,
 }
 
 /// What the timed plans of one estate gave.
@@ -28,6 +31,8 @@ struct Measured {
     n: usize,
     app_plan: Duration,
     data_plan: Duration,
+    /// The same plan over N resources of the do-nothing plugin (median).
+    floor_plan: Duration,
     /// Time the emulator was busy with the app plan's requests (median).
     emulator: Duration,
     /// The app plan with `-refresh=false`: no read, no AWS call (median).
@@ -59,9 +64,10 @@ pub fn run(
     sizes: &[usize],
     runs: usize,
 ) -> Result<Findings> {
+    let floor = floor_mirror()?;
     let mut measured = Vec::new();
     for &n in sizes {
-        let estate = build(aws, runtime, n)?;
+        let estate = build(aws, runtime, n, &floor)?;
         measured.push(measure(&estate, runs)?);
     }
     Ok(findings(&measured, runs))
@@ -95,7 +101,68 @@ fn data_config(n: usize) -> String {
     )
 }
 
-fn build(aws: &LocalAws, runtime: &tokio::runtime::Runtime, n: usize) -> Result<Estate> {
+fn floor_config(n: usize) -> String {
+    format!(
+        r#"terraform {{
+  required_providers {{
+    floor = {{ source = "{FLOOR_SOURCE}" }}
+  }}
+}}
+
+resource "floor_item" "item" {{
+  count = {n}
+  input = "bench-${{count.index}}"
+}}
+"#
+    )
+}
+
+const FLOOR_SOURCE: &str = "terraform.local/bench/floor";
+
+/// Builds `terraform-provider-floor` (release) and a filesystem mirror holding it;
+/// returns the mirror's directory.
+fn floor_mirror() -> Result<std::path::PathBuf> {
+    progress("building terraform-provider-floor (release)");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(["build", "--quiet", "--release", "-p", "tfplugin", "--example", "floor"])
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("building terraform-provider-floor failed");
+    }
+    let binary = tests::target_dir().join("release").join("examples").join("floor");
+    let mirror = tests::target_dir().join("immutable-bench").join("floor-mirror");
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let package = mirror.join(FLOOR_SOURCE).join("0.0.1").join(format!("{}_{arch}", std::env::consts::OS));
+    std::fs::create_dir_all(&package).with_context(|| format!("creating {}", package.display()))?;
+    let link = package.join("terraform-provider-floor");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&binary, &link).with_context(|| format!("linking {}", link.display()))?;
+    Ok(mirror)
+}
+
+/// A workdir whose Terraform installs the do-nothing provider from `mirror`.
+fn floor_workdir(account: &Account, mirror: &std::path::Path) -> Result<Workdir> {
+    let workdir = Workdir::new(account);
+    let cli_config = format!(
+        "disable_checkpoint = true\n\nprovider_installation {{\n  filesystem_mirror {{\n    path    = {:?}\n    \
+         include = [{FLOOR_SOURCE:?}]\n  }}\n  direct {{\n    exclude = [\"terraform.local/*/*\"]\n  }}\n}}\n",
+        mirror.display().to_string()
+    );
+    std::fs::write(workdir.cli_config(), cli_config).context("writing the floor's CLI configuration")?;
+    Ok(workdir)
+}
+
+fn build(
+    aws: &LocalAws,
+    runtime: &tokio::runtime::Runtime,
+    n: usize,
+    floor_mirror: &std::path::Path,
+) -> Result<Estate> {
     progress(format!("plan N={n}: creating the core infrastructure and the AMI"));
     let account = aws.account();
     let ami = runtime.block_on(async {
@@ -117,7 +184,12 @@ fn build(aws: &LocalAws, runtime: &tokio::runtime::Runtime, n: usize) -> Result<
     data.write("main.tf", &data_config(n));
     data.init()?;
     data.run_ok(&["apply", "-auto-approve", "-no-color", "-input=false"])?;
-    Ok(Estate { n, account, apps, data })
+
+    let floor = floor_workdir(&account, floor_mirror)?;
+    floor.write("main.tf", &floor_config(n));
+    floor.init()?;
+    floor.run_ok(&["apply", "-auto-approve", "-no-color", "-input=false"])?;
+    Ok(Estate { n, account, apps, data, floor })
 }
 
 /// `terraform apply` in `workdir` without a time limit, printing how many of the
@@ -199,6 +271,7 @@ fn measure(estate: &Estate, runs: usize) -> Result<Measured> {
     let n = estate.n;
     progress(format!("plan N={n}: {runs} plans of each, interleaved"));
     let (mut app_times, mut data_times, mut emulator) = (Vec::new(), Vec::new(), Vec::new());
+    let mut floor_times = Vec::new();
     let (mut unrefreshed, mut unrefreshed_requests) = (Vec::new(), 0);
     let mut requests = Vec::new();
     for _ in 0..runs {
@@ -208,6 +281,7 @@ fn measure(estate: &Estate, runs: usize) -> Result<Measured> {
         emulator.push(stats.busy());
         requests.push(stats);
         data_times.push(timed_plan(&estate.data, &format!("{n} terraform_data"))?);
+        floor_times.push(timed_plan(&estate.floor, &format!("{n} floor_item"))?);
         estate.account.reset_request_stats()?;
         unrefreshed.push(timed_plan_with(&estate.apps, &format!("{n} immutable_app"), &["-refresh=false"])?);
         unrefreshed_requests = unrefreshed_requests.max(estate.account.request_stats()?.total());
@@ -224,6 +298,7 @@ fn measure(estate: &Estate, runs: usize) -> Result<Measured> {
         n,
         app_plan: median(app_times),
         data_plan: median(data_times),
+        floor_plan: median(floor_times),
         emulator: median(emulator),
         unrefreshed: median(unrefreshed),
         unrefreshed_requests,
@@ -289,6 +364,22 @@ fn findings(measured: &[Measured], runs: usize) -> Findings {
             measured: ms(m.app_plan),
             baseline: format!("{} (same plan over {} terraform_data)", ms(m.data_plan), m.n),
             ratio: ratio(m.app_plan, m.data_plan),
+        });
+    }
+    for m in measured {
+        rows.push(Row {
+            what: format!("terraform plan, {} floor_item of a do-nothing plugin (median of {runs})", m.n),
+            measured: ms(m.floor_plan),
+            baseline: format!("{} (same plan over {} terraform_data)", ms(m.data_plan), m.n),
+            ratio: ratio(m.floor_plan, m.data_plan),
+        });
+    }
+    for m in measured {
+        rows.push(Row {
+            what: format!("terraform plan, {} applied immutable_app, against the plugin floor", m.n),
+            measured: ms(m.app_plan),
+            baseline: format!("{} (same plan over {} floor_item)", ms(m.floor_plan), m.n),
+            ratio: ratio(m.app_plan, m.floor_plan),
         });
     }
     for m in measured {
