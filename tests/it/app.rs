@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tests::{Account, CoreInfra, LocalAws, Workdir, core_infra, register_ami};
+use tests::{Account, CoreInfra, LocalAws, Workdir, core_infra, register_ami, web_app_config};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
@@ -38,47 +38,25 @@ fn setup() -> Setup {
 }
 
 fn config(ami: &str, capacity: u32, extra: &str) -> String {
-    format!(
-        r##"
-terraform {{
-  required_providers {{
-    immutable = {{ source = "terraform.local/immutable/immutable" }}
-  }}
-}}
-
-resource "immutable_app" "web" {{
-  name                 = "web"
-  ami_id               = "{ami}"
-  instance_types       = ["t3.small", "t3a.small"]
-  target_capacity      = {capacity}
-  security_groups      = ["web-sg"]
-  target_groups        = ["web"]
-  iam_instance_profile = "web-profile"
-  user_data            = "#!/bin/sh\necho hello\n"
-  {extra}
-  rollout {{
-    health_timeout = "5s"
-    drain_timeout  = "1s"
-  }}
-}}
-
-output "fleet_id" {{
+    let extra = format!("user_data            = \"#!/bin/sh\\necho hello\\n\"\n  {extra}");
+    web_app_config(ami, capacity, "5s", &extra)
+        + r##"
+output "fleet_id" {
   value = immutable_app.web.fleet_id
-}}
-output "instance_ids" {{
+}
+output "instance_ids" {
   value = immutable_app.web.instance_ids
-}}
-output "generation" {{
+}
+output "generation" {
   value = immutable_app.web.generation
-}}
-output "commit" {{
+}
+output "commit" {
   value = immutable_app.web.commit
-}}
-output "healthy_count" {{
+}
+output "healthy_count" {
   value = immutable_app.web.healthy_count
-}}
+}
 "##
-    )
 }
 
 fn out_str(workdir: &Workdir, name: &str) -> String {
@@ -262,10 +240,7 @@ fn create_rollout_resize_and_destroy() {
 #[test]
 fn failed_rollout_rolls_back_and_keeps_the_old_fleet() {
     let s = setup();
-    let workdir = Workdir::new(&s.account);
-    workdir.write("main.tf", &config(&s.amis[0], 2, ""));
-    workdir.init().expect("init");
-    workdir.apply().expect("create");
+    let workdir = deployed(&s);
     let blue = out_str(&workdir, "fleet_id");
     let blue_instances = out_list(&workdir, "instance_ids");
 
@@ -451,10 +426,7 @@ fn arguments_known_only_at_apply_are_planned_as_unknown() {
 #[test]
 fn a_lost_app_with_a_changed_configuration_rolls_out_over_its_serving_fleet() {
     let s = setup();
-    let workdir = Workdir::new(&s.account);
-    workdir.write("main.tf", &config(&s.amis[0], 2, ""));
-    workdir.init().expect("init");
-    workdir.apply().expect("create");
+    let workdir = deployed(&s);
     let first = out_str(&workdir, "fleet_id");
     workdir.run_ok(&["state", "rm", "immutable_app.web"]).expect("state rm");
 
@@ -475,6 +447,15 @@ fn a_lost_app_with_a_changed_configuration_rolls_out_over_its_serving_fleet() {
     expected.sort();
     assert_eq!(serving, expected, "the new instances serve");
     assert!(!workdir.plan_has_changes().expect("plan"), "converged: nothing left to change");
+}
+
+/// A workdir with the app deployed from the older AMI at capacity 2.
+fn deployed(s: &Setup) -> Workdir {
+    let workdir = Workdir::new(&s.account);
+    workdir.write("main.tf", &config(&s.amis[0], 2, ""));
+    workdir.init().expect("init");
+    workdir.apply().expect("create");
+    workdir
 }
 
 /// A fleet of app `web` at `generation` running `ami`, requested the way an
@@ -551,10 +532,7 @@ fn images_of(account: &Account, ids: &[String]) -> Vec<String> {
 #[test]
 fn an_interrupted_rollout_to_another_configuration_is_not_adopted() {
     let s = setup();
-    let workdir = Workdir::new(&s.account);
-    workdir.write("main.tf", &config(&s.amis[0], 2, ""));
-    workdir.init().expect("init");
-    workdir.apply().expect("create");
+    let workdir = deployed(&s);
     let blue = out_str(&workdir, "fleet_id");
     // Generation 2 left by a rollout to a configuration no longer wanted.
     let stale = tagged_fleet(&s, &s.amis[0], 2, Some("web-g2-0123456789abcdef01234567"));
@@ -577,10 +555,7 @@ fn an_interrupted_rollout_to_another_configuration_is_not_adopted() {
 #[test]
 fn a_stray_fleet_of_the_app_shows_in_the_plan_and_the_apply_cancels_it() {
     let s = setup();
-    let workdir = Workdir::new(&s.account);
-    workdir.write("main.tf", &config(&s.amis[0], 2, ""));
-    workdir.init().expect("init");
-    workdir.apply().expect("create");
+    let workdir = deployed(&s);
     let serving = out_str(&workdir, "fleet_id");
     let instances = out_list(&workdir, "instance_ids");
     assert!(!workdir.plan_has_changes().expect("plan"), "nothing to do yet");

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_ec2::types::Filter;
 use tests::{
     Account, BuilderPlayer, CoreInfra, Hold, LocalAws, RunningTerraform, Workdir, core_infra, is_alive,
-    register_ami, repo_root, wait_until,
+    register_ami, repo_root, stand_in_packer, wait_until, web_app_config,
 };
 
 const APPLY: [&str; 4] = ["apply", "-auto-approve", "-no-color", "-input=false"];
@@ -76,30 +76,7 @@ struct AppSetup {
 }
 
 fn app_config(ami: &str, extra: &str) -> String {
-    format!(
-        r##"
-terraform {{
-  required_providers {{
-    immutable = {{ source = "terraform.local/immutable/immutable" }}
-  }}
-}}
-
-resource "immutable_app" "web" {{
-  name                 = "web"
-  ami_id               = "{ami}"
-  instance_types       = ["t3.small", "t3a.small"]
-  target_capacity      = 2
-  security_groups      = ["web-sg"]
-  target_groups        = ["web"]
-  iam_instance_profile = "web-profile"
-  {extra}
-  rollout {{
-    health_timeout = "60s"
-    drain_timeout  = "1s"
-  }}
-}}
-"##
-    )
+    web_app_config(ami, 2, "60s", extra)
 }
 
 /// An account with the core infrastructure, two AMIs, and the app deployed from
@@ -601,39 +578,14 @@ fn provider_killed_after_create_image_before_saving_state() {
 /// A stand-in `packer` that announces itself, then builds only once the file
 /// `go` exists in the working directory, printing progress as Packer does.
 fn blocking_packer(workdir: &Workdir) -> String {
-    let fixture = repo_root().join("tests/fixtures/layered-ami");
-    let script = format!(
-        r#"#!/usr/bin/env bash
-set -euo pipefail
-dir="$(dirname "$0")"
-echo "$$" >> "$dir/pids"
-sub="$1"; shift
-vars=()
-template=""
-while (($#)); do
-  case "$1" in
-    -var) vars+=(-var "$2"); shift 2 ;;
-    -*) shift ;;
-    *) template="$1"; shift ;;
-  esac
-done
-# The stand-in launches its builder instance, then waits for `go` (Packer waiting
-# for SSH); interrupted, it terminates the instance as Packer does.
-export FAKE_PACKER_WAIT_FOR="$PWD/go"
-exec "{repo}/scripts/local-aws" python "{fixture}/fake_packer.py" "$sub" "${{vars[@]}}" "$template"
-"#,
-        repo = repo_root().display(),
-        fixture = fixture.display()
-    );
-    workdir.write("bin/packer", &script);
-    let path = workdir.path().join("bin/packer");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    path.display().to_string()
+    // The stand-in launches its builder instance, then waits for `go` (Packer waiting
+    // for SSH); interrupted, it terminates the instance as Packer does.
+    stand_in_packer(workdir, r#"export FAKE_PACKER_WAIT_FOR="$PWD/go""#)
 }
 
-#[test]
-fn provider_killed_while_packer_runs() {
+/// An account with an upstream AMI, and a workdir (initialised) whose layer
+/// `packer-base` builds with [`blocking_packer`]; returns the stand-in's pid file too.
+fn packer_layer_workdir() -> (Account, Workdir, std::path::PathBuf) {
     let account = LocalAws::shared().account();
     runtime().block_on(async {
         let ec2 = account.ec2().await;
@@ -665,6 +617,12 @@ resource "immutable_layered_ami" "base" {{
     workdir.write("main.tf", &config);
     workdir.init().expect("init");
     let pids = workdir.path().join("bin/pids");
+    (account, workdir, pids)
+}
+
+#[test]
+fn provider_killed_while_packer_runs() {
+    let (account, workdir, pids) = packer_layer_workdir();
     let mut apply = start_apply(&workdir);
     wait_until(MARKER, "the stand-in packer to launch its builder", || {
         pids.exists() && !live_builders(&account).is_empty()
@@ -699,37 +657,7 @@ resource "immutable_layered_ami" "base" {{
 /// (so that Packer terminates its own builder instance), waits for it, and exits.
 #[test]
 fn terraform_killed_while_packer_runs() {
-    let account = LocalAws::shared().account();
-    runtime().block_on(async {
-        let ec2 = account.ec2().await;
-        register_ami(&ec2, "upstream-os-1700000000", &[]).await.expect("upstream AMI");
-    });
-    let workdir = Workdir::new(&account);
-    let packer = blocking_packer(&workdir);
-    let template = std::fs::read_to_string(repo_root().join("tests/fixtures/layered-ami/base.json"))
-        .expect("template fixture");
-    workdir.write("images/base.json", &template);
-    let config = format!(
-        r#"{}
-resource "immutable_layered_ami" "base" {{
-  layer  = "packer-base"
-  commit = "{commit}"
-  source {{
-    owners = ["self"]
-    name   = "upstream-os-*"
-  }}
-  build {{
-    packer_template = "images/base.json"
-    command         = "{packer} build"
-  }}
-}}
-"#,
-        layer_header(),
-        commit = commit()
-    );
-    workdir.write("main.tf", &config);
-    workdir.init().expect("init");
-    let pids = workdir.path().join("bin/pids");
+    let (account, workdir, pids) = packer_layer_workdir();
     let mut apply = start_apply(&workdir);
     wait_until(MARKER, "the stand-in packer to launch its builder", || {
         pids.exists() && !live_builders(&account).is_empty()

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_ec2::types::Filter;
 use tests::{
     Account, BUILDER_TAG, BuilderPlayer, CoreInfra, FAULT_SEED_ENV, FaultCounts, FaultKind, FaultPlan,
-    FaultProxy, LocalAws, TfOutput, Workdir, core_infra, fault_seed, register_ami,
+    FaultProxy, LocalAws, TfOutput, Workdir, core_infra, fault_seed, register_ami, web_app_config,
 };
 
 /// Share of requests that get a fault: 20%, or `IMMUTABLE_FAULT_RATE` (0 to 1).
@@ -227,37 +227,15 @@ fn app_setup() -> App {
 }
 
 fn app_config(ami: &str, health_timeout: &str, extra: &str) -> String {
-    format!(
-        r##"
-terraform {{
-  required_providers {{
-    immutable = {{ source = "terraform.local/immutable/immutable" }}
-  }}
-}}
-
-resource "immutable_app" "web" {{
-  name                 = "web"
-  ami_id               = "{ami}"
-  instance_types       = ["t3.small", "t3a.small"]
-  target_capacity      = 2
-  security_groups      = ["web-sg"]
-  target_groups        = ["web"]
-  iam_instance_profile = "web-profile"
-  {extra}
-  rollout {{
-    health_timeout = "{health_timeout}"
-    drain_timeout  = "1s"
-  }}
-}}
-
-output "fleet_id" {{
+    web_app_config(ami, 2, health_timeout, extra)
+        + r##"
+output "fleet_id" {
   value = immutable_app.web.fleet_id
-}}
-output "instance_ids" {{
+}
+output "instance_ids" {
   value = immutable_app.web.instance_ids
-}}
+}
 "##
-    )
 }
 
 /// What the emulator holds for an account.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{Filter, InstanceStateName, InstanceType};
-use tests::{BUILDER_TAG, BuilderPlayer, LocalAws, Workdir, register_ami, repo_root};
+use tests::{BUILDER_TAG, BuilderPlayer, LocalAws, Workdir, register_ami, repo_root, stand_in_packer};
 
 const PROJECT: &str = "layers-test";
 
@@ -270,33 +270,11 @@ fn native_chain_builds_then_does_nothing_then_rebuilds_on_a_new_root_commit() {
 /// A stand-in `packer` that checks its template with the real `packer validate`,
 /// then registers the image in the emulator and writes Packer's manifest.
 fn fake_packer(workdir: &Workdir) -> String {
-    let fixture = repo_root().join("tests/fixtures/layered-ami");
-    let script = format!(
-        r#"#!/usr/bin/env bash
-set -euo pipefail
-echo "$*" >> "$(dirname "$0")/invocations.log"
-sub="$1"; shift
-vars=()
-template=""
-while (($#)); do
-  case "$1" in
-    -var) vars+=(-var "$2"); shift 2 ;;
-    -*) shift ;;
-    *) template="$1"; shift ;;
-  esac
-done
-CHECKPOINT_DISABLE=1 "${{REAL_PACKER:-packer}}" validate "${{vars[@]}}" "$template"
-echo "stand-in: the template passed packer validate"
-exec "{repo}/scripts/local-aws" python "{fixture}/fake_packer.py" "$sub" "${{vars[@]}}" "$template"
-"#,
-        repo = repo_root().display(),
-        fixture = fixture.display()
-    );
-    workdir.write("bin/packer", &script);
-    let path = workdir.path().join("bin/packer");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    path.display().to_string()
+    stand_in_packer(
+        workdir,
+        r#"CHECKPOINT_DISABLE=1 "${REAL_PACKER:-packer}" validate "${vars[@]}" "$template"
+echo "stand-in: the template passed packer validate""#,
+    )
 }
 
 fn packer_layer(command: &str, commit: &str) -> String {
@@ -458,21 +436,14 @@ fn an_existing_ami_with_matching_tags_is_adopted_without_a_build() {
     assert!(planned_ami.ends_with("-> (known after apply)"), "a new commit needs a build: {plan}");
 }
 
-#[test]
-fn keep_prunes_old_amis_and_their_snapshots_but_not_those_in_use() {
-    let account = LocalAws::shared().account();
-    let rt = runtime();
-    let ec2 = rt.block_on(account.ec2());
-    rt.block_on(register_ami(&ec2, "upstream-os-1700000000", &[])).expect("upstream AMI");
-    let _player = BuilderPlayer::start(&account);
-    let workdir = Workdir::new(&account);
-    let config = |c: &str| {
-        format!(
-            r##"{}
+/// A root layer built by the native builder from `upstream-os-*`, keeping `keep` AMIs.
+fn kept_layer_config(layer: &str, keep: u32, commit: &str) -> String {
+    format!(
+        r##"{}
 resource "immutable_layered_ami" "base" {{
-  layer  = "kept"
-  commit = "{c}"
-  keep   = 2
+  layer  = "{layer}"
+  commit = "{commit}"
+  keep   = {keep}
   source {{
     owners = ["self"]
     name   = "upstream-os-*"
@@ -483,9 +454,30 @@ resource "immutable_layered_ami" "base" {{
 }}
 output "ami" {{ value = immutable_layered_ami.base.ami_id }}
 "##,
-            provider_block()
-        )
-    };
+        provider_block()
+    )
+}
+
+/// The account's own AMIs tagged with `layer`.
+async fn layer_amis(ec2: &aws_sdk_ec2::Client, layer: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for id in own_images(ec2).await {
+        if image_tags(ec2, &id).await.get("Layer").map(String::as_str) == Some(layer) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+#[test]
+fn keep_prunes_old_amis_and_their_snapshots_but_not_those_in_use() {
+    let account = LocalAws::shared().account();
+    let rt = runtime();
+    let ec2 = rt.block_on(account.ec2());
+    rt.block_on(register_ami(&ec2, "upstream-os-1700000000", &[])).expect("upstream AMI");
+    let _player = BuilderPlayer::start(&account);
+    let workdir = Workdir::new(&account);
+    let config = |c: &str| kept_layer_config("kept", 2, c);
     workdir.write("main.tf", &config(&commit('1')));
     workdir.init().expect("init");
     let mut builds = Vec::new();
@@ -512,15 +504,7 @@ output "ami" {{ value = immutable_layered_ami.base.ami_id }}
             });
         }
     }
-    let layer_images: Vec<String> = rt.block_on(async {
-        let mut ids = Vec::new();
-        for id in own_images(&ec2).await {
-            if image_tags(&ec2, &id).await.get("Layer").map(String::as_str) == Some("kept") {
-                ids.push(id);
-            }
-        }
-        ids
-    });
+    let layer_images = rt.block_on(layer_amis(&ec2, "kept"));
     let mut expected = vec![builds[0].clone(), builds[2].clone(), builds[3].clone()];
     expected.sort();
     assert_eq!(layer_images, expected, "newest two plus the one in use; builds: {builds:?}");
@@ -677,26 +661,7 @@ fn keep_spares_amis_a_fleet_launches_or_a_child_was_built_from() {
     rt.block_on(register_ami(&ec2, "upstream-os-1700000000", &[])).expect("upstream AMI");
     let _player = BuilderPlayer::start(&account);
     let workdir = Workdir::new(&account);
-    let config = |c: &str| {
-        format!(
-            r##"{}
-resource "immutable_layered_ami" "base" {{
-  layer  = "spared"
-  commit = "{c}"
-  keep   = 1
-  source {{
-    owners = ["self"]
-    name   = "upstream-os-*"
-  }}
-  build {{
-    native {{ user_data = "#!/bin/sh\nshutdown -h now\n" }}
-  }}
-}}
-output "ami" {{ value = immutable_layered_ami.base.ami_id }}
-"##,
-            provider_block()
-        )
-    };
+    let config = |c: &str| kept_layer_config("spared", 1, c);
     workdir.write("main.tf", &config(&commit('1')));
     workdir.init().expect("init");
     let mut builds = Vec::new();
@@ -773,15 +738,7 @@ output "ami" {{ value = immutable_layered_ami.base.ami_id }}
             });
         }
     }
-    let layer_images: Vec<String> = rt.block_on(async {
-        let mut ids = Vec::new();
-        for id in own_images(&ec2).await {
-            if image_tags(&ec2, &id).await.get("Layer").map(String::as_str) == Some("spared") {
-                ids.push(id);
-            }
-        }
-        ids
-    });
+    let layer_images = rt.block_on(layer_amis(&ec2, "spared"));
     let mut expected = vec![builds[0].clone(), builds[1].clone(), builds[3].clone()];
     expected.sort();
     assert_eq!(

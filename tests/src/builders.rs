@@ -1,9 +1,11 @@
-//! Playing the part of a native builder instance.
+//! Playing the part of the builders.
 //!
 //! `immutable_layered_ami`'s native builder launches an instance whose user data
 //! provisions the image and powers it off. The emulator runs no user data, so
 //! [`BuilderPlayer`] stops every running builder instance it sees, as the user data
-//! would have.
+//! would have. Real Packer needs AWS, so [`stand_in_packer`] writes a `packer` that
+//! does to the emulator what Packer's amazon-ebs builder would
+//! (`tests/fixtures/layered-ami/fake_packer.py`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +15,48 @@ use std::time::Duration;
 use aws_sdk_ec2::types::Filter;
 
 use crate::local_aws::Account;
+use crate::paths::repo_root;
+use crate::terraform::Workdir;
+
+/// Writes an executable stand-in for `packer` at `bin/packer` in `workdir` and returns
+/// its path (for `build.command`). Each run appends its pid to `bin/pids` and its
+/// arguments to `bin/invocations.log`, runs `before_build` (shell lines, with the
+/// parsed `vars` and `template` in scope), then becomes `fake_packer.py`.
+///
+/// # Panics
+/// When the script cannot be written.
+pub fn stand_in_packer(workdir: &Workdir, before_build: &str) -> String {
+    let fixture = repo_root().join("tests/fixtures/layered-ami");
+    let script = format!(
+        r#"#!/usr/bin/env bash
+set -euo pipefail
+dir="$(dirname "$0")"
+echo "$$" >> "$dir/pids"
+echo "$*" >> "$dir/invocations.log"
+sub="$1"; shift
+vars=()
+template=""
+while (($#)); do
+  case "$1" in
+    -var) vars+=(-var "$2"); shift 2 ;;
+    -*) shift ;;
+    *) template="$1"; shift ;;
+  esac
+done
+{before_build}
+exec "{repo}/scripts/local-aws" python "{fixture}/fake_packer.py" "$sub" "${{vars[@]}}" "$template"
+"#,
+        repo = repo_root().display(),
+        fixture = fixture.display()
+    );
+    workdir.write("bin/packer", &script);
+    let path = workdir.path().join("bin/packer");
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)) {
+        panic!("making {} executable: {e}", path.display());
+    }
+    path.display().to_string()
+}
 
 /// Tag the provider puts on builder instances (value: the layer).
 pub const BUILDER_TAG: &str = "immutable:builder";

@@ -96,3 +96,33 @@ pub async fn core_infra(account: &Account) -> anyhow::Result<CoreInfra> {
         fleet_role,
     })
 }
+
+/// Configuration of app `web` on the [`core_infra`] names (`web-sg`, target group
+/// `web`, `web-profile`): `capacity` instances of `ami`, green awaited up to
+/// `health_timeout`, with `extra` lines inside the resource block.
+pub fn web_app_config(ami: &str, capacity: u32, health_timeout: &str, extra: &str) -> String {
+    format!(
+        r##"
+terraform {{
+  required_providers {{
+    immutable = {{ source = "terraform.local/immutable/immutable" }}
+  }}
+}}
+
+resource "immutable_app" "web" {{
+  name                 = "web"
+  ami_id               = "{ami}"
+  instance_types       = ["t3.small", "t3a.small"]
+  target_capacity      = {capacity}
+  security_groups      = ["web-sg"]
+  target_groups        = ["web"]
+  iam_instance_profile = "web-profile"
+  {extra}
+  rollout {{
+    health_timeout = "{health_timeout}"
+    drain_timeout  = "1s"
+  }}
+}}
+"##
+    )
+}

@@ -22,10 +22,10 @@ mod requests;
 mod seed;
 mod terraform;
 
-pub use builders::{BUILDER_TAG, BuilderPlayer, builder_instances};
+pub use builders::{BUILDER_TAG, BuilderPlayer, builder_instances, stand_in_packer};
 pub use crash::{Hold, RunningTerraform, children, is_alive, kill9, parent_of, wait_until};
 pub use faults::{FAULT_SEED_ENV, FaultCounts, FaultKind, FaultPlan, FaultProxy, fault_seed};
-pub use infra::{CoreInfra, core_infra};
+pub use infra::{CoreInfra, core_infra, web_app_config};
 pub use local_aws::{ACCESS_KEY_PREFIX, Account, LocalAws};
 pub use paths::{provider_binary, repo_root, target_dir, try_provider_binary, use_provider_binary};
 pub use requests::RequestStats;
