@@ -91,6 +91,11 @@ impl Fleet {
         matches!(self.state.as_str(), "submitted" | "active" | "modifying")
     }
 
+    /// Open and tagged with `app`: one of the app's fleets that serve (or will).
+    pub fn is_open_of(&self, app: &str) -> bool {
+        self.is_open() && self.tags.get(fleet_tags::APP).map(String::as_str) == Some(app)
+    }
+
     pub fn generation(&self) -> Option<u64> {
         self.tags.get(fleet_tags::GENERATION)?.parse().ok()
     }
@@ -497,12 +502,7 @@ pub async fn find_fleet(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Option<Fl
 /// old fleet and before Terraform saved the new one leaves a state naming the
 /// cancelled fleet, which the refresh then drops.
 pub async fn newest_open_generation(ec2: &aws_sdk_ec2::Client, app: &str) -> Result<Option<u64>, AwsError> {
-    Ok(all_fleets(ec2)
-        .await?
-        .iter()
-        .filter(|f| f.is_open() && f.tags.get(fleet_tags::APP).map(String::as_str) == Some(app))
-        .filter_map(Fleet::generation)
-        .max())
+    Ok(all_fleets(ec2).await?.iter().filter(|f| f.is_open_of(app)).filter_map(Fleet::generation).max())
 }
 
 /// An open fleet already tagged with this app and generation (left by an interrupted
@@ -521,11 +521,12 @@ pub async fn find_fleet_by_tags(
             .await
             .map_err(|e| AwsError::new(format!("looking for Spot Fleets of app {app}"), &e))?;
         let generation = generation.to_string();
-        if let Some(fleet) = out.spot_fleet_request_configs().iter().filter_map(fleet_from_sdk).find(|f| {
-            f.is_open()
-                && f.tags.get(fleet_tags::APP).map(String::as_str) == Some(app)
-                && f.tags.get(fleet_tags::GENERATION) == Some(&generation)
-        }) {
+        if let Some(fleet) = out
+            .spot_fleet_request_configs()
+            .iter()
+            .filter_map(fleet_from_sdk)
+            .find(|f| f.is_open_of(app) && f.tags.get(fleet_tags::GENERATION) == Some(&generation))
+        {
             return Ok(Some(fleet));
         }
         next_token = out.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
@@ -644,23 +645,6 @@ pub async fn live_instances(ec2: &aws_sdk_ec2::Client, ids: &[String]) -> Result
                 Some("terminated" | "shutting-down")
             )
         })
-        .filter_map(|i| i.instance_id().map(str::to_owned))
-        .collect())
-}
-
-/// Running or pending instances tagged with this app (for orphan checks).
-pub async fn app_instances(ec2: &aws_sdk_ec2::Client, app: &str) -> Result<Vec<String>, AwsError> {
-    let out = ec2
-        .describe_instances()
-        .filters(Filter::builder().name(format!("tag:{}", fleet_tags::APP)).values(app).build())
-        .filters(Filter::builder().name("instance-state-name").values("pending").values("running").build())
-        .send()
-        .await
-        .map_err(|e| AwsError::new(format!("listing instances of app {app}"), &e))?;
-    Ok(out
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
         .filter_map(|i| i.instance_id().map(str::to_owned))
         .collect())
 }

@@ -158,14 +158,7 @@ impl Reads {
     async fn open_fleets(&self, app: &str) -> Result<Vec<fleet::Fleet>, AwsError> {
         let cell = current(&mut lock(&self.fleets), self.ttl);
         let view = cell.get_or_try_init(|| fetch_fleet_view(&self.ec2)).await?;
-        Ok(view
-            .fleets
-            .values()
-            .filter(|f| {
-                f.is_open() && f.tags.get(conventions::fleet_tags::APP).map(String::as_str) == Some(app)
-            })
-            .cloned()
-            .collect())
+        Ok(view.fleets.values().filter(|f| f.is_open_of(app)).cloned().collect())
     }
 
     /// The health of every target registered in the target group.

@@ -890,9 +890,7 @@ async fn cancel_strays(clients: &Clients, state: &mut Model, diags: &mut Diagnos
     };
     let groups = Model::list(&state.target_group_arns);
     let mut remaining = Vec::new();
-    for stray in
-        fleets.iter().filter(|f| f.is_open() && f.id != keep && f.tags.get(fleet_tags::APP) == Some(&app))
-    {
+    for stray in fleets.iter().filter(|f| f.is_open_of(&app) && f.id != keep) {
         tracing::warn!(app = %app, "cancelling stray fleet {} (generation {:?}), which the state does not name", stray.id, stray.generation());
         let result = async {
             let instances = fleet::fleet_instances(&clients.ec2, &stray.id).await?;
