@@ -2,7 +2,7 @@
 //!
 //! Both formats say the same thing: an `amazon-ebs` builder whose source is the root
 //! layer's filter or, for a child, the newest of our own AMIs tagged with the parent's
-//! `Layer` and `Fingerprint`; the tags of SPEC section 2 on the AMI and its snapshots;
+//! `Layer` and `Fingerprint`; the AMI tags (docs/design.md, "Tags") on the AMI and its snapshots;
 //! the layer's provisioners; and a `manifest` post-processor carrying commit and
 //! fingerprint. Variables `commit` and `parent` default to what generation knew.
 
@@ -82,7 +82,7 @@ fn run_tags(layer: &Layer, commit: String) -> BTreeMap<String, String> {
     ])
 }
 
-/// The tags of SPEC section 2 plus the layer's own, with the commit and parent AMI
+/// The AMI tags (docs/design.md, "Tags") plus the layer's own, with the commit and parent AMI
 /// given as the format writes them.
 fn tags(cx: &Context<'_>, layer: &Layer, commit: String, source_ami: String) -> BTreeMap<String, String> {
     let mut tags = layer.tags.clone();

@@ -39,6 +39,11 @@ pub mod fleet_tags {
     pub const CONFIG: &str = "immutable:config";
 }
 
+/// An AMI id: `ami-` and hex digits (8 or 17 on AWS today).
+pub fn is_ami_id(text: &str) -> bool {
+    text.strip_prefix("ami-").is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// A full git commit id: 40 lower-case hex digits.
 pub fn is_full_commit(text: &str) -> bool {
     text.len() == 40 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))

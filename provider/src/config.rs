@@ -1,5 +1,5 @@
-//! The provider block (SPEC section 3): region, profile, credential chain, endpoint
-//! overrides, default tags and retries, turned into AWS clients.
+//! The provider block: region, profile, credential chain, endpoint overrides, default
+//! tags and retries, turned into AWS clients.
 
 use crate::aws::Clients;
 use serde::Deserialize;
@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use tfplugin::diag::Diagnostics;
 use tfplugin::path::AttributePath;
+use tfplugin::provider::decode;
 use tfplugin::schema::{Attribute, Block, NestedBlock, Schema, Validator, validators};
-use tfplugin::value::{Type, Val, Value, from_value};
+use tfplugin::value::{Type, Val, Value};
 
 /// What resources and data sources share once the provider is configured.
 #[derive(Default)]
@@ -209,24 +210,20 @@ fn region() -> Validator {
 
 /// Offline checks beyond the schema's validators.
 pub fn validate(config: &Value, diags: &mut Diagnostics) {
-    if let Err(e) = from_value::<ProviderModel>(config) {
-        diags.error_at(e.path.clone(), "Invalid Provider Configuration", e.to_string());
-    }
+    let _ = decode::<ProviderModel>(config, "provider configuration", diags);
 }
 
 pub async fn configure(shared: &Shared, config: &Value, diags: &mut Diagnostics) {
-    let model: ProviderModel = match from_value(config) {
-        Ok(model) => model,
-        Err(e) => {
-            diags.error_at(e.path.clone(), "Invalid Provider Configuration", e.to_string());
-            return;
-        }
-    };
-    if model.region.is_unknown() || model.profile.is_unknown() || model.max_retries.is_unknown() {
+    let Some(model) = decode::<ProviderModel>(config, "provider configuration", diags) else { return };
+    if model.region.is_unknown()
+        || model.profile.is_unknown()
+        || model.max_retries.is_unknown()
+        || model.default_tags.is_unknown()
+    {
         diags.error(
             "Provider Configuration Not Yet Known",
-            "region, profile and max_retries must be known before planning; they depend on values \
-             that only apply can compute",
+            "region, profile, max_retries and default_tags must be known before planning; they depend on \
+             values that only apply can compute",
         );
         return;
     }

@@ -93,6 +93,10 @@ fn first_sentence(text: &str) -> &str {
 type Nested = Vec<(String, String, Block)>;
 
 fn render_block(out: &mut String, block: &Block, prefix: &str, nested: &mut Nested) {
+    // Rules across the block's arguments ("Exactly one of `parent` and `source`.").
+    for validator in &block.validators {
+        let _ = write!(out, "\n{}\n", validator.description);
+    }
     let groups = [
         ("Required", &[Mode::Required][..]),
         ("Optional", &[Mode::Optional, Mode::OptionalComputed][..]),

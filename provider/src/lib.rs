@@ -6,11 +6,14 @@
 
 pub mod aws;
 pub mod builder;
+pub mod capacity;
 pub mod config;
 pub mod data_source;
 pub mod docs;
+pub mod health;
 pub mod resource;
 pub mod rollout;
+pub mod wait;
 
 use async_trait::async_trait;
 use std::sync::Arc;

@@ -572,3 +572,31 @@ fn a_stray_fleet_of_the_app_shows_in_the_plan_and_the_apply_cancels_it() {
     assert_eq!(out_list(&workdir, "instance_ids"), instances, "the app's instances are untouched");
     assert!(!workdir.plan_has_changes().expect("plan"), "converged");
 }
+
+/// Regression (restructuring issue): Terraform sends no configuration with a destroy,
+/// and the delete used to read its timeout from that null configuration, so a user's
+/// `timeouts { delete }` was ignored for the 15-minute default. The emulator holds the
+/// termination check; the delete must give up at the user's 3 seconds.
+#[test]
+fn a_short_delete_timeout_is_honoured() {
+    use tests::Hold;
+    let s = setup();
+    let workdir = Workdir::new(&s.account);
+    workdir.write("main.tf", &config(&s.amis[0], 1, "timeouts {\n    delete = \"3s\"\n  }"));
+    workdir.init().expect("init");
+    workdir.apply().expect("create");
+    // Only the delete's wait for termination asks DescribeInstances (no refresh).
+    s.account.hold("ec2:DescribeInstances", Hold::Before).expect("hold");
+    let started = Instant::now();
+    let destroy = workdir.terraform(&["destroy", "-auto-approve", "-refresh=false", "-no-color"]);
+    let took = started.elapsed();
+    s.account.release(true).expect("release");
+    assert!(!destroy.success(), "the delete could not see the instances terminate:\n{destroy}");
+    assert!(destroy.stderr.contains("Delete Incomplete"), "{destroy}");
+    assert!(destroy.stderr.contains("timed out"), "{destroy}");
+    assert!(took < Duration::from_secs(60), "gave up at the user's timeout, not the default: {took:?}");
+    // Nothing is lost: the app stays in state, and the next destroy finishes the job.
+    workdir.destroy().expect("second destroy");
+    let (open, running) = app_footprint(&s.account, "web");
+    assert!(open.is_empty() && running.is_empty(), "{open:?} {running:?}");
+}

@@ -80,7 +80,7 @@ impl Resource for Item {
         Some(State { value: Self::with_id(&change.planned), private: Vec::new() })
     }
 
-    async fn delete(&self, _: &Context, _: &Change, _: &mut Diagnostics) {}
+    async fn delete(&self, _: &Context, _: &State, _: &mut Diagnostics) {}
 }
 
 fn main() -> ExitCode {

@@ -38,9 +38,39 @@ pub fn parse(text: &str) -> Result<Duration, ParseDurationError> {
     Ok(total)
 }
 
+/// The shortest Go-style spelling of `duration` (`30m`, `1h30m`, `45s`, `250ms`), which
+/// [`parse`] reads back; below a millisecond is dropped.
+pub fn format(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis == 0 {
+        return "0".to_owned();
+    }
+    let mut out = String::new();
+    let mut rest = millis;
+    for (unit, size) in [("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
+        let count = rest / size;
+        rest %= size;
+        if count > 0 {
+            out.push_str(&format!("{count}{unit}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_what_it_parses() {
+        for (text, secs) in [("30m", 1800), ("1h", 3600), ("1h30m", 5400), ("45s", 45), ("20m", 1200)] {
+            assert_eq!(format(Duration::from_secs(secs)), text);
+            assert_eq!(parse(text), Ok(Duration::from_secs(secs)));
+        }
+        assert_eq!(format(Duration::from_millis(1250)), "1s250ms");
+        assert_eq!(parse(&format(Duration::from_millis(1250))), Ok(Duration::from_millis(1250)));
+        assert_eq!(format(Duration::ZERO), "0");
+    }
 
     #[test]
     fn parses_go_durations() {

@@ -6,10 +6,14 @@ use crate::path::{AttributePath, Step};
 use crate::schema::{Block, Nesting, PlanModifier};
 use crate::value::Value;
 
-/// Runs every attribute's validators on the known, non-null values of `config`.
+/// Runs every attribute's validators on the known, non-null values of `config`, and the
+/// block's own validators on the block.
 pub fn validate_block(block: &Block, config: &Value, path: &AttributePath, diags: &mut Diagnostics) {
     if config.is_null() || config.is_unknown() {
         return;
+    }
+    for validator in &block.validators {
+        validator.check(config, path, diags);
     }
     for attribute in &block.attributes {
         let attr_path = path.child(Step::Attr(attribute.name.clone()));

@@ -1,14 +1,42 @@
 //! What a provider implements: a configuration, resources and data sources.
 //!
 //! Values cross this boundary as [`Value`]s already decoded against the schema;
-//! resources turn them into typed models with [`crate::value::from_value`].
+//! resources read them as typed models ([`Plan::config`], [`Change::planned`],
+//! [`State::decode`]) and answer with models ([`State::from_model`],
+//! [`Plan::set_computed`]).
 
 use crate::diag::Diagnostics;
-use crate::schema::Schema;
-use crate::value::Value;
+use crate::schema::{Mode, Schema};
+use crate::value::{Value, from_value, to_value};
 use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+
+/// Decodes a configuration, plan or state into a model (see [`from_value`]). A collection
+/// with an element not yet known reads as not yet known as a whole, so that a model sees
+/// collections whole. A value that does not fit the model is one error on its path.
+pub fn decode<M: DeserializeOwned>(value: &Value, what: &str, diags: &mut Diagnostics) -> Option<M> {
+    match from_value::<M>(&value.collapse_partial_unknowns()) {
+        Ok(model) => Some(model),
+        Err(e) => {
+            diags.error_at(e.path.clone(), "Value Conversion Error", format!("reading the {what}: {e}"));
+            None
+        }
+    }
+}
+
+/// Encodes a model as a value of `schema`. Failing is a bug of the model, reported so.
+pub fn encode<M: Serialize>(model: &M, schema: &Schema, diags: &mut Diagnostics) -> Option<Value> {
+    match to_value(model, &schema.value_type()) {
+        Ok(value) => Some(value),
+        Err(e) => {
+            diags.error("Provider Bug", format!("encoding a model as its schema: {e}"));
+            None
+        }
+    }
+}
 
 /// Passed to every call: observe `stop` in long operations (Terraform's StopProvider,
 /// sent when the user presses Ctrl-C).
@@ -67,6 +95,17 @@ pub struct State {
     pub private: Vec<u8>,
 }
 
+impl State {
+    /// The state of `model`, without private data.
+    pub fn from_model<M: Serialize>(model: &M, schema: &Schema, diags: &mut Diagnostics) -> Option<State> {
+        Some(State { value: encode(model, schema, diags)?, private: Vec::new() })
+    }
+
+    pub fn decode<M: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<M> {
+        decode(&self.value, "state", diags)
+    }
+}
+
 /// The planning input and output. The generic planner has already applied the
 /// schema's plan modifiers to `planned` and `requires_replace` when `plan` runs.
 #[derive(Clone, Debug)]
@@ -85,17 +124,64 @@ impl Plan {
     pub fn is_create(&self) -> bool {
         self.prior.is_null()
     }
+
+    pub fn config<M: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<M> {
+        decode(&self.config, "configuration", diags)
+    }
+
+    /// The plan so far, as the generic planner left it.
+    pub fn planned<M: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<M> {
+        decode(&self.planned, "plan", diags)
+    }
+
+    /// The prior state; `None` on create.
+    pub fn prior<M: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<M> {
+        if self.prior.is_null() { None } else { decode(&self.prior, "prior state", diags) }
+    }
+
+    /// Plans the computed attributes (those only the provider sets) as `model` has them.
+    /// The arguments stay exactly as Terraform proposed them, partially unknown
+    /// collections included, which a decoded model cannot hold.
+    pub fn set_computed<M: Serialize>(&mut self, schema: &Schema, model: &M, diags: &mut Diagnostics) {
+        let Some(full) = encode(model, schema, diags) else { return };
+        for attribute in schema.block.attributes.iter().filter(|a| a.mode == Mode::Computed) {
+            let path = crate::path::AttributePath::attr(attribute.name.clone());
+            if let (Some(value), Some(slot)) = (full.attr(&attribute.name), self.planned.get_mut(&path)) {
+                *slot = value.clone();
+            }
+        }
+    }
 }
 
-/// The change to carry out in apply.
+/// The create or update to carry out in apply (a delete gets the prior [`State`]).
 #[derive(Clone, Debug)]
 pub struct Change {
     /// Null on create.
     pub prior: Value,
-    /// Null on delete.
     pub planned: Value,
     pub config: Value,
     pub private: Vec<u8>,
+}
+
+impl Change {
+    pub fn config<M: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<M> {
+        decode(&self.config, "configuration", diags)
+    }
+
+    pub fn planned<M: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<M> {
+        decode(&self.planned, "plan", diags)
+    }
+
+    /// The prior state; `None` on create.
+    pub fn prior<M: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<M> {
+        if self.prior.is_null() { None } else { decode(&self.prior, "prior state", diags) }
+    }
+
+    /// The prior state and its private data, unchanged: what an update that failed
+    /// before it changed anything returns.
+    pub fn prior_state(&self) -> State {
+        State { value: self.prior.clone(), private: self.private.clone() }
+    }
 }
 
 #[async_trait]
@@ -119,7 +205,9 @@ pub trait Resource: Send + Sync + 'static {
     /// Updates in place; on failure, returns the state that now holds (e.g. the prior one).
     async fn update(&self, ctx: &Context, change: &Change, diags: &mut Diagnostics) -> Option<State>;
 
-    async fn delete(&self, ctx: &Context, change: &Change, diags: &mut Diagnostics);
+    /// Deletes the object. Terraform sends no configuration with a destroy: everything a
+    /// delete needs (its timeout too) comes from the prior state.
+    async fn delete(&self, ctx: &Context, prior: &State, diags: &mut Diagnostics);
 
     /// `terraform import` and `import {}` blocks: the state for an existing object's id,
     /// which Terraform then completes with a read.

@@ -5,9 +5,11 @@
 
 use crate::diag::Diagnostics;
 use crate::path::AttributePath;
-use crate::value::{Type, Value};
+use crate::value::{Type, Val, Value};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The schema of a provider configuration, resource or data source.
 #[derive(Clone, Debug)]
@@ -40,6 +42,8 @@ pub struct Block {
     pub deprecated: bool,
     pub attributes: Vec<Attribute>,
     pub blocks: Vec<NestedBlock>,
+    /// Checks across this block's attributes and nested blocks.
+    pub validators: Vec<BlockValidator>,
 }
 
 impl Block {
@@ -59,14 +63,26 @@ impl Block {
         self
     }
 
-    /// Adds the conventional `timeouts` block with one optional duration per operation.
+    /// Adds a check across this block's attributes and nested blocks (see
+    /// [`validators::conflicting`] and [`validators::exactly_one_of`]).
     #[must_use]
-    pub fn timeouts(self, operations: &[(&str, &str)]) -> Self {
+    pub fn validator(mut self, validator: impl Into<BlockValidator>) -> Self {
+        self.validators.push(validator.into());
+        self
+    }
+
+    /// Adds the conventional `timeouts` block with one optional duration per operation,
+    /// documented with its default. A model reads it as [`Timeouts`].
+    #[must_use]
+    pub fn timeouts(self, defaults: &[(&str, Duration)]) -> Self {
         let mut inner = Block::new("Per-operation time limits, as Go durations (`30s`, `10m`, `1h30m`).");
-        for (operation, default) in operations {
+        for (operation, default) in defaults {
             inner = inner.attribute(
                 Attribute::optional(*operation, Type::String)
-                    .description(format!("Time limit for {operation} (default `{default}`)."))
+                    .description(format!(
+                        "Time limit for {operation} (default `{}`).",
+                        crate::duration::format(*default)
+                    ))
                     .validator(validators::duration()),
             );
         }
@@ -91,15 +107,38 @@ impl Block {
     }
 }
 
-/// The time limit for `operation` from a `timeouts` block in `config` (see
-/// [`Block::timeouts`]), or `default` when unset or unreadable.
-pub fn timeout(config: &Value, operation: &str, default: std::time::Duration) -> std::time::Duration {
-    config
-        .attr("timeouts")
-        .and_then(|t| t.attr(operation))
-        .and_then(Value::as_str)
-        .and_then(|text| crate::duration::parse(text).ok())
-        .unwrap_or(default)
+/// The `timeouts` block (see [`Block::timeouts`]) in a resource's model. Its operations
+/// are those the schema declares; the others stay null.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeouts {
+    #[serde(default, skip_serializing_if = "Val::is_null")]
+    pub create: Val<String>,
+    #[serde(default, skip_serializing_if = "Val::is_null")]
+    pub read: Val<String>,
+    #[serde(default, skip_serializing_if = "Val::is_null")]
+    pub update: Val<String>,
+    #[serde(default, skip_serializing_if = "Val::is_null")]
+    pub delete: Val<String>,
+}
+
+impl Timeouts {
+    /// The time limit for `operation`: the block's value when set, else its default among
+    /// `defaults` (the list given to [`Block::timeouts`]), else `fallback`.
+    ///
+    /// Terraform sends no configuration with a destroy: read a delete timeout from the prior
+    /// state, where the configuration of the last apply was kept.
+    pub fn limit(timeouts: &Val<Timeouts>, operation: &str, defaults: &[(&str, Duration)]) -> Duration {
+        let set = timeouts.known().and_then(|t| match operation {
+            "create" => t.create.known(),
+            "read" => t.read.known(),
+            "update" => t.update.known(),
+            "delete" => t.delete.known(),
+            _ => None,
+        });
+        set.and_then(|text| crate::duration::parse(text).ok())
+            .or_else(|| defaults.iter().find(|(name, _)| *name == operation).map(|(_, d)| *d))
+            .unwrap_or(Duration::from_secs(20 * 60))
+    }
 }
 
 /// How a nested block repeats.
@@ -298,10 +337,132 @@ impl Validator {
     }
 }
 
+type BlockCheckFn = dyn Fn(&Value, &AttributePath, &mut Diagnostics) + Send + Sync;
+
+/// A check across the attributes and nested blocks of one block, run at validation with
+/// the block's known, non-null value and its path. The description ends up in the docs.
+#[derive(Clone)]
+pub struct BlockValidator {
+    pub description: String,
+    check: Arc<BlockCheckFn>,
+}
+
+impl fmt::Debug for BlockValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockValidator").field("description", &self.description).finish()
+    }
+}
+
+impl BlockValidator {
+    pub fn new(
+        description: impl Into<String>,
+        check: impl Fn(&Value, &AttributePath, &mut Diagnostics) + Send + Sync + 'static,
+    ) -> Self {
+        Self { description: description.into(), check: Arc::new(check) }
+    }
+
+    pub fn check(&self, block: &Value, path: &AttributePath, diagnostics: &mut Diagnostics) {
+        (self.check)(block, path, diagnostics);
+    }
+}
+
 /// Validators that most schemas need.
 pub mod validators {
-    use super::Validator;
+    use super::{BlockValidator, Validator};
+    use crate::diag::Diagnostics;
+    use crate::path::AttributePath;
     use crate::value::Value;
+
+    /// Members of a block (attributes or nested blocks) that go together in a fixed way:
+    /// see [`conflicting`] and [`exactly_one_of`]. A member counts as set when it is not
+    /// null; a value not yet known counts as set, since the configuration writes it.
+    #[derive(Clone, Debug)]
+    pub struct Combination {
+        members: Vec<String>,
+        required: bool,
+        at: Option<String>,
+        conflict: (String, String),
+        missing: (String, String),
+    }
+
+    /// At most one of `members` may be set.
+    pub fn conflicting(members: &[&str]) -> Combination {
+        combination(members, false)
+    }
+
+    /// Exactly one of `members` must be set.
+    pub fn exactly_one_of(members: &[&str]) -> Combination {
+        combination(members, true)
+    }
+
+    fn combination(members: &[&str], required: bool) -> Combination {
+        let members: Vec<String> = members.iter().map(|m| (*m).to_owned()).collect();
+        let list = members.join(" and ");
+        Combination {
+            conflict: (
+                "Conflicting Arguments".to_owned(),
+                format!("{list} cannot be set together: choose one"),
+            ),
+            missing: ("Missing Argument".to_owned(), format!("set one of {list}")),
+            members,
+            required,
+            at: None,
+        }
+    }
+
+    impl Combination {
+        /// The member the diagnostics point at. By default a conflict points at the last
+        /// member set and a missing one at the first member; Terraform shows the source
+        /// line of an attribute, not of a block, so point at an attribute where one is involved.
+        #[must_use]
+        pub fn at(mut self, member: &str) -> Self {
+            self.at = Some(member.to_owned());
+            self
+        }
+
+        /// The summary and detail when more than one member is set.
+        #[must_use]
+        pub fn on_conflict(mut self, summary: &str, detail: &str) -> Self {
+            self.conflict = (summary.to_owned(), detail.to_owned());
+            self
+        }
+
+        /// The summary and detail when an exactly-one-of has none set.
+        #[must_use]
+        pub fn on_missing(mut self, summary: &str, detail: &str) -> Self {
+            self.missing = (summary.to_owned(), detail.to_owned());
+            self
+        }
+
+        fn check(&self, block: &Value, path: &AttributePath, diags: &mut Diagnostics) {
+            let set: Vec<&String> =
+                self.members.iter().filter(|m| block.attr(m).is_some_and(|v| !v.is_null())).collect();
+            let at = |default: Option<&String>| {
+                let member = self.at.as_ref().or(default).cloned().unwrap_or_default();
+                path.clone().push_attr(member)
+            };
+            if set.len() > 1 {
+                let (summary, detail) = &self.conflict;
+                diags.error_at(at(set.last().copied()), summary.clone(), detail.clone());
+            } else if set.is_empty() && self.required {
+                let (summary, detail) = &self.missing;
+                diags.error_at(at(self.members.first()), summary.clone(), detail.clone());
+            }
+        }
+
+        fn description(&self) -> String {
+            let names: Vec<String> = self.members.iter().map(|m| format!("`{m}`")).collect();
+            let list = names.join(" and ");
+            if self.required { format!("Exactly one of {list}.") } else { format!("At most one of {list}.") }
+        }
+    }
+
+    impl From<Combination> for BlockValidator {
+        fn from(combination: Combination) -> Self {
+            let description = combination.description();
+            BlockValidator::new(description, move |block, path, diags| combination.check(block, path, diags))
+        }
+    }
 
     /// The string is one of `allowed`.
     pub fn one_of(allowed: &'static [&'static str]) -> Validator {
@@ -379,26 +540,73 @@ pub mod validators {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use std::time::Duration;
 
     #[test]
     fn timeouts_block_reads_per_operation_limits() {
-        let block = Block::new("r").timeouts(&[("create", "10m"), ("delete", "5m")]);
+        let defaults = [("create", Duration::from_secs(600)), ("delete", Duration::from_secs(300))];
+        let block = Block::new("r").timeouts(&defaults);
         let timeouts = block.find_block("timeouts").expect("timeouts block");
         assert_eq!(timeouts.nesting, Nesting::Single);
-        assert!(timeouts.block.find_attribute("create").is_some());
+        let create = timeouts.block.find_attribute("create").expect("create");
+        assert!(create.description.contains("(default `10m`)"), "{}", create.description);
+        assert!(timeouts.block.find_attribute("update").is_none());
 
-        let config = Value::Object(BTreeMap::from([(
-            "timeouts".to_owned(),
-            Value::Object(BTreeMap::from([
-                ("create".to_owned(), Value::String("90s".into())),
-                ("delete".to_owned(), Value::Null),
-            ])),
-        )]));
-        let default = Duration::from_secs(600);
-        assert_eq!(timeout(&config, "create", default), Duration::from_secs(90));
-        assert_eq!(timeout(&config, "delete", default), default);
-        assert_eq!(timeout(&Value::Null, "create", default), default);
+        let value = Value::Object(BTreeMap::from([
+            ("create".to_owned(), Value::String("90s".into())),
+            ("delete".to_owned(), Value::Null),
+        ]));
+        let model: Val<Timeouts> = crate::value::from_value(&value).expect("decodes");
+        assert_eq!(Timeouts::limit(&model, "create", &defaults), Duration::from_secs(90));
+        assert_eq!(Timeouts::limit(&model, "delete", &defaults), Duration::from_secs(300));
+        assert_eq!(Timeouts::limit(&Val::Null, "create", &defaults), Duration::from_secs(600));
+        let encoded = crate::value::to_value(&model, &timeouts.value_type()).expect("encodes");
+        assert_eq!(encoded, value, "operations the block does not declare are left out");
+    }
+
+    #[test]
+    fn combinations_point_at_the_member() {
+        let block = Block::new("r")
+            .attribute(Attribute::optional("a", Type::String))
+            .attribute(Attribute::optional("b", Type::String))
+            .block(NestedBlock::single("c", Block::new("c")))
+            .validator(validators::conflicting(&["a", "b"]));
+        let object = |a: Value, b: Value, c: Value| {
+            Value::Object(BTreeMap::from([("a".to_owned(), a), ("b".to_owned(), b), ("c".to_owned(), c)]))
+        };
+        let run = |validator: BlockValidator, value: &Value| {
+            let mut diags = Diagnostics::new();
+            validator.check(value, &AttributePath::root().push_attr("x"), &mut diags);
+            diags
+                .iter()
+                .map(|d| (d.summary.clone(), d.attribute.as_ref().map(ToString::to_string)))
+                .collect::<Vec<_>>()
+        };
+        let set = Value::String("v".into());
+        let both = object(set.clone(), Value::unknown(), Value::Null);
+        let conflicting: BlockValidator = validators::conflicting(&["a", "b"]).into();
+        assert_eq!(conflicting.description, "At most one of `a` and `b`.");
+        assert_eq!(
+            run(conflicting.clone(), &both),
+            [("Conflicting Arguments".to_owned(), Some("x.b".to_owned()))],
+            "an unknown value counts as set"
+        );
+        let none = object(Value::Null, Value::Null, Value::Null);
+        assert!(run(conflicting, &none).is_empty());
+        let mut diags = Diagnostics::new();
+        crate::engine::validate_block(&block, &both, &AttributePath::root(), &mut diags);
+        assert_eq!(
+            diags.iter().map(|d| d.attribute.clone()).collect::<Vec<_>>(),
+            [Some(AttributePath::attr("b"))]
+        );
+        let one: BlockValidator =
+            validators::exactly_one_of(&["a", "c"]).at("a").on_missing("Missing Thing", "set a or c").into();
+        assert_eq!(run(one.clone(), &none), [("Missing Thing".to_owned(), Some("x.a".to_owned()))]);
+        let with_block = object(set, Value::Null, Value::Object(BTreeMap::new()));
+        assert_eq!(
+            run(one.clone(), &with_block),
+            [("Conflicting Arguments".to_owned(), Some("x.a".to_owned()))]
+        );
+        assert!(run(one, &object(Value::Null, Value::Null, Value::Object(BTreeMap::new()))).is_empty());
     }
 
     #[test]

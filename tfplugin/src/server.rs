@@ -157,9 +157,10 @@ impl ProviderService {
         let ctx = self.ctx();
         let mut diags = Diagnostics::new();
         let state = if change.planned.is_null() {
-            entry.imp.delete(&ctx, &change, &mut diags).await;
+            let prior = change.prior_state();
+            entry.imp.delete(&ctx, &prior, &mut diags).await;
             // A failed delete keeps the object in state.
-            diags.has_errors().then(|| State { value: change.prior.clone(), private: change.private.clone() })
+            diags.has_errors().then_some(prior)
         } else if change.prior.is_null() {
             entry.imp.create(&ctx, &change, &mut diags).await
         } else {
@@ -609,7 +610,7 @@ mod tests {
         async fn update(&self, _: &Ctx, change: &Change, _: &mut Diagnostics) -> Option<State> {
             Some(State { value: change.planned.clone(), private: Vec::new() })
         }
-        async fn delete(&self, _: &Ctx, _: &Change, _: &mut Diagnostics) {}
+        async fn delete(&self, _: &Ctx, _: &State, _: &mut Diagnostics) {}
     }
 
     struct TestProvider;

@@ -1,21 +1,28 @@
-//! Everything that talks to AWS. Finders return `Ok(None)` for objects that do not
-//! exist; errors carry AWS's own message.
+//! Everything that talks to AWS, organised by AWS object: `images`, `fleets` (Spot
+//! Fleet requests), `launch_templates`, `instances`, `network` (security groups,
+//! subnets, zones, key pairs, instance types), `target_groups`, `iam`. Finders return
+//! `Ok(None)` for an object that is not there ([`OrNotFound`]), waiters take
+//! [`crate::wait::Limits`], and every error carries what the provider was doing and
+//! AWS's code and message ([`AwsError`]). `reads` shares the reads of a Terraform run.
 
-pub mod ami;
-pub mod build;
-pub mod elb;
-pub mod fleet;
+mod coalesce;
+pub mod fleets;
 pub mod iam;
-pub mod image;
+pub mod images;
+pub mod instances;
+pub mod launch_templates;
 pub mod network;
 pub mod reads;
+pub mod target_groups;
 
 use crate::config::{DEFAULT_MAX_RETRIES, ProviderModel};
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
-use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_types::request_id::RequestId;
 use std::collections::BTreeMap;
 use std::fmt;
+use tfplugin::diag::Diagnostic;
 
 /// The configured AWS clients and provider-wide settings.
 #[derive(Clone, Debug)]
@@ -126,33 +133,169 @@ fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
         .build_https()
 }
 
-/// An AWS call that failed, with what we were doing and AWS's full message.
+/// Tags as the EC2 API takes them.
+pub(crate) fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<aws_sdk_ec2::types::Tag> {
+    tags.iter().map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build()).collect()
+}
+
+/// An AWS call that failed: what the provider was doing, and AWS's code, message and
+/// request id. Shown as "cancelling Spot Fleet sfr-1: InvalidSpotFleetRequestId.NotFound:
+/// The spotFleetRequestId 'sfr-1' does not exist. (request id 5e1a…)".
 #[derive(Clone, Debug)]
 pub struct AwsError {
+    /// Lower case, naming the object: "cancelling Spot Fleet sfr-1".
     pub action: String,
-    pub message: String,
+    /// AWS's error code; none for a request that got no answer from AWS.
     pub code: Option<String>,
+    pub message: String,
+    pub request_id: Option<String>,
 }
 
 impl AwsError {
     /// A failure that is not an SDK error (a missing field in an answer, bad input).
     pub fn plain(action: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { action: action.into(), message: message.into(), code: None }
+        Self { action: action.into(), message: message.into(), code: None, request_id: None }
     }
 
     pub fn new<E>(action: impl Into<String>, err: &aws_sdk_ec2::error::SdkError<E>) -> Self
     where
-        E: std::error::Error + aws_sdk_ec2::error::ProvideErrorMetadata + 'static,
+        E: std::error::Error + ProvideErrorMetadata + 'static,
     {
-        let code = err.as_service_error().and_then(|e| e.code()).map(str::to_owned);
-        Self { action: action.into(), message: DisplayErrorContext(err).to_string(), code }
+        let action = action.into();
+        match err.as_service_error() {
+            Some(service) => Self {
+                action,
+                code: service.code().map(str::to_owned),
+                message: service.message().map(str::to_owned).unwrap_or_else(|| causes(err)),
+                request_id: service.meta().request_id().or_else(|| err.request_id()).map(str::to_owned),
+            },
+            None => Self {
+                action,
+                code: None,
+                message: causes(err),
+                request_id: err.request_id().map(str::to_owned),
+            },
+        }
     }
+
+    /// Whether AWS answered with one of `codes`.
+    pub fn is(&self, codes: &[&str]) -> bool {
+        self.code.as_deref().is_some_and(|code| codes.contains(&code))
+    }
+
+    /// What failed, for a diagnostic's summary: "Cancelling Spot Fleet sfr-1 failed".
+    pub fn summary(&self) -> String {
+        let mut chars = self.action.chars();
+        match chars.next() {
+            Some(first) => format!("{}{} failed", first.to_uppercase(), chars.as_str()),
+            None => "AWS request failed".to_owned(),
+        }
+    }
+
+    /// AWS's answer: "Code: message (request id …)".
+    pub fn detail(&self) -> String {
+        let mut detail = match &self.code {
+            Some(code) => format!("{code}: {}", self.message),
+            None => self.message.clone(),
+        };
+        if let Some(id) = &self.request_id {
+            detail.push_str(&format!(" (request id {id})"));
+        }
+        detail
+    }
+
+    /// An error diagnostic: what failed, then AWS's answer.
+    pub fn diagnostic(&self) -> Diagnostic {
+        Diagnostic::error(self.summary(), self.detail())
+    }
+}
+
+/// The error and its causes, each once: "dispatch failure: io error: … Connection refused".
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if parts.last().is_none_or(|last| !last.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
 }
 
 impl fmt::Display for AwsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.action, self.message)
+        write!(f, "{}: {}", self.action, self.detail())
     }
 }
 
 impl std::error::Error for AwsError {}
+
+/// Turns AWS's ways of saying "not there" into `Ok(None)`.
+pub trait OrNotFound<T> {
+    /// `Ok(None)` when the call failed with one of `codes`.
+    fn or_not_found(self, codes: &[&str]) -> Result<Option<T>, AwsError>;
+}
+
+impl<T> OrNotFound<T> for Result<T, AwsError> {
+    fn or_not_found(self, codes: &[&str]) -> Result<Option<T>, AwsError> {
+        match self {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if e.is(codes) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ec2::error::{ErrorMetadata, SdkError};
+    use aws_sdk_ec2::operation::describe_images::DescribeImagesError;
+
+    fn service_error(code: &str) -> AwsError {
+        let meta = ErrorMetadata::builder()
+            .code(code)
+            .message("The image id '[ami-1]' does not exist")
+            .custom("aws_request_id", "req-1")
+            .build();
+        let err: SdkError<DescribeImagesError> = SdkError::service_error(
+            DescribeImagesError::generic(meta),
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(400).expect("status"),
+                aws_smithy_types::body::SdkBody::empty(),
+            ),
+        );
+        AwsError::new("describing AMI ami-1", &err)
+    }
+
+    #[test]
+    fn an_error_says_what_failed_and_what_aws_answered() {
+        let err = service_error("InvalidAMIID.NotFound");
+        assert_eq!(err.summary(), "Describing AMI ami-1 failed");
+        assert_eq!(
+            err.detail(),
+            "InvalidAMIID.NotFound: The image id '[ami-1]' does not exist (request id req-1)"
+        );
+        assert_eq!(
+            err.to_string(),
+            "describing AMI ami-1: InvalidAMIID.NotFound: The image id '[ami-1]' does not exist (request id req-1)"
+        );
+        let unreachable: SdkError<DescribeImagesError> = SdkError::timeout_error("operation timed out");
+        let err = AwsError::new("describing AMI ami-1", &unreachable);
+        assert_eq!(err.code, None);
+        assert!(err.message.contains("operation timed out"), "{}", err.message);
+        assert!(!err.to_string().contains("TimeoutError"), "no Debug dump: {err}");
+    }
+
+    #[test]
+    fn not_found_codes_become_none() {
+        let gone: Result<(), AwsError> = Err(service_error("InvalidAMIID.NotFound"));
+        assert!(matches!(gone.or_not_found(&["InvalidAMIID.NotFound"]), Ok(None)));
+        let other: Result<(), AwsError> = Err(service_error("UnauthorizedOperation"));
+        assert!(other.or_not_found(&["InvalidAMIID.NotFound"]).is_err());
+        let found: Result<u8, AwsError> = Ok(1);
+        assert!(matches!(found.or_not_found(&["InvalidAMIID.NotFound"]), Ok(Some(1))));
+    }
+}

@@ -1,9 +1,11 @@
-//! Security groups by name or id, subnets, and the AMI facts a launch needs.
+//! Where instances run and with what: security groups by name or id, subnets,
+//! availability zones, key pairs, instance types.
 
-use super::AwsError;
+use super::{AwsError, OrNotFound};
 use aws_sdk_ec2::types::Filter;
 
-/// Resolves security group names or `sg-` ids to ids; `Err` lists what does not exist.
+/// Resolves security group names or `sg-` ids to ids, in the user's order; `Err` lists
+/// what does not exist (or is ambiguous).
 pub async fn resolve_security_groups(
     ec2: &aws_sdk_ec2::Client,
     refs: &[String],
@@ -12,23 +14,22 @@ pub async fn resolve_security_groups(
         return Ok(Ok(Vec::new()));
     }
     let (ids, names): (Vec<String>, Vec<String>) = refs.iter().cloned().partition(|r| r.starts_with("sg-"));
-    let mut filters = Vec::new();
-    if !ids.is_empty() {
-        filters.push(("group-id", ids));
-    }
-    if !names.is_empty() {
-        filters.push(("group-name", names));
-    }
     let mut found: Vec<(String, String)> = Vec::new();
-    for (key, values) in filters {
-        let out = ec2
+    for (key, values) in [("group-id", ids), ("group-name", names)] {
+        if values.is_empty() {
+            continue;
+        }
+        let groups = ec2
             .describe_security_groups()
             .filters(Filter::builder().name(key).set_values(Some(values.clone())).build())
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
-            .map_err(|e| AwsError::new(format!("looking up security groups {values:?}"), &e))?;
+            .map_err(|e| AwsError::new(format!("looking up security groups {}", values.join(", ")), &e))?;
         found.extend(
-            out.security_groups().iter().filter_map(|g| {
+            groups.iter().filter_map(|g| {
                 Some((g.group_id()?.to_owned(), g.group_name().unwrap_or_default().to_owned()))
             }),
         );
@@ -55,63 +56,29 @@ pub async fn missing_subnets(ec2: &aws_sdk_ec2::Client, ids: &[String]) -> Resul
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let out = ec2
+    let subnets = ec2
         .describe_subnets()
         .filters(Filter::builder().name("subnet-id").set_values(Some(ids.to_vec())).build())
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
-        .map_err(|e| AwsError::new(format!("looking up subnets {ids:?}"), &e))?;
-    let found: Vec<&str> = out.subnets().iter().filter_map(|s| s.subnet_id()).collect();
+        .map_err(|e| AwsError::new(format!("looking up subnets {}", ids.join(", ")), &e))?;
+    let found: Vec<&str> = subnets.iter().filter_map(|s| s.subnet_id()).collect();
     Ok(ids.iter().filter(|id| !found.contains(&id.as_str())).cloned().collect())
-}
-
-/// What a launch needs to know about its AMI.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LaunchImage {
-    pub id: String,
-    pub state: String,
-    pub root_device_name: Option<String>,
-    pub commit: Option<String>,
-}
-
-/// `None` when the AMI does not exist (or is not visible to this account).
-pub async fn launch_image(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Option<LaunchImage>, AwsError> {
-    match ec2.describe_images().image_ids(id).send().await {
-        Ok(out) => Ok(out.images().iter().find(|i| i.image_id() == Some(id)).map(|i| LaunchImage {
-            id: id.to_owned(),
-            state: i.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-            root_device_name: i.root_device_name().map(str::to_owned),
-            commit: i
-                .tags()
-                .iter()
-                .find(|t| t.key() == Some(conventions::ami_tags::COMMIT))
-                .and_then(|t| t.value())
-                .map(str::to_owned),
-        })),
-        Err(e) => {
-            let err = AwsError::new(format!("describing AMI {id}"), &e);
-            match err.code.as_deref() {
-                Some("InvalidAMIID.NotFound" | "InvalidAMIID.Malformed" | "InvalidAMIID.Unavailable") => {
-                    Ok(None)
-                }
-                _ => Err(err),
-            }
-        }
-    }
 }
 
 /// Whether key pair `name` exists.
 pub async fn key_pair_exists(ec2: &aws_sdk_ec2::Client, name: &str) -> Result<bool, AwsError> {
-    match ec2.describe_key_pairs().key_names(name).send().await {
-        Ok(out) => Ok(out.key_pairs().iter().any(|k| k.key_name() == Some(name))),
-        Err(e) => {
-            let err = AwsError::new(format!("looking up key pair {name:?}"), &e);
-            match err.code.as_deref() {
-                Some("InvalidKeyPair.NotFound") => Ok(false),
-                _ => Err(err),
-            }
-        }
-    }
+    let out = ec2
+        .describe_key_pairs()
+        .key_names(name)
+        .send()
+        .await
+        .map_err(|e| AwsError::new(format!("looking up key pair {name:?}"), &e))
+        .or_not_found(&["InvalidKeyPair.NotFound"])?;
+    Ok(out.is_some_and(|out| out.key_pairs().iter().any(|k| k.key_name() == Some(name))))
 }
 
 /// Zone names among `zones` that this region does not have.
@@ -136,13 +103,15 @@ pub async fn unknown_instance_types(
 ) -> Result<Vec<String>, AwsError> {
     let mut unknown = Vec::new();
     for instance_type in types {
-        let result = ec2.describe_instance_types().instance_types(instance_type.as_str().into()).send().await;
-        if let Err(e) = result {
-            let err = AwsError::new(format!("looking up instance type {instance_type:?}"), &e);
-            match err.code.as_deref() {
-                Some("InvalidInstanceType" | "InvalidParameterValue") => unknown.push(instance_type.clone()),
-                _ => return Err(err),
-            }
+        let offered = ec2
+            .describe_instance_types()
+            .instance_types(instance_type.as_str().into())
+            .send()
+            .await
+            .map_err(|e| AwsError::new(format!("looking up instance type {instance_type:?}"), &e))
+            .or_not_found(&["InvalidInstanceType", "InvalidParameterValue"])?;
+        if offered.is_none() {
+            unknown.push(instance_type.clone());
         }
     }
     Ok(unknown)

@@ -4,7 +4,7 @@
 //! time. Asking AWS once per resource would cost an estate of N apps at least 3N
 //! requests per plan and run into EC2's request rate limits
 //! (`DescribeSpotFleetRequests` refills at a few requests per second per account).
-//! Instead:
+//! Instead, through one [`Coalescer`] each:
 //!
 //! - Spot Fleets: the first read takes a snapshot of the account, every Spot Fleet
 //!   request and the running instances of every app's fleet (two calls, made at the
@@ -14,82 +14,51 @@
 //!   whose instances carry no app tag).
 //! - Target health: one `DescribeTargetHealth` per target group, all targets at once.
 //! - AMIs: lookups by id that arrive while a `DescribeImages` call is in flight wait
-//!   for the next call, which asks for all of them; answers are remembered.
+//!   for the next call, which asks for all of them.
 //!
 //! A lone read makes the same number of calls as without sharing and starts them at
-//! once, so it waits no longer. Snapshots live [`SNAPSHOT_TTL`] at most, and
-//! anything the provider changes drops them ([`Reads::changing`]).
+//! once, so it waits no longer. Answers live [`SNAPSHOT_TTL`] at most, and anything the
+//! provider changes drops them all ([`Reads::changing`]).
 
-use super::AwsError;
-use super::ami::{self, Image};
-use super::{elb, fleet};
-use crate::rollout::machine::TargetHealth;
+use super::coalesce::{Coalescer, Mode, Registry};
+use super::images::{self, Image};
+use super::{AwsError, fleets, target_groups};
+use crate::health::TargetHealth;
+use futures::FutureExt;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
-use tokio::sync::{OnceCell, oneshot};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// How long one snapshot answers reads: long enough for a refresh of a large estate,
-/// short enough that a long-lived provider process does not serve old news.
+/// How long an answer is shared: long enough for a refresh of a large estate, short
+/// enough that a long-lived provider process does not serve old news.
 pub const SNAPSHOT_TTL: Duration = Duration::from_secs(10);
 
 /// A fleet and its running instances, as a read sees them.
 #[derive(Clone, Debug)]
 pub struct ObservedFleet {
-    pub fleet: fleet::Fleet,
+    pub fleet: fleets::Fleet,
     pub instances: Vec<String>,
 }
 
 /// Every Spot Fleet request of the account and the running instances of each.
 #[derive(Debug, Default)]
 struct FleetView {
-    fleets: HashMap<String, fleet::Fleet>,
+    fleets: HashMap<String, fleets::Fleet>,
     instances: HashMap<String, Vec<String>>,
-}
-
-/// A value fetched once and shared until it is older than the TTL.
-struct Slot<T> {
-    born: Instant,
-    cell: Arc<OnceCell<Arc<T>>>,
-}
-
-impl<T> Slot<T> {
-    fn new() -> Self {
-        Self { born: Instant::now(), cell: Arc::new(OnceCell::new()) }
-    }
-}
-
-/// The current cell of `slot`, or a fresh one when it is missing or too old.
-fn current<T>(slot: &mut Option<Slot<T>>, ttl: Duration) -> Arc<OnceCell<Arc<T>>> {
-    match slot {
-        Some(s) if s.born.elapsed() < ttl => Arc::clone(&s.cell),
-        _ => {
-            let fresh = Slot::new();
-            let cell = Arc::clone(&fresh.cell);
-            *slot = Some(fresh);
-            cell
-        }
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The guarded maps stay consistent even if a holder panicked.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Shared reads of one provider process.
 pub struct Reads {
     ec2: aws_sdk_ec2::Client,
-    elbv2: aws_sdk_elasticloadbalancingv2::Client,
-    ttl: Duration,
-    fleets: Mutex<Option<Slot<FleetView>>>,
-    health: Mutex<HashMap<String, Slot<Vec<TargetHealth>>>>,
-    images: Arc<ImageBatch>,
+    registry: Registry,
+    fleets: Arc<Coalescer<(), Arc<FleetView>>>,
+    health: Arc<Coalescer<String, Arc<Vec<TargetHealth>>>>,
+    images: Arc<Coalescer<String, Image>>,
 }
 
 impl std::fmt::Debug for Reads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reads").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("Reads").finish_non_exhaustive()
     }
 }
 
@@ -103,15 +72,36 @@ impl Reads {
         elbv2: aws_sdk_elasticloadbalancingv2::Client,
         ttl: Duration,
     ) -> Self {
-        let images = Arc::new(ImageBatch { ec2: ec2.clone(), ttl, state: Mutex::default() });
-        Self { ec2, elbv2, ttl, fleets: Mutex::new(None), health: Mutex::default(), images }
+        let mut registry = Registry::new(ttl);
+        let client = ec2.clone();
+        let fleets = registry.coalescer("listing Spot Fleets", Mode::PerKey, move |_: Vec<()>| {
+            let ec2 = client.clone();
+            async move { Ok(HashMap::from([((), fetch_fleet_view(&ec2).await?)])) }.boxed()
+        });
+        let health =
+            registry.coalescer("describing target health", Mode::PerKey, move |groups: Vec<String>| {
+                let elbv2 = elbv2.clone();
+                async move {
+                    let mut found = HashMap::new();
+                    for group in groups {
+                        let targets = target_groups::health(&elbv2, &group, None).await?;
+                        found.insert(group, Arc::new(targets));
+                    }
+                    Ok(found)
+                }
+                .boxed()
+            });
+        let client = ec2.clone();
+        let images = registry.coalescer("describing AMIs", Mode::Batched, move |ids: Vec<String>| {
+            let ec2 = client.clone();
+            async move { images::find_images_by_ids(&ec2, &ids).await }.boxed()
+        });
+        Self { ec2, registry, fleets, health, images }
     }
 
     /// Forgets everything read so far.
     pub fn invalidate(&self) {
-        *lock(&self.fleets) = None;
-        lock(&self.health).clear();
-        lock(&self.images.state).known.clear();
+        self.registry.forget_all();
     }
 
     /// Marks a change the provider is about to make: what was read before is dropped
@@ -121,68 +111,56 @@ impl Reads {
         Changing(self)
     }
 
+    async fn view(&self) -> Result<Arc<FleetView>, AwsError> {
+        let view = self.fleets.get(()).await?;
+        view.ok_or_else(|| AwsError::plain("listing Spot Fleets", "the snapshot went missing"))
+    }
+
     /// The fleet `id` and its running instances; `None` when AWS no longer knows it.
     pub async fn fleet(&self, id: &str) -> Result<Option<ObservedFleet>, AwsError> {
-        let cell = current(&mut lock(&self.fleets), self.ttl);
-        let view = cell.get_or_try_init(|| fetch_fleet_view(&self.ec2)).await?;
+        let view = self.view().await?;
         if let Some(found) = view.fleets.get(id) {
             let instances = view.instances.get(id).cloned().unwrap_or_default();
             // An open fleet with capacity but no tagged instance: ask the fleet itself
             // rather than report it empty.
             if instances.is_empty() && found.is_open() && found.fulfilled_capacity > 0.0 {
-                let instances = fleet::fleet_instances(&self.ec2, id).await?;
+                let instances = fleets::fleet_instances(&self.ec2, id).await?;
                 return Ok(Some(ObservedFleet { fleet: found.clone(), instances }));
             }
             return Ok(Some(ObservedFleet { fleet: found.clone(), instances }));
         }
         // Unknown to the snapshot: requested since it was taken, or gone.
-        let Some(found) = fleet::find_fleet(&self.ec2, id).await? else { return Ok(None) };
+        let Some(found) = fleets::find_fleet(&self.ec2, id).await? else { return Ok(None) };
         let instances =
-            if found.is_open() { fleet::fleet_instances(&self.ec2, id).await? } else { Vec::new() };
+            if found.is_open() { fleets::fleet_instances(&self.ec2, id).await? } else { Vec::new() };
         Ok(Some(ObservedFleet { fleet: found, instances }))
     }
 
     /// The open fleets tagged with `app`, from the same snapshot as [`Reads::fleet`].
     pub async fn open_fleets_of(&self, app: &str) -> Result<Vec<String>, AwsError> {
-        let mut open: Vec<String> = self.open_fleets(app).await?.into_iter().map(|f| f.id).collect();
+        let view = self.view().await?;
+        let mut open: Vec<String> =
+            view.fleets.values().filter(|f| f.is_open_of(app)).map(|f| f.id.clone()).collect();
         open.sort();
         Ok(open)
     }
 
-    /// The newest generation among the app's open fleets, from the shared snapshot:
-    /// the plans of many new apps share one listing.
+    /// [`fleets::newest_open_generation`] from the shared snapshot: the plans of many new
+    /// apps share one listing.
     pub async fn newest_open_generation(&self, app: &str) -> Result<Option<u64>, AwsError> {
-        Ok(self.open_fleets(app).await?.iter().filter_map(fleet::Fleet::generation).max())
-    }
-
-    async fn open_fleets(&self, app: &str) -> Result<Vec<fleet::Fleet>, AwsError> {
-        let cell = current(&mut lock(&self.fleets), self.ttl);
-        let view = cell.get_or_try_init(|| fetch_fleet_view(&self.ec2)).await?;
-        Ok(view.fleets.values().filter(|f| f.is_open_of(app)).cloned().collect())
+        let view = self.view().await?;
+        let all: Vec<fleets::Fleet> = view.fleets.values().cloned().collect();
+        Ok(fleets::newest_open_generation(&all, app))
     }
 
     /// The health of every target registered in the target group.
     pub async fn target_health(&self, target_group_arn: &str) -> Result<Arc<Vec<TargetHealth>>, AwsError> {
-        let cell = {
-            let mut health = lock(&self.health);
-            let mut slot = health.remove(target_group_arn);
-            let cell = current(&mut slot, self.ttl);
-            if let Some(slot) = slot {
-                health.insert(target_group_arn.to_owned(), slot);
-            }
-            cell
-        };
-        let targets = cell
-            .get_or_try_init(|| async {
-                elb::target_health(&self.elbv2, target_group_arn, None).await.map(Arc::new)
-            })
-            .await?;
-        Ok(Arc::clone(targets))
+        Ok(self.health.get(target_group_arn.to_owned()).await?.unwrap_or_default())
     }
 
     /// The AMI `id`, or `None` when it does not exist (or is not visible to us).
     pub async fn image(&self, id: &str) -> Result<Option<Image>, AwsError> {
-        ImageBatch::get(&self.images, id).await
+        self.images.get(id.to_owned()).await
     }
 }
 
@@ -197,78 +175,9 @@ impl Drop for Changing<'_> {
 }
 
 async fn fetch_fleet_view(ec2: &aws_sdk_ec2::Client) -> Result<Arc<FleetView>, AwsError> {
-    let (fleets, instances) = tokio::join!(fleet::all_fleets(ec2), fleet::all_fleet_instances(ec2));
+    let (fleets, instances) = tokio::join!(fleets::all_fleets(ec2), fleets::all_fleet_instances(ec2));
     let fleets = fleets?.into_iter().map(|f| (f.id.clone(), f)).collect();
     Ok(Arc::new(FleetView { fleets, instances: instances? }))
-}
-
-/// Coalesces `DescribeImages` lookups by id.
-struct ImageBatch {
-    ec2: aws_sdk_ec2::Client,
-    ttl: Duration,
-    state: Mutex<BatchState>,
-}
-
-type Answer = Result<Option<Image>, AwsError>;
-
-#[derive(Default)]
-struct BatchState {
-    /// A call is in flight (its driver takes whatever waits when it returns).
-    busy: bool,
-    waiting: HashMap<String, Vec<oneshot::Sender<Answer>>>,
-    known: HashMap<String, (Instant, Option<Image>)>,
-}
-
-impl ImageBatch {
-    async fn get(this: &Arc<Self>, id: &str) -> Answer {
-        let answer = {
-            let mut state = lock(&this.state);
-            if let Some((at, image)) = state.known.get(id)
-                && at.elapsed() < this.ttl
-            {
-                return Ok(image.clone());
-            }
-            let (tx, rx) = oneshot::channel();
-            state.waiting.entry(id.to_owned()).or_default().push(tx);
-            if !state.busy {
-                state.busy = true;
-                tokio::spawn(Self::drive(Arc::clone(this)));
-            }
-            rx
-        };
-        answer
-            .await
-            .unwrap_or_else(|_| Err(AwsError::plain(format!("describing AMI {id}"), "lookup abandoned")))
-    }
-
-    /// Asks for everything that waits, until nothing does.
-    async fn drive(this: Arc<Self>) {
-        loop {
-            let batch = {
-                let mut state = lock(&this.state);
-                if state.waiting.is_empty() {
-                    state.busy = false;
-                    return;
-                }
-                std::mem::take(&mut state.waiting)
-            };
-            let ids: Vec<String> = batch.keys().cloned().collect();
-            let result = ami::find_images_by_ids(&this.ec2, &ids).await;
-            let mut state = lock(&this.state);
-            for (id, waiters) in batch {
-                let answer = match &result {
-                    Ok(images) => Ok(images.get(&id).cloned()),
-                    Err(e) => Err(e.clone()),
-                };
-                if let Ok(image) = &answer {
-                    state.known.insert(id, (Instant::now(), image.clone()));
-                }
-                for waiter in waiters {
-                    let _ = waiter.send(answer.clone());
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -299,7 +208,7 @@ mod tests {
     fn sdk_instance(id: &str, fleet: &str) -> Instance {
         Instance::builder()
             .instance_id(id)
-            .tags(Tag::builder().key(fleet::FLEET_ID_TAG).value(fleet).build())
+            .tags(Tag::builder().key(fleets::FLEET_ID_TAG).value(fleet).build())
             .tags(Tag::builder().key(conventions::fleet_tags::APP).value("web").build())
             .build()
     }

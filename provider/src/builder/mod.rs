@@ -1,14 +1,14 @@
 //! Image builders behind one interface: [`Builder::Packer`] runs a Packer template,
 //! [`Builder::Native`] bakes the image itself from a builder instance. Both produce
-//! an available AMI carrying the layer's tags (SPEC section 2), checked here.
+//! an available AMI carrying the layer's tags (see docs/design.md, "Tags"), checked
+//! here.
 
 pub mod native;
 pub mod packer;
 
 use crate::aws::AwsError;
-use crate::aws::ami::find_image_by_id;
-use crate::aws::build::{Limits, WaitError};
-use crate::aws::image::tag_image;
+use crate::aws::images::{find_image, tag_image};
+use crate::wait::{Limits, WaitError};
 use conventions::ami_tags;
 use std::collections::BTreeMap;
 
@@ -121,7 +121,7 @@ pub enum BuildError {
 
 impl BuildError {
     pub fn is_cancelled(&self) -> bool {
-        matches!(self, BuildError::Wait(WaitError::Cancelled(_)))
+        matches!(self, BuildError::Wait(wait) if wait.is_cancelled())
     }
 }
 
@@ -159,10 +159,10 @@ async fn check_and_complete_tags(
     expected: &BTreeMap<String, String>,
     soft: &[&str],
 ) -> Result<(), BuildError> {
-    let Some(image) = find_image_by_id(ec2, ami).await? else {
+    let Some(image) = find_image(ec2, ami).await? else {
         return Err(BuildError::WrongImage { ami: ami.to_owned(), problem: "it does not exist".to_owned() });
     };
-    if image.state != "available" {
+    if !image.is_available() {
         return Err(BuildError::WrongImage {
             ami: ami.to_owned(),
             problem: format!("it is {}, not available", image.state),

@@ -3,7 +3,8 @@
 //! available, terminate the instance (always, also when anything failed).
 
 use super::{BuildError, BuildRequest};
-use crate::aws::build::{self, BuilderInstance, InstanceGuard};
+use crate::aws::images;
+use crate::aws::instances::{self, BuilderInstance, InstanceGuard};
 use conventions::ami_tags;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,7 +47,7 @@ impl NativeSpec {
             iam_instance_profile: self.iam_instance_profile.as_deref(),
             tags: instance_tags,
         };
-        let instance = build::launch_builder(ec2, &spec).await?;
+        let instance = instances::launch_builder(ec2, &spec).await?;
         tracing::info!(layer, instance = %instance, parent = %request.parent.ami_id, "launched builder instance");
         let guard = InstanceGuard::new(ec2.clone(), instance);
         let result = self.bake(ec2, request, guard.id()).await;
@@ -64,16 +65,16 @@ impl NativeSpec {
         instance: &str,
     ) -> Result<String, BuildError> {
         let layer = request.layer.as_str();
-        build::wait_instance_stopped(ec2, instance, &request.limits).await?;
+        instances::wait_stopped(ec2, instance, &request.limits).await?;
         tracing::info!(layer, instance, "builder instance powered off; creating the image");
         request.limits.check(&format!("creating the image of layer {layer}"))?;
         let name = image_name(layer);
         let description = format!("{layer} at {} (immutable native builder)", request.commit);
-        let ami = build::create_image(ec2, instance, &name, &description, &request.tags).await?;
+        let ami = images::create_image(ec2, instance, &name, &description, &request.tags).await?;
         tracing::info!(layer, ami = %ami, name = %name, "image requested; waiting until available");
-        if let Err(e) = build::wait_image_available(ec2, &ami, &request.limits).await {
+        if let Err(e) = images::wait_image_available(ec2, &ami, &request.limits).await {
             // A half-made image must not be adopted later: deregister it.
-            if let Err(cleanup) = crate::aws::image::deregister_with_snapshots(ec2, &ami).await {
+            if let Err(cleanup) = images::deregister_with_snapshots(ec2, &ami).await {
                 tracing::error!(layer, ami = %ami, error = %cleanup, "could not deregister an unfinished image");
             }
             return Err(e.into());

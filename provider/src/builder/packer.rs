@@ -4,7 +4,7 @@
 //! post-processor's output (the last build of the run, `artifact_id` = `region:ami-id`).
 
 use super::{BuildError, BuildRequest};
-use crate::aws::build::WaitError;
+use crate::wait::WaitError;
 use serde::Deserialize;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -94,12 +94,8 @@ impl PackerSpec {
             readers.push(tokio::spawn(stream_lines(stderr, layer.to_owned(), tail.clone())));
         }
         let limits = &request.limits;
-        let remaining = limits.deadline.saturating_duration_since(std::time::Instant::now());
-        let interrupted = tokio::select! {
-            status = child.wait() => Ok(status),
-            () = limits.stop.cancelled() => Err(WaitError::Cancelled(format!("Packer was building layer {layer}"))),
-            () = tokio::time::sleep(remaining) => Err(WaitError::TimedOut(format!("Packer was building layer {layer}"))),
-        };
+        let interrupted: Result<_, WaitError> =
+            limits.run(&format!("Packer was building layer {layer}"), child.wait()).await;
         let status = match interrupted {
             Ok(status) => status,
             Err(why) => {
@@ -123,7 +119,7 @@ impl PackerSpec {
         }
         let ami = artifact_from_manifest(&manifest, previous_run.as_deref(), region)?;
         tracing::info!(layer, ami = %ami, manifest = %manifest.display(), "Packer built the image");
-        crate::aws::build::wait_image_available(ec2, &ami, limits).await?;
+        crate::aws::images::wait_image_available(ec2, &ami, limits).await?;
         Ok(ami)
     }
 }

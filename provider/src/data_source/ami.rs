@@ -1,16 +1,18 @@
 //! `immutable_ami`: the newest available AMI of a layer, with its lineage.
 
-use crate::aws::ami::{self, ImageQuery};
+use crate::aws::images::{self, ImageQuery};
 use crate::config::Shared;
+use crate::resource::validators;
 use async_trait::async_trait;
 use conventions::ami_tags;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tfplugin::diag::Diagnostics;
+use tfplugin::provider::decode;
 use tfplugin::provider::{Context, DataSource};
-use tfplugin::schema::{Attribute, Block, Schema, Validator, validators};
-use tfplugin::value::{Type, Val, Value, from_value, to_value};
+use tfplugin::schema::{self, Attribute, Block, Schema};
+use tfplugin::value::{Type, Val, Value};
 
 pub const TYPE_NAME: &str = "immutable_ami";
 
@@ -59,21 +61,6 @@ pub(crate) fn lineage_type() -> Type {
     Type::list(Type::object([("layer", Type::String), ("ami_id", Type::String), ("commit", Type::String)]))
 }
 
-/// A full 40-hex git commit.
-pub fn commit_validator() -> Validator {
-    Validator::new("A full 40-character git commit id.", |value, path, diags| {
-        if let Value::String(s) = value
-            && !conventions::is_full_commit(s)
-        {
-            diags.error_at(
-                path.clone(),
-                "Invalid Commit",
-                format!("{path} must be a full 40-character lower-case git commit id, got {s:?}"),
-            );
-        }
-    })
-}
-
 #[async_trait]
 impl DataSource for AmiDataSource {
     fn type_name(&self) -> &'static str {
@@ -90,12 +77,12 @@ impl DataSource for AmiDataSource {
             .attribute(
                 Attribute::required("layer", Type::String)
                     .description("Layer id, the AMI's `Layer` tag (e.g. `rails-base`).")
-                    .validator(validators::not_empty()),
+                    .validator(schema::validators::not_empty()),
             )
             .attribute(
                 Attribute::optional_computed("commit", Type::String)
                     .description("Only AMIs built from this git commit (`Commit` tag). Read back from the AMI when unset.")
-                    .validator(commit_validator()),
+                    .validator(validators::commit()),
             )
             .attribute(
                 Attribute::optional("filter_tags", Type::map(Type::String))
@@ -126,39 +113,29 @@ impl DataSource for AmiDataSource {
     async fn validate(&self, _ctx: &Context, config: &Value, diags: &mut Diagnostics) {
         // Values that only apply will know (e.g. a tag from another resource) are
         // checked when they are known.
-        match from_value::<Config>(&config.collapse_partial_unknowns()) {
-            Ok(model) => {
-                if let Some(owners) = model.owners.known() {
-                    if owners.is_empty() {
-                        diags.error_at(
-                            "owners",
-                            "Empty Owners",
-                            "owners must name at least one owner, or be left unset",
-                        );
-                    }
-                    for (i, owner) in owners.iter().enumerate() {
-                        if owner.trim().is_empty() {
-                            diags.error_at(
-                                tfplugin::path::AttributePath::attr("owners").push_index(i as i64),
-                                "Empty Value",
-                                format!("owners[{i}] must be an account id, \"self\" or \"amazon\""),
-                            );
-                        }
-                    }
+        let Some(model) = decode::<Config>(config, "configuration", diags) else { return };
+        if let Some(owners) = model.owners.known() {
+            if owners.is_empty() {
+                diags.error_at(
+                    "owners",
+                    "Empty Owners",
+                    "owners must name at least one owner, or be left unset",
+                );
+            }
+            for (i, owner) in owners.iter().enumerate() {
+                if owner.trim().is_empty() {
+                    diags.error_at(
+                        tfplugin::path::AttributePath::attr("owners").push_index(i as i64),
+                        "Empty Value",
+                        format!("owners[{i}] must be an account id, \"self\" or \"amazon\""),
+                    );
                 }
             }
-            Err(e) => diags.error_at(e.path.clone(), "Invalid Argument", e.to_string()),
         }
     }
 
     async fn read(&self, _ctx: &Context, config: &Value, diags: &mut Diagnostics) -> Option<Value> {
-        let model: Config = match from_value(config) {
-            Ok(model) => model,
-            Err(e) => {
-                diags.error_at(e.path.clone(), "Invalid Argument", e.to_string());
-                return None;
-            }
-        };
+        let model = decode::<Config>(config, "configuration", diags)?;
         let clients = self.shared.clients(diags)?;
         let query = ImageQuery {
             layer: model.layer.known()?.clone(),
@@ -166,10 +143,10 @@ impl DataSource for AmiDataSource {
             tags: model.filter_tags.known().cloned().unwrap_or_default(),
             owners: model.owners.known().cloned().unwrap_or_else(|| vec!["self".to_owned()]),
         };
-        let images = match ami::find_images(&clients.ec2, &query).await {
+        let images = match images::find_images(&clients.ec2, &query).await {
             Ok(images) => images,
             Err(e) => {
-                diags.error("AWS Error", e.to_string());
+                diags.push(e.diagnostic());
                 return None;
             }
         };
@@ -181,10 +158,11 @@ impl DataSource for AmiDataSource {
             );
             return None;
         };
-        let lineage = match ami::lineage(&clients.reads, &newest).await {
+        let lineage = match images::lineage(&clients.reads, &newest).await {
             Ok(lineage) => lineage,
-            Err(e) => {
-                diags.error("AWS Error", format!("following the lineage of {}: {e}", newest.id));
+            Err(mut e) => {
+                e.action = format!("following the lineage of {}: {}", newest.id, e.action);
+                diags.push(e.diagnostic());
                 return None;
             }
         };
@@ -205,12 +183,6 @@ impl DataSource for AmiDataSource {
                 .map(|a| LineageEntry { layer: a.layer, ami_id: a.ami_id, commit: a.commit })
                 .collect(),
         };
-        match to_value(&state, &self.schema().value_type()) {
-            Ok(value) => Some(value),
-            Err(e) => {
-                diags.error("Provider Bug", format!("encoding {TYPE_NAME} state: {e}"));
-                None
-            }
-        }
+        tfplugin::provider::encode(&state, &self.schema(), diags)
     }
 }

@@ -1,88 +1,44 @@
-//! Drives a [`Rollout`] with real AWS calls. Polls are quick when AWS is quick and
-//! back off when it is slow; every wait also watches Terraform's stop and the deadline.
+//! Drives a [`Rollout`] with real AWS calls: the app's capacity through a [`Capacity`]
+//! backend, its launch template, its target groups. Polls are quick when AWS is quick
+//! and back off when it is slow; every wait ends at the health deadline or at once when
+//! Terraform stops the provider ([`crate::wait`]).
+//!
+//! [`resize`] changes the size of a serving group in place with the same registration
+//! and health gate as a rollout, and says which targets were still unhealthy when its
+//! time ran out.
 
 use super::machine::{Action, Blue, FleetState, Observation, Outcome, Rollout, Settings};
-use crate::aws::{AwsError, Clients, elb, fleet};
+use crate::aws::{AwsError, Clients, launch_templates, target_groups};
+use crate::capacity::{Capacity, GroupSpec};
+use crate::health::{self, TargetHealth};
+use crate::wait::{Backoff, Limits, Poll, WaitError, poll_until};
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
-use tfplugin::provider::Context;
 use tokio::time::Instant;
-
-/// Poll intervals: the first poll is immediate, then 250 ms growing by half up to 3 s.
-/// A real rollout notices health within a few seconds, and one rollout stays well
-/// under EC2's DescribeSpotFleetRequests refill rate (3 per second per account).
-#[derive(Clone, Debug)]
-pub struct Backoff {
-    next: Duration,
-    first: bool,
-}
-
-impl Backoff {
-    const START: Duration = Duration::from_millis(250);
-    const MAX: Duration = Duration::from_secs(3);
-
-    pub fn new() -> Self {
-        Self { next: Self::START, first: true }
-    }
-
-    pub fn next_delay(&mut self) -> Duration {
-        if std::mem::take(&mut self.first) {
-            return Duration::ZERO;
-        }
-        let delay = self.next;
-        self.next = (self.next * 3 / 2).min(Self::MAX);
-        delay
-    }
-
-    pub fn reset(&mut self) {
-        *self = Self::new();
-    }
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// How many times the runner tries an action whose AWS call failed (after the SDK's
 /// own retries) before it gives up on it.
 const ACTION_ATTEMPTS: u32 = 5;
 
-enum Woken {
-    Elapsed,
-    Stopped,
-    Deadline,
-}
-
-async fn wait(delay: Duration, ctx: &Context, deadline: Instant) -> Woken {
-    if ctx.is_stopped() {
-        return Woken::Stopped;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(delay) => Woken::Elapsed,
-        _ = ctx.stop.cancelled() => Woken::Stopped,
-        _ = tokio::time::sleep_until(deadline) => Woken::Deadline,
-    }
-}
-
 /// What a finished run produced.
 #[derive(Debug)]
 pub struct RunResult {
     pub outcome: Outcome,
-    /// Launch template of the serving fleet's generation.
+    /// Launch template of the serving group's generation.
     pub green_template: Option<String>,
-    /// Problems after the outcome was decided (e.g. a fleet that could not be
+    /// Problems after the outcome was decided (e.g. a group that could not be
     /// cancelled), for the user to see.
     pub cleanup_errors: Vec<String>,
 }
 
 pub struct Runner<'a> {
     pub clients: &'a Clients,
-    pub ctx: &'a Context,
-    pub spec: &'a fleet::FleetSpec,
-    /// Health deadline (the rollout rolls back when it passes before green is healthy).
-    pub deadline: Instant,
+    pub capacity: &'a dyn Capacity,
+    pub spec: &'a GroupSpec,
+    /// The health deadline (the rollout rolls back when it passes before green is
+    /// healthy) and Terraform's stop.
+    pub limits: Limits,
 }
 
 impl Runner<'_> {
@@ -90,7 +46,7 @@ impl Runner<'_> {
     pub async fn run(&self, settings: Settings, blue: Option<Blue>) -> RunResult {
         let app = &self.spec.app;
         let mut rollout = Rollout::new(settings.clone(), blue.clone());
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::rollout();
         let mut green_template: Option<String> = None;
         let mut cleanup_errors = Vec::new();
         let mut stop_seen = false;
@@ -98,12 +54,12 @@ impl Runner<'_> {
         let mut last_progress = String::new();
         let mut attempts = 0u32;
         loop {
-            if !stop_seen && self.ctx.is_stopped() {
+            if !stop_seen && self.limits.stop.is_cancelled() {
                 stop_seen = true;
                 tracing::warn!(app = %app, "stop requested during {}", rollout.phase_name());
                 rollout.observe(Observation::StopRequested);
             }
-            if !deadline_seen && Instant::now() >= self.deadline && !rollout.green_is_healthy() {
+            if !deadline_seen && Instant::now() >= self.limits.deadline && !rollout.green_is_healthy() {
                 deadline_seen = true;
                 tracing::warn!(app = %app, "health deadline passed during {}", rollout.phase_name());
                 rollout.observe(Observation::DeadlinePassed);
@@ -118,8 +74,7 @@ impl Runner<'_> {
                         Outcome::RolledBack { failure } => {
                             tracing::warn!(app = %app, "rolled back: {failure}");
                             if let Some(template) = green_template.take()
-                                && let Err(e) =
-                                    fleet::delete_launch_template(&self.clients.ec2, &template).await
+                                && let Err(e) = launch_templates::delete(&self.clients.ec2, &template).await
                             {
                                 cleanup_errors.push(e.to_string());
                             }
@@ -128,24 +83,22 @@ impl Runner<'_> {
                     return RunResult { outcome: outcome.clone(), green_template, cleanup_errors };
                 }
                 Action::RequestGreen => self.request_green(&mut green_template).await.map(Some),
-                Action::PollGreen { fleet_id } => {
-                    match wait(backoff.next_delay(), self.ctx, self.poll_deadline(&rollout)).await {
-                        Woken::Elapsed => self.poll_green(fleet_id, &mut last_progress).await.map(Some),
-                        _ => Ok(None),
-                    }
+                Action::PollGreen { fleet_id } => match self.pause(&rollout, backoff.next_delay()).await {
+                    Ok(()) => self.poll_green(fleet_id, &mut last_progress).await.map(Some),
+                    Err(_) => Ok(None),
+                },
+                Action::Register { instances } => {
+                    register(&self.clients.elbv2, app, &self.spec.target_group_arns, instances).await.map(
+                        |()| {
+                            backoff.reset();
+                            Some(Observation::Registered)
+                        },
+                    )
                 }
-                Action::Register { instances } => self.register(instances).await.map(|()| {
-                    backoff.reset();
-                    Some(Observation::Registered)
-                }),
-                Action::PollHealth { fleet_id } => {
-                    match wait(backoff.next_delay(), self.ctx, self.poll_deadline(&rollout)).await {
-                        Woken::Elapsed => {
-                            self.poll_health(fleet_id, &settings, &mut last_progress).await.map(Some)
-                        }
-                        _ => Ok(None),
-                    }
-                }
+                Action::PollHealth { fleet_id } => match self.pause(&rollout, backoff.next_delay()).await {
+                    Ok(()) => self.poll_health(fleet_id, &settings, &mut last_progress).await.map(Some),
+                    Err(_) => Ok(None),
+                },
                 Action::Deregister { instances } => {
                     let which = if blue.as_ref().is_some_and(|b| &b.instances == instances) {
                         "blue"
@@ -157,13 +110,14 @@ impl Runner<'_> {
                 }
                 Action::WaitDrain(limit) => {
                     let instances = blue.as_ref().map(|b| b.instances.clone()).unwrap_or_default();
-                    Ok(self.wait_drained(&instances, *limit).await)
+                    Ok(Some(self.wait_drained(&instances, *limit).await))
                 }
                 Action::Cancel { fleet_id } => {
                     let which =
                         if blue.as_ref().is_some_and(|b| &b.fleet_id == fleet_id) { "blue" } else { "green" };
                     tracing::info!(app = %app, "cancelling {which} fleet {fleet_id} and terminating its instances");
-                    fleet::cancel_fleet(&self.clients.ec2, fleet_id)
+                    self.capacity
+                        .cancel(fleet_id)
                         .await
                         .map(|()| Some(Observation::Cancelled { fleet_id: fleet_id.clone() }))
                 }
@@ -176,7 +130,7 @@ impl Runner<'_> {
                 Ok(None) => {}
                 Err(error) => {
                     attempts += 1;
-                    tracing::warn!(app = %app, "{error} (attempt {attempts})");
+                    tracing::warn!(app = %app, "{error} (attempt {attempts} of {ACTION_ATTEMPTS})");
                     let cleanup = rollout.green_is_healthy()
                         || matches!(action, Action::Cancel { .. } | Action::Deregister { .. });
                     if attempts < ACTION_ATTEMPTS {
@@ -185,8 +139,9 @@ impl Runner<'_> {
                         // gets a few more tries: a poll lost to a burst of AWS errors
                         // must not roll back a rollout that would succeed. Before green
                         // is healthy the pause still ends at the health deadline.
-                        let until = if cleanup { far_future() } else { self.poll_deadline(&rollout) };
-                        let _ = wait(Duration::from_millis(500) * attempts, self.ctx, until).await;
+                        let limits =
+                            if cleanup { self.limits.without_deadline() } else { self.poll_limits(&rollout) };
+                        let _ = limits.sleep(Duration::from_millis(500) * attempts, "retrying").await;
                     } else if !cleanup {
                         attempts = 0;
                         rollout.observe(Observation::Failed { reason: error.to_string() });
@@ -206,30 +161,47 @@ impl Runner<'_> {
 
     /// Polls stop at the health deadline until green is healthy; after that only
     /// stop interrupts them.
-    fn poll_deadline(&self, rollout: &Rollout) -> Instant {
-        if rollout.green_is_healthy() { far_future() } else { self.deadline }
+    fn poll_limits(&self, rollout: &Rollout) -> Limits {
+        if rollout.green_is_healthy() { self.limits.without_deadline() } else { self.limits.clone() }
+    }
+
+    /// The pause before a poll; an error means stop or deadline came first (the loop
+    /// then observes which).
+    async fn pause(&self, rollout: &Rollout, delay: Duration) -> Result<(), WaitError> {
+        self.poll_limits(rollout).sleep(delay, rollout.phase_name()).await
     }
 
     async fn request_green(&self, template: &mut Option<String>) -> Result<Observation, AwsError> {
         let spec = self.spec;
-        let existing = fleet::find_fleet_by_tags(&self.clients.ec2, &spec.app, spec.generation).await?;
-        if let Some(stale) = existing.as_ref().filter(|f| f.runs_other_config_than(spec)) {
-            // Left by an interrupted rollout to a configuration that is no longer
-            // wanted; blue still serves. Take it out before requesting the right one.
-            tracing::warn!(app = %spec.app, "fleet {} of generation {} runs another configuration; cancelling it", stale.id, spec.generation);
-            let instances = fleet::fleet_instances(&self.clients.ec2, &stale.id).await?;
-            for group in &spec.target_group_arns {
-                elb::deregister(&self.clients.elbv2, group, &instances).await?;
+        let token = self.capacity.token(spec);
+        match self.capacity.find(&spec.app, spec.generation).await? {
+            Some(stale) if stale.runs_other_config_than(&token) => {
+                // Left by an interrupted rollout to a configuration that is no longer
+                // wanted; blue still serves. Take it out before requesting the right one.
+                tracing::warn!(app = %spec.app, "fleet {} of generation {} runs another configuration; cancelling it", stale.id, spec.generation);
+                let instances = self.capacity.instances(&stale.id).await?;
+                self.deregister(&instances).await?;
+                self.capacity.cancel(&stale.id).await?;
             }
-            fleet::cancel_fleet(&self.clients.ec2, &stale.id).await?;
-        } else if let Some(existing) = existing {
-            tracing::info!(app = %spec.app, "adopting fleet {} of generation {} left by an interrupted run", existing.id, spec.generation);
-            *template = existing.launch_template_id.clone();
-            return Ok(Observation::GreenRequested { fleet_id: existing.id });
+            Some(existing) => {
+                tracing::info!(app = %spec.app, "adopting fleet {} of generation {} left by an interrupted run", existing.id, spec.generation);
+                *template = existing.launch_template_id.clone();
+                return Ok(Observation::GreenRequested { fleet_id: existing.id });
+            }
+            None => {}
         }
-        let template_id = fleet::ensure_launch_template(&self.clients.ec2, spec).await?;
+        let ec2 = &self.clients.ec2;
+        let template_id = launch_templates::ensure(
+            ec2,
+            &spec.template_name(),
+            &spec.template,
+            &spec.tags,
+            &spec.template_tags,
+            &token,
+        )
+        .await?;
         *template = Some(template_id.clone());
-        match fleet::request_fleet(&self.clients.ec2, spec, &template_id).await {
+        match self.capacity.request(spec, &template_id, &token).await {
             Ok(fleet_id) => {
                 tracing::info!(app = %spec.app, "requested green fleet {fleet_id} (generation {}, {} x {})",
                     spec.generation, spec.target_capacity, spec.instance_types.join("/"));
@@ -240,16 +212,8 @@ impl Runner<'_> {
     }
 
     async fn poll_green(&self, fleet_id: &str, last: &mut String) -> Result<Observation, AwsError> {
-        let ec2 = &self.clients.ec2;
-        let Some(fleet) = fleet::find_fleet(ec2, fleet_id).await? else {
-            return Ok(Observation::GreenStatus {
-                state: FleetState::Closed,
-                instances: vec![],
-                fulfilled: false,
-                error: None,
-            });
-        };
-        if !fleet.is_open() {
+        let status = self.capacity.status(fleet_id).await?;
+        if !status.open {
             return Ok(Observation::GreenStatus {
                 state: FleetState::Closed,
                 instances: vec![],
@@ -257,34 +221,22 @@ impl Runner<'_> {
                 error: None,
             });
         }
-        let error = fleet::fleet_error(ec2, &fleet).await?;
-        let instances = fleet::fleet_instances(ec2, fleet_id).await?;
-        let target = usize::try_from(fleet.target_capacity).unwrap_or(usize::MAX);
-        let fulfilled = instances.len() >= target && fleet.activity.as_deref() != Some("pending_fulfillment");
-        progress(last, format!("green fleet {fleet_id} fulfilled {}/{target}", instances.len().min(target)));
-        Ok(Observation::GreenStatus { state: FleetState::Open, instances, fulfilled, error })
-    }
-
-    /// Registers instances the fleet's load balancer config did not register.
-    async fn register(&self, instances: &[String]) -> Result<(), AwsError> {
-        for group in &self.spec.target_group_arns {
-            let registered = elb::target_health(&self.clients.elbv2, group, None).await?;
-            let missing: Vec<String> = instances
-                .iter()
-                .filter(|i| !registered.iter().any(|t| &t.instance_id == *i && t.state != "draining"))
-                .cloned()
-                .collect();
-            if !missing.is_empty() {
-                tracing::info!(app = %self.spec.app, "registering {} instances in tg {}", missing.len(), elb::short(group));
-                elb::register(&self.clients.elbv2, group, &missing).await?;
-            }
-        }
-        Ok(())
+        let target = usize::try_from(status.target_capacity).unwrap_or(usize::MAX);
+        progress(
+            last,
+            format!("green fleet {fleet_id} fulfilled {}/{target}", status.instances.len().min(target)),
+        );
+        Ok(Observation::GreenStatus {
+            state: FleetState::Open,
+            instances: status.instances,
+            fulfilled: status.fulfilled,
+            error: status.error,
+        })
     }
 
     async fn deregister(&self, instances: &[String]) -> Result<(), AwsError> {
         for group in &self.spec.target_group_arns {
-            elb::deregister(&self.clients.elbv2, group, instances).await?;
+            target_groups::deregister(&self.clients.elbv2, group, instances).await?;
         }
         Ok(())
     }
@@ -295,64 +247,98 @@ impl Runner<'_> {
         settings: &Settings,
         last: &mut String,
     ) -> Result<Observation, AwsError> {
-        let ec2 = &self.clients.ec2;
-        match fleet::find_fleet(ec2, fleet_id).await? {
-            Some(f) if f.is_open() => {}
-            _ => {
-                return Ok(Observation::GreenStatus {
-                    state: FleetState::Closed,
-                    instances: vec![],
-                    fulfilled: false,
-                    error: None,
-                });
-            }
+        let status = self.capacity.status(fleet_id).await?;
+        if !status.open {
+            return Ok(Observation::GreenStatus {
+                state: FleetState::Closed,
+                instances: vec![],
+                fulfilled: false,
+                error: None,
+            });
         }
-        let instances = fleet::fleet_instances(ec2, fleet_id).await?;
-        let mut by_group = BTreeMap::new();
-        let mut summary = Vec::new();
-        for group in &settings.target_groups {
-            let health = elb::target_health(&self.clients.elbv2, group, Some(&instances)).await?;
-            let healthy = health.iter().filter(|t| t.is_healthy()).count();
-            summary.push(format!("healthy {healthy}/{} in tg {}", instances.len(), elb::short(group)));
-            by_group.insert(group.clone(), health);
-        }
-        progress(last, summary.join(", "));
-        Ok(Observation::Health { instances, by_group })
+        let by_group = group_health(&self.clients.elbv2, &settings.target_groups, &status.instances).await?;
+        progress(last, health_line(&status.instances, &by_group));
+        Ok(Observation::Health { instances: status.instances, by_group })
     }
 
     /// Waits until no blue target is still draining, or `limit`.
-    async fn wait_drained(&self, instances: &[String], limit: Duration) -> Option<Observation> {
-        let until = Instant::now() + limit;
-        let mut backoff = Backoff::new();
-        loop {
-            match wait(backoff.next_delay(), self.ctx, until).await {
-                Woken::Stopped => return Some(Observation::StopRequested),
-                Woken::Deadline => return Some(Observation::DrainDone),
-                Woken::Elapsed => {}
-            }
-            let mut draining = false;
+    async fn wait_drained(&self, instances: &[String], limit: Duration) -> Observation {
+        let limits = self.limits.until(Instant::now() + limit);
+        let drained = poll_until(&limits, Backoff::rollout(), "draining the old fleet", || async {
+            let mut draining = 0;
             for group in &self.spec.target_group_arns {
-                match elb::target_health(&self.clients.elbv2, group, None).await {
+                match target_groups::health(&self.clients.elbv2, group, None).await {
                     Ok(health) => {
-                        draining |= health
+                        draining += health
                             .iter()
-                            .any(|t| instances.contains(&t.instance_id) && t.state == "draining");
+                            .filter(|t| instances.contains(&t.instance_id) && t.is_draining())
+                            .count()
                     }
+                    // Unknown: treat as still draining until the limit.
                     Err(e) => {
                         tracing::debug!("{e}");
-                        draining = true;
+                        draining += 1;
                     }
                 }
             }
-            if !draining {
-                return Some(Observation::DrainDone);
-            }
+            Ok(if draining == 0 { Poll::Ready(()) } else { Poll::Pending(String::new()) })
+        })
+        .await;
+        match drained {
+            Err(WaitError::Cancelled(_)) => Observation::StopRequested,
+            // Drained, or the drain limit passed: either way blue goes now.
+            _ => Observation::DrainDone,
         }
     }
 }
 
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
+/// Registers the instances the group's load balancer configuration did not register
+/// (or that are draining, deregistered by someone else) in every target group.
+async fn register(
+    elbv2: &aws_sdk_elasticloadbalancingv2::Client,
+    app: &str,
+    groups: &[String],
+    instances: &[String],
+) -> Result<(), AwsError> {
+    for group in groups {
+        let registered = target_groups::health(elbv2, group, None).await?;
+        let missing: Vec<String> = instances
+            .iter()
+            .filter(|i| !registered.iter().any(|t| &t.instance_id == *i && !t.is_draining()))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            tracing::info!(app = %app, "registering {} instances in tg {}", missing.len(), target_groups::short(group));
+            target_groups::register(elbv2, group, &missing).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The health of `instances` in each of `groups`.
+async fn group_health(
+    elbv2: &aws_sdk_elasticloadbalancingv2::Client,
+    groups: &[String],
+    instances: &[String],
+) -> Result<BTreeMap<String, Vec<TargetHealth>>, AwsError> {
+    let mut by_group = BTreeMap::new();
+    for group in groups {
+        by_group.insert(group.clone(), target_groups::health(elbv2, group, Some(instances)).await?);
+    }
+    Ok(by_group)
+}
+
+/// "healthy 2/2 in tg web, healthy 1/2 in tg api"
+fn health_line(instances: &[String], by_group: &BTreeMap<String, Vec<TargetHealth>>) -> String {
+    by_group
+        .iter()
+        .map(|(group, health)| {
+            let healthy =
+                health.iter().filter(|t| t.is_healthy() && instances.contains(&t.instance_id)).count();
+            format!("healthy {healthy}/{} in tg {}", instances.len(), target_groups::short(group))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn progress(last: &mut String, now: String) {
@@ -374,12 +360,103 @@ fn give_up(rollout: &Rollout, error: AwsError) -> Outcome {
     }
 }
 
+/// A serving group to resize in place.
+#[derive(Clone, Debug)]
+pub struct Resize<'a> {
+    pub app: &'a str,
+    pub group_id: &'a str,
+    pub target_capacity: u32,
+    pub on_demand_capacity: u32,
+    pub target_groups: &'a [String],
+    /// Healthy instances needed in every target group.
+    pub required_healthy: usize,
+}
+
+/// Where a resize ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resized {
+    /// The group's instances when the wait ended.
+    pub instances: Vec<String>,
+    /// The fewest of them healthy in any one target group.
+    pub healthy: usize,
+    /// Why the wait ended before the group was full and healthy (its time ran out, or
+    /// Terraform stopped it), naming the targets still unhealthy.
+    pub incomplete: Option<String>,
+}
+
+/// Changes the size of a serving group, then waits until it has its instances, each
+/// registered in every target group and enough of them healthy, as a rollout's green.
+/// A resize that does not get there in time is not undone: the group keeps working
+/// towards its new size.
+pub async fn resize(
+    clients: &Clients,
+    capacity: &dyn Capacity,
+    request: &Resize<'_>,
+    limits: &Limits,
+) -> Result<Resized, AwsError> {
+    let Resize { app, group_id, target_capacity: target, .. } = *request;
+    tracing::info!(app = %app, "resizing fleet {group_id} to {target} instances");
+    capacity.resize(group_id, target, request.on_demand_capacity).await?;
+    let seen = Mutex::new(Resized::default());
+    let seen_ref = &seen;
+    let waited =
+        poll_until(limits, Backoff::rollout(), &format!("resizing fleet {group_id}"), move || async move {
+            let status = capacity.status(group_id).await?;
+            if !status.open {
+                return Err(WaitError::Failed(format!(
+                    "fleet {group_id} was cancelled or failed outside Terraform"
+                )));
+            }
+            let instances = status.instances;
+            let mut now = Resized { instances: instances.clone(), ..Resized::default() };
+            if instances.len() != target as usize {
+                let line = format!("fleet {group_id} has {} of {target} instances", instances.len());
+                *seen_ref.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+                return Ok(Poll::Pending(line));
+            }
+            register(&clients.elbv2, app, request.target_groups, &instances).await?;
+            let by_group = group_health(&clients.elbv2, request.target_groups, &instances).await?;
+            let assessment = health::assess(
+                &instances,
+                by_group.iter().map(|(g, h)| (target_groups::short(g), h.as_slice())),
+            );
+            now.healthy = assessment.healthy;
+            let done = assessment.healthy >= request.required_healthy || request.target_groups.is_empty();
+            now.incomplete = (!assessment.unhealthy.is_empty()).then(|| {
+                let names: Vec<String> = assessment
+                    .unhealthy
+                    .iter()
+                    .map(|u| format!("{} {} in {}: {}", u.instance_id, u.state, u.target_group, u.reason))
+                    .collect();
+                format!("still unhealthy: {}", names.join("; "))
+            });
+            *seen_ref.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+            Ok(if done { Poll::Ready(()) } else { Poll::Pending(health_line(&instances, &by_group)) })
+        })
+        .await;
+    let mut resized = seen.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match waited {
+        Ok(()) => resized.incomplete = None,
+        Err(WaitError::Aws(e)) => return Err(e),
+        Err(e) => {
+            let mut why = e.to_string();
+            if let Some(unhealthy) = resized.incomplete.take() {
+                why = format!("{why}; {unhealthy}");
+            }
+            resized.incomplete = Some(why);
+        }
+    }
+    Ok(resized)
+}
+
 /// What the emulator cannot produce: a fleet whose activity turns to `error` with a
 /// reason in its request history, and the idempotency token a retried request
 /// replays. Driven through SDK-level mocks.
 #[cfg(test)]
 mod mocked {
     use super::*;
+    use crate::capacity::SpotOptions;
+    use crate::capacity::spot_fleet::SpotFleet;
     use crate::rollout::machine::{Failure, Settings};
     use aws_sdk_ec2::operation::cancel_spot_fleet_requests::CancelSpotFleetRequestsOutput;
     use aws_sdk_ec2::operation::create_launch_template::CreateLaunchTemplateOutput;
@@ -395,32 +472,43 @@ mod mocked {
     };
     use aws_sdk_ec2::{Client as Ec2, types::Tag};
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use tokio_util::sync::CancellationToken;
 
-    fn spec() -> fleet::FleetSpec {
-        fleet::FleetSpec {
+    fn spec() -> GroupSpec {
+        GroupSpec {
             app: "web".into(),
             generation: 3,
-            ami_id: "ami-1".into(),
-            root_device_name: "/dev/xvda".into(),
+            template: launch_templates::TemplateData {
+                ami_id: "ami-1".into(),
+                root_device_name: "/dev/xvda".into(),
+                security_group_ids: vec![],
+                instance_profile_arn: None,
+                user_data: None,
+                key_name: None,
+            },
+            template_tags: BTreeMap::new(),
             instance_types: vec!["t3.small".into()],
             subnet_ids: vec![],
             availability_zones: vec![],
             target_capacity: 2,
             on_demand_capacity: 0,
-            allocation_strategy: "priceCapacityOptimized".into(),
-            instance_pools_to_use_count: None,
-            max_price: None,
-            interruption_behavior: "terminate".into(),
-            fleet_role_arn: "arn:aws:iam::1:role/fleet".into(),
-            valid_until: None,
-            security_group_ids: vec![],
-            instance_profile_arn: None,
-            user_data: None,
-            key_name: None,
+            spot: SpotOptions {
+                allocation_strategy: "priceCapacityOptimized".into(),
+                instance_pools_to_use_count: None,
+                max_price: None,
+                interruption_behavior: "terminate".into(),
+            },
             target_group_arns: vec!["arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/web/1".into()],
             tags: BTreeMap::from([("immutable:app".into(), "web".into())]),
-            template_tags: BTreeMap::new(),
         }
+    }
+
+    fn backend(ec2: &Ec2) -> SpotFleet {
+        SpotFleet::new(ec2.clone(), Some("arn:aws:iam::1:role/fleet".into()), None)
+    }
+
+    fn limits() -> Limits {
+        Limits::new(Duration::from_secs(60), &CancellationToken::new())
     }
 
     fn clients(ec2: Ec2) -> Clients {
@@ -447,7 +535,10 @@ mod mocked {
     #[tokio::test]
     async fn fleet_error_fails_fast_with_the_reason_from_history_and_cancels_green() {
         let spec = spec();
-        let token = spec.client_token();
+        let token = backend(&aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::Config::builder().behavior_version(aws_config::BehaviorVersion::latest()).build(),
+        ))
+        .token(&spec);
         let no_fleets = mock!(Ec2::describe_spot_fleet_requests)
             .match_requests(|r| r.spot_fleet_request_ids().is_empty())
             .then_output(|| DescribeSpotFleetRequestsOutput::builder().build());
@@ -519,14 +610,9 @@ mod mocked {
                 &delete
             ]
         );
+        let capacity = backend(&ec2);
         let clients = clients(ec2);
-        let ctx = Context::default();
-        let runner = Runner {
-            clients: &clients,
-            ctx: &ctx,
-            spec: &spec,
-            deadline: Instant::now() + Duration::from_secs(60),
-        };
+        let runner = Runner { clients: &clients, capacity: &capacity, spec: &spec, limits: limits() };
         let settings = Settings {
             target_groups: spec.target_group_arns.clone(),
             required_healthy: 2,
@@ -642,14 +728,9 @@ mod mocked {
                 .retry_config(RetryConfig::disabled())
                 .build(),
         );
+        let capacity = backend(&ec2);
         let clients = Clients { elbv2, ..clients(ec2) };
-        let ctx = Context::default();
-        let runner = Runner {
-            clients: &clients,
-            ctx: &ctx,
-            spec: &spec,
-            deadline: Instant::now() + Duration::from_secs(60),
-        };
+        let runner = Runner { clients: &clients, capacity: &capacity, spec: &spec, limits: limits() };
         let settings = Settings {
             target_groups: spec.target_group_arns.clone(),
             required_healthy: 2,
@@ -666,14 +747,21 @@ mod mocked {
 
     #[test]
     fn client_token_is_stable_per_configuration() {
+        let ec2 = aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::Config::builder().behavior_version(aws_config::BehaviorVersion::latest()).build(),
+        );
+        let fleets = backend(&ec2);
+        let token = |spec: &GroupSpec| fleets.token(spec);
         let a = spec();
-        assert_eq!(a.client_token(), spec().client_token(), "a retry replays the same token");
-        assert!(a.client_token().len() <= 64, "EC2 accepts at most 64 characters");
+        assert_eq!(token(&a), token(&spec()), "a retry replays the same token");
+        assert!(token(&a).len() <= 64, "EC2 accepts at most 64 characters");
         let mut b = spec();
-        b.ami_id = "ami-2".into();
-        assert_ne!(a.client_token(), b.client_token(), "another configuration, another fleet");
+        b.template.ami_id = "ami-2".into();
+        assert_ne!(token(&a), token(&b), "another configuration, another fleet");
         let mut c = spec();
         c.generation = 4;
-        assert_ne!(a.client_token(), c.client_token(), "another generation, another fleet");
+        assert_ne!(token(&a), token(&c), "another generation, another fleet");
+        let other_role = SpotFleet::new(ec2.clone(), Some("arn:aws:iam::1:role/other".into()), None);
+        assert_ne!(token(&a), other_role.token(&a), "another fleet role, another fleet");
     }
 }

@@ -18,6 +18,11 @@ use crate::path::{AttributePath, Step};
 /// [`Val::Null`](super::Val), unknown into [`Val::Unknown`](super::Val). Null attributes count as
 /// absent, so `#[serde(default)]` applies to them; a null for a field without a default is the
 /// error "value is required". Every error carries the path of the value it is about.
+///
+/// A struct may group attributes in a `#[serde(flatten)]` field: its fields are decoded from the
+/// enclosing object as if they were the enclosing struct's, [`Val`](super::Val) keeps unknown
+/// values through it, and null attributes count as absent there too. Errors inside a flattened
+/// group carry the path of the enclosing object (serde decodes the group from a buffered copy).
 pub fn from_value<T: DeserializeOwned>(value: &Value) -> std::result::Result<T, DecodeError> {
     from_value_at(value, &AttributePath::root())
 }
@@ -27,7 +32,7 @@ pub fn from_value_at<T: DeserializeOwned>(
     value: &Value,
     base: &AttributePath,
 ) -> std::result::Result<T, DecodeError> {
-    T::deserialize(ValueDeserializer { value, path: base.clone() }).map_err(|e| {
+    T::deserialize(ValueDeserializer::new(value, base.clone())).map_err(|e| {
         let e = e.at(base);
         DecodeError { path: e.path.unwrap_or_default(), message: e.message }
     })
@@ -82,6 +87,13 @@ impl de::Error for DeError {
 struct ValueDeserializer<'a> {
     value: &'a Value,
     path: AttributePath,
+    /// Set inside the entries of an object decoded as a map, which is how serde decodes a
+    /// struct with `#[serde(flatten)]` fields: it buffers the entries it does not know through
+    /// `deserialize_any`, and only null, unit and some survive the buffer as what they are. So
+    /// here an unknown value is a unit (which [`Val`](super::Val) reads as unknown) and null is
+    /// none. Elsewhere `deserialize_any` refuses unknown values, so that nothing but `Val` can
+    /// take one for null.
+    buffered: bool,
 }
 
 type Result<T> = std::result::Result<T, DeError>;
@@ -99,6 +111,10 @@ macro_rules! typed {
 }
 
 impl<'a> ValueDeserializer<'a> {
+    fn new(value: &'a Value, path: AttributePath) -> Self {
+        Self { value, path, buffered: false }
+    }
+
     fn error(&self, message: impl Into<String>) -> DeError {
         DeError::new(&self.path, message)
     }
@@ -144,7 +160,9 @@ impl<'a> ValueDeserializer<'a> {
         'a: 'de,
     {
         match self.value {
+            Value::Null if self.buffered => visitor.visit_none(),
             Value::Null => visitor.visit_unit(),
+            Value::Unknown(_) if self.buffered => visitor.visit_unit(),
             Value::Unknown(_) => Err(self.error("value is not yet known")),
             Value::Bool(b) => visitor.visit_bool(*b),
             Value::Number(n) => {
@@ -158,7 +176,10 @@ impl<'a> ValueDeserializer<'a> {
             }
             Value::String(s) => visitor.visit_borrowed_str(s),
             Value::List(_) | Value::Set(_) | Value::Tuple(_) => self.seq(visitor),
-            Value::Map(_) | Value::Object(_) => self.map(visitor, false),
+            Value::Map(_) | Value::Object(_) => {
+                let (buffered, object) = (self.buffered, matches!(self.value, Value::Object(_)));
+                self.map(visitor, buffered && object, buffered)
+            }
         }
     }
 
@@ -250,7 +271,8 @@ impl<'a> ValueDeserializer<'a> {
             Value::Set(items) => (items, false),
             _ => return Err(self.expected("a list")),
         };
-        let mut access = SeqDe { items: items.iter(), index: 0, indexed, path: &self.path };
+        let mut access =
+            SeqDe { items: items.iter(), index: 0, indexed, path: &self.path, buffered: self.buffered };
         let result = visitor.visit_seq(&mut access)?;
         if !access.items.as_slice().is_empty() {
             return Err(self.error(format!("expected {} elements, got {}", access.index, items.len())));
@@ -277,7 +299,7 @@ impl<'a> ValueDeserializer<'a> {
         self.seq(visitor)
     }
 
-    fn map<'de, V: Visitor<'de>>(self, visitor: V, skip_null: bool) -> Result<V::Value>
+    fn map<'de, V: Visitor<'de>>(self, visitor: V, skip_null: bool, buffered: bool) -> Result<V::Value>
     where
         'a: 'de,
     {
@@ -291,6 +313,7 @@ impl<'a> ValueDeserializer<'a> {
             pending: None,
             attrs,
             skip_null,
+            buffered,
             path: &self.path,
         })
     }
@@ -299,7 +322,10 @@ impl<'a> ValueDeserializer<'a> {
     where
         'a: 'de,
     {
-        self.map(visitor, false)
+        // An object asked for as a map: a struct with flattened fields (see `buffered`).
+        let object = matches!(self.value, Value::Object(_));
+        let buffered = self.buffered || object;
+        self.map(visitor, object, buffered)
     }
 
     fn struct_<'de, V: Visitor<'de>>(
@@ -311,7 +337,8 @@ impl<'a> ValueDeserializer<'a> {
     where
         'a: 'de,
     {
-        self.map(visitor, true)
+        let buffered = self.buffered;
+        self.map(visitor, true, buffered)
     }
 
     fn enum_<'de, V: Visitor<'de>>(
@@ -333,7 +360,12 @@ impl<'a> ValueDeserializer<'a> {
                     Value::Map(_) => Step::Key(variant.clone()),
                     _ => Step::Attr(variant.clone()),
                 };
-                visitor.visit_enum(EnumDe { variant, value, path: self.path.child(step) })
+                visitor.visit_enum(EnumDe {
+                    variant,
+                    value,
+                    path: self.path.child(step),
+                    buffered: self.buffered,
+                })
             }
             _ => Err(self.expected("a string")),
         }
@@ -427,6 +459,7 @@ struct SeqDe<'a, 'p> {
     /// Set elements have no path step.
     indexed: bool,
     path: &'p AttributePath,
+    buffered: bool,
 }
 
 impl<'de> SeqAccess<'de> for SeqDe<'de, '_> {
@@ -442,7 +475,7 @@ impl<'de> SeqAccess<'de> for SeqDe<'de, '_> {
             self.path.clone()
         };
         self.index += 1;
-        let deserializer = ValueDeserializer { value, path: path.clone() };
+        let deserializer = ValueDeserializer { value, path: path.clone(), buffered: self.buffered };
         seed.deserialize(deserializer).map(Some).map_err(|e| e.at(&path))
     }
 
@@ -458,6 +491,7 @@ struct MapDe<'a, 'p> {
     attrs: bool,
     /// Null entries are left out, so that they count as absent fields.
     skip_null: bool,
+    buffered: bool,
     path: &'p AttributePath,
 }
 
@@ -490,7 +524,8 @@ impl<'de> MapAccess<'de> for MapDe<'de, '_> {
             return Err(DeError::new(self.path, "value requested before its key"));
         };
         let path = self.entry_path(key);
-        seed.deserialize(ValueDeserializer { value, path: path.clone() }).map_err(|e| e.at(&path))
+        let buffered = self.buffered;
+        seed.deserialize(ValueDeserializer { value, path: path.clone(), buffered }).map_err(|e| e.at(&path))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -502,6 +537,7 @@ struct EnumDe<'a> {
     variant: &'a str,
     value: &'a Value,
     path: AttributePath,
+    buffered: bool,
 }
 
 impl<'de> EnumAccess<'de> for EnumDe<'de> {
@@ -512,7 +548,7 @@ impl<'de> EnumAccess<'de> for EnumDe<'de> {
         let variant = seed
             .deserialize(BorrowedStrDeserializer::<DeError>::new(self.variant))
             .map_err(|e| e.at(&self.path))?;
-        Ok((variant, ValueDeserializer { value: self.value, path: self.path }))
+        Ok((variant, ValueDeserializer { value: self.value, path: self.path, buffered: self.buffered }))
     }
 }
 
@@ -779,6 +815,86 @@ mod tests {
         let err =
             from_value_at::<Holder>(&value, &AttributePath::attr("outer").push_index(0)).expect_err("odd");
         assert_eq!(err.to_string(), "outer[0].values[1]: 3 is odd");
+    }
+
+    #[test]
+    fn flattened_groups_keep_null_unknown_and_known_values() {
+        use serde::Serialize;
+
+        #[derive(Debug, Default, Deserialize, Serialize, PartialEq)]
+        struct Settings {
+            timeout: Val<String>,
+            percent: Val<u32>,
+        }
+        #[derive(Debug, Default, Deserialize, Serialize, PartialEq)]
+        struct Launch {
+            image: Val<String>,
+            types: Val<Vec<String>>,
+            tags: Val<BTreeMap<String, String>>,
+            #[serde(default)]
+            zones: Vec<String>,
+            settings: Val<Settings>,
+            missing: Val<String>,
+        }
+        #[derive(Debug, Default, Deserialize, Serialize, PartialEq)]
+        struct Model {
+            name: Val<String>,
+            #[serde(flatten)]
+            launch: Launch,
+            count: Val<u32>,
+        }
+        let value = obj([
+            ("name", Value::from("web")),
+            ("image", Value::unknown()),
+            ("types", Value::List(vec![Value::from("t3.small")])),
+            ("tags", Value::Null),
+            ("zones", Value::Null),
+            ("settings", obj([("timeout", Value::unknown()), ("percent", Value::from(50))])),
+            ("missing", Value::Null),
+            ("count", Value::from(3)),
+        ]);
+        let model: Model = from_value(&value).expect("decodes");
+        let expected = Model {
+            name: Val::Known("web".into()),
+            launch: Launch {
+                image: Val::Unknown,
+                types: Val::Known(vec!["t3.small".into()]),
+                tags: Val::Null,
+                zones: Vec::new(),
+                settings: Val::Known(Settings { timeout: Val::Unknown, percent: Val::Known(50) }),
+                missing: Val::Null,
+            },
+            count: Val::Known(3),
+        };
+        assert_eq!(model, expected);
+        let ty = crate::value::Type::object([
+            ("name", crate::value::Type::String),
+            ("image", crate::value::Type::String),
+            ("types", crate::value::Type::list(crate::value::Type::String)),
+            ("tags", crate::value::Type::map(crate::value::Type::String)),
+            ("zones", crate::value::Type::list(crate::value::Type::String)),
+            (
+                "settings",
+                crate::value::Type::object([
+                    ("timeout", crate::value::Type::String),
+                    ("percent", crate::value::Type::Number),
+                ]),
+            ),
+            ("missing", crate::value::Type::String),
+            ("count", crate::value::Type::Number),
+        ]);
+        let encoded = crate::value::to_value(&model, &ty).expect("encodes");
+        assert_eq!(encoded.attr("image"), Some(&Value::unknown()));
+        assert_eq!(encoded.attr("missing"), Some(&Value::Null));
+        let again: Model = from_value(&encoded).expect("decodes again");
+        assert_eq!(again, expected);
+        // Outside a flattened group an unknown is still refused by everything but `Val`.
+        let json = obj([("a", Value::unknown())]);
+        let err = from_value::<serde_json::Value>(&json).expect_err("unknown in any");
+        assert_eq!(err.to_string(), "a: value is not yet known");
+        let err = from_value::<Model>(&obj([("name", Value::from("web")), ("count", Value::from(-1))]))
+            .expect_err("negative count");
+        assert_eq!(err.to_string(), "count: value -1 does not fit in u32");
     }
 
     #[test]

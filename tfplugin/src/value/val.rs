@@ -105,8 +105,10 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ValVisitor<T> {
         Ok(Val::Null)
     }
 
+    /// Reached for an unknown value that serde buffered (a `#[serde(flatten)]` group, see
+    /// [`from_value`](super::from_value)).
     fn visit_unit<E: de::Error>(self) -> Result<Val<T>, E> {
-        Ok(Val::Null)
+        Ok(Val::Unknown)
     }
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Val<T>, D::Error> {

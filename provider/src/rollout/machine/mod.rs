@@ -9,6 +9,7 @@
 //! - every fleet it requested ends serving or cancelled;
 //! - blue is never deregistered or cancelled before green is healthy.
 
+pub use crate::health::{TargetHealth, Unhealthy, required_healthy};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -27,22 +28,6 @@ pub struct Settings {
     /// Healthy green instances needed in every target group.
     pub required_healthy: usize,
     pub drain: Duration,
-}
-
-/// Health of one target as the load balancer reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TargetHealth {
-    pub instance_id: String,
-    /// `healthy`, `unhealthy`, `initial`, `unused`, `draining`, `unavailable`.
-    pub state: String,
-    pub reason: Option<String>,
-    pub description: Option<String>,
-}
-
-impl TargetHealth {
-    pub fn is_healthy(&self) -> bool {
-        self.state == "healthy"
-    }
 }
 
 /// Lifecycle of a Spot Fleet request as EC2 reports it.
@@ -114,15 +99,6 @@ pub enum Action {
         fleet_id: String,
     },
     Finish(Outcome),
-}
-
-/// An instance that kept green from becoming healthy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Unhealthy {
-    pub instance_id: String,
-    pub target_group: String,
-    pub state: String,
-    pub reason: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -408,51 +384,17 @@ impl Rollout {
     }
 
     fn evaluate_health(&mut self, by_group: &BTreeMap<String, Vec<TargetHealth>>) {
-        let mut unhealthy = Vec::new();
-        let mut all_pass = true;
-        for group in &self.settings.target_groups {
-            let targets = by_group.get(group).map(Vec::as_slice).unwrap_or_default();
-            let healthy = self
-                .green_instances
-                .iter()
-                .filter(|i| targets.iter().any(|t| &t.instance_id == *i && t.is_healthy()))
-                .count();
-            if healthy < self.settings.required_healthy {
-                all_pass = false;
-            }
-            for instance in &self.green_instances {
-                match targets.iter().find(|t| &t.instance_id == instance) {
-                    Some(t) if t.is_healthy() => {}
-                    Some(t) => unhealthy.push(Unhealthy {
-                        instance_id: instance.clone(),
-                        target_group: group.clone(),
-                        state: t.state.clone(),
-                        reason: [t.reason.as_deref(), t.description.as_deref()]
-                            .into_iter()
-                            .flatten()
-                            .collect::<Vec<_>>()
-                            .join(": "),
-                    }),
-                    None => unhealthy.push(Unhealthy {
-                        instance_id: instance.clone(),
-                        target_group: group.clone(),
-                        state: "unregistered".into(),
-                        reason: "not registered in the target group".into(),
-                    }),
-                }
-            }
-        }
-        self.last_unhealthy = unhealthy;
-        if all_pass {
+        let groups = self
+            .settings
+            .target_groups
+            .iter()
+            .map(|g| (g.as_str(), by_group.get(g).map(Vec::as_slice).unwrap_or_default()));
+        let assessment = crate::health::assess(&self.green_instances, groups);
+        self.last_unhealthy = assessment.unhealthy;
+        if assessment.healthy >= self.settings.required_healthy {
             self.green_passed();
         }
     }
-}
-
-/// Healthy instances needed out of `capacity` for `min_healthy_percent`.
-pub fn required_healthy(capacity: u32, min_healthy_percent: u32) -> usize {
-    let needed = (u64::from(capacity) * u64::from(min_healthy_percent)).div_ceil(100);
-    usize::try_from(needed.max(1)).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]

@@ -1,8 +1,12 @@
 //! Target groups: resolution by name or ARN, target health, registration.
 
-use super::AwsError;
-use crate::rollout::machine::TargetHealth;
+use super::{AwsError, OrNotFound};
+use crate::health::TargetHealth;
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
+
+/// AWS's answers for target groups that are not there (asked for several, the call
+/// fails as a whole).
+pub const NOT_FOUND: &[&str] = &["TargetGroupNotFound", "ValidationError"];
 
 /// A target group as the app refers to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,9 +19,9 @@ pub fn is_arn(text: &str) -> bool {
     text.starts_with("arn:")
 }
 
-/// Resolves each name or ARN; `Err` lists what does not exist. One call for all
-/// names and one for all ARNs.
-pub async fn resolve_target_groups(
+/// Resolves each name or ARN, in the user's order; `Err` lists what does not exist.
+/// One call for all names and one for all ARNs.
+pub async fn resolve(
     elb: &aws_sdk_elasticloadbalancingv2::Client,
     refs: &[String],
 ) -> Result<Result<Vec<TargetGroup>, Vec<String>>, AwsError> {
@@ -29,8 +33,7 @@ pub async fn resolve_target_groups(
         }
         // Asking for several at once fails as a whole when one is missing; ask one
         // by one then, to say which.
-        let all = describe(elb, by_arn, &wanted).await?;
-        match all {
+        match describe(elb, by_arn, &wanted).await? {
             Some(groups) => found.extend(groups),
             None => {
                 let mut missing = Vec::new();
@@ -46,7 +49,6 @@ pub async fn resolve_target_groups(
             }
         }
     }
-    // Keep the user's order.
     let ordered =
         refs.iter().filter_map(|r| found.iter().find(|g| &g.arn == r || &g.name == r).cloned()).collect();
     Ok(Ok(ordered))
@@ -64,30 +66,26 @@ async fn describe(
     } else {
         request.set_names(Some(wanted.to_vec()))
     };
-    match request.send().await {
-        Ok(out) => Ok(Some(
-            out.target_groups()
-                .iter()
-                .filter_map(|g| {
-                    Some(TargetGroup {
-                        name: g.target_group_name()?.to_owned(),
-                        arn: g.target_group_arn()?.to_owned(),
-                    })
+    let out = request
+        .send()
+        .await
+        .map_err(|e| AwsError::new(format!("looking up target groups {}", wanted.join(", ")), &e))
+        .or_not_found(NOT_FOUND)?;
+    Ok(out.map(|out| {
+        out.target_groups()
+            .iter()
+            .filter_map(|g| {
+                Some(TargetGroup {
+                    name: g.target_group_name()?.to_owned(),
+                    arn: g.target_group_arn()?.to_owned(),
                 })
-                .collect(),
-        )),
-        Err(e) => {
-            let err = AwsError::new(format!("looking up target groups {wanted:?}"), &e);
-            match err.code.as_deref() {
-                Some("TargetGroupNotFound" | "ValidationError") => Ok(None),
-                _ => Err(err),
-            }
-        }
-    }
+            })
+            .collect()
+    }))
 }
 
 /// Health of `instances` (or of every registered target when `None`).
-pub async fn target_health(
+pub async fn health(
     elb: &aws_sdk_elasticloadbalancingv2::Client,
     target_group_arn: &str,
     instances: Option<&[String]>,
@@ -105,16 +103,19 @@ pub async fn target_health(
         .target_health_descriptions()
         .iter()
         .filter_map(|d| {
-            let id = d.target()?.id()?.to_owned();
             let health = d.target_health();
             Some(TargetHealth {
-                instance_id: id,
+                instance_id: d.target()?.id()?.to_owned(),
                 state: health.and_then(|h| h.state()).map(|s| s.as_str().to_owned()).unwrap_or_default(),
                 reason: health.and_then(|h| h.reason()).map(|r| r.as_str().to_owned()),
                 description: health.and_then(|h| h.description()).map(str::to_owned),
             })
         })
         .collect())
+}
+
+fn targets(instances: &[String]) -> Vec<TargetDescription> {
+    instances.iter().map(|id| TargetDescription::builder().id(id).build()).collect()
 }
 
 pub async fn register(
@@ -127,15 +128,19 @@ pub async fn register(
     }
     elb.register_targets()
         .target_group_arn(target_group_arn)
-        .set_targets(Some(instances.iter().map(|id| TargetDescription::builder().id(id).build()).collect()))
+        .set_targets(Some(targets(instances)))
         .send()
         .await
         .map_err(|e| {
-            AwsError::new(format!("registering {instances:?} in {}", short(target_group_arn)), &e)
+            AwsError::new(
+                format!("registering {} in target group {}", instances.join(", "), short(target_group_arn)),
+                &e,
+            )
         })?;
     Ok(())
 }
 
+/// Deregisters `instances`; targets or a group already gone are what was wanted.
 pub async fn deregister(
     elb: &aws_sdk_elasticloadbalancingv2::Client,
     target_group_arn: &str,
@@ -144,24 +149,17 @@ pub async fn deregister(
     if instances.is_empty() {
         return Ok(());
     }
-    let result = elb
-        .deregister_targets()
+    elb.deregister_targets()
         .target_group_arn(target_group_arn)
-        .set_targets(Some(instances.iter().map(|id| TargetDescription::builder().id(id).build()).collect()))
+        .set_targets(Some(targets(instances)))
         .send()
-        .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let err =
-                AwsError::new(format!("deregistering {instances:?} from {}", short(target_group_arn)), &e);
-            // Already gone is what we wanted.
-            match err.code.as_deref() {
-                Some("InvalidTarget" | "TargetGroupNotFound") => Ok(()),
-                _ => Err(err),
-            }
-        }
-    }
+        .await
+        .map_err(|e| {
+            let group = short(target_group_arn);
+            AwsError::new(format!("deregistering {} from target group {group}", instances.join(", ")), &e)
+        })
+        .or_not_found(&["InvalidTarget", "TargetGroupNotFound"])?;
+    Ok(())
 }
 
 /// `web` from `arn:aws:elasticloadbalancing:…:targetgroup/web/0123`, for messages.

@@ -1,0 +1,207 @@
+//! Launch templates: one per generation of an app, with the launch's security defaults
+//! (IMDSv2 required, encrypted root volume, no SSH key unless set).
+
+use super::{AwsError, OrNotFound, sdk_tags};
+use aws_sdk_ec2::types::{
+    Filter, FleetLaunchTemplateSpecification, LaunchTemplateBlockDeviceMappingRequest,
+    LaunchTemplateEbsBlockDeviceRequest, LaunchTemplateHttpTokensState,
+    LaunchTemplateIamInstanceProfileSpecificationRequest, LaunchTemplateInstanceMetadataEndpointState,
+    LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateTagSpecificationRequest,
+    RequestLaunchTemplateData, ResourceType, TagSpecification, VolumeType,
+};
+use base64::Engine as _;
+use conventions::fleet_tags;
+use std::collections::BTreeMap;
+
+/// AWS's answers for a launch template that is not there.
+pub const NOT_FOUND: &[&str] = &[
+    "InvalidLaunchTemplateId.NotFound",
+    "InvalidLaunchTemplateName.NotFoundException",
+    "InvalidLaunchTemplateId.Malformed",
+];
+
+/// What an instance is launched with, resolved to ids and ARNs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateData {
+    pub ami_id: String,
+    pub root_device_name: String,
+    pub security_group_ids: Vec<String>,
+    pub instance_profile_arn: Option<String>,
+    pub user_data: Option<String>,
+    pub key_name: Option<String>,
+}
+
+/// The launch template of one generation of an app.
+pub fn template_name(app: &str, generation: u64) -> String {
+    format!("immutable-{app}-g{generation}")
+}
+
+/// Creates the template `name` holding `data`, whose instances and volumes get `tags`
+/// (and the template itself `tags`, `extra_tags` and the configuration's `token`), or
+/// returns the one an interrupted run created for the same configuration. One holding
+/// another configuration is replaced: no fleet uses it (see the rollout runner).
+pub async fn ensure(
+    ec2: &aws_sdk_ec2::Client,
+    name: &str,
+    data: &TemplateData,
+    tags: &BTreeMap<String, String>,
+    extra_tags: &BTreeMap<String, String>,
+    token: &str,
+) -> Result<String, AwsError> {
+    if let Some(id) = find(ec2, name).await? {
+        if find_tags(ec2, &id).await?.get(fleet_tags::CONFIG).map(String::as_str) == Some(token) {
+            return Ok(id);
+        }
+        tracing::info!(template = %id, "launch template {name} holds another configuration; replacing it");
+        delete(ec2, &id).await?;
+    }
+    let tag_spec = |resource| {
+        LaunchTemplateTagSpecificationRequest::builder()
+            .resource_type(resource)
+            .set_tags(Some(sdk_tags(tags)))
+            .build()
+    };
+    let mut request = RequestLaunchTemplateData::builder()
+        .image_id(&data.ami_id)
+        .metadata_options(
+            LaunchTemplateInstanceMetadataOptionsRequest::builder()
+                .http_tokens(LaunchTemplateHttpTokensState::Required)
+                .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::Enabled)
+                .http_put_response_hop_limit(2)
+                .build(),
+        )
+        .block_device_mappings(
+            LaunchTemplateBlockDeviceMappingRequest::builder()
+                .device_name(&data.root_device_name)
+                .ebs(
+                    LaunchTemplateEbsBlockDeviceRequest::builder()
+                        .encrypted(true)
+                        .delete_on_termination(true)
+                        .volume_type(VolumeType::Gp3)
+                        .build(),
+                )
+                .build(),
+        )
+        .tag_specifications(tag_spec(ResourceType::Instance))
+        .tag_specifications(tag_spec(ResourceType::Volume))
+        .set_security_group_ids(
+            (!data.security_group_ids.is_empty()).then(|| data.security_group_ids.clone()),
+        )
+        .set_key_name(data.key_name.clone());
+    if let Some(arn) = &data.instance_profile_arn {
+        request = request.iam_instance_profile(
+            LaunchTemplateIamInstanceProfileSpecificationRequest::builder().arn(arn).build(),
+        );
+    }
+    if let Some(user_data) = &data.user_data {
+        request = request.user_data(base64::engine::general_purpose::STANDARD.encode(user_data));
+    }
+    let mut template_tags = tags.clone();
+    template_tags.extend(extra_tags.clone());
+    template_tags.insert(fleet_tags::CONFIG.to_owned(), token.to_owned());
+    let out = ec2
+        .create_launch_template()
+        .launch_template_name(name)
+        .client_token(token)
+        .launch_template_data(request.build())
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::LaunchTemplate)
+                .set_tags(Some(sdk_tags(&template_tags)))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| AwsError::new(format!("creating launch template {name}"), &e))?;
+    out.launch_template().and_then(|t| t.launch_template_id()).map(str::to_owned).ok_or_else(|| {
+        AwsError::plain(format!("creating launch template {name}"), "no template id in the answer")
+    })
+}
+
+/// The id of the template named `name`.
+pub async fn find(ec2: &aws_sdk_ec2::Client, name: &str) -> Result<Option<String>, AwsError> {
+    let out = ec2
+        .describe_launch_templates()
+        .filters(Filter::builder().name("launch-template-name").values(name).build())
+        .send()
+        .await
+        .map_err(|e| AwsError::new(format!("looking up launch template {name}"), &e))
+        .or_not_found(NOT_FOUND)?;
+    Ok(out.and_then(|out| {
+        out.launch_templates().first().and_then(|t| t.launch_template_id()).map(str::to_owned)
+    }))
+}
+
+/// The template's tags (for import).
+pub async fn find_tags(
+    ec2: &aws_sdk_ec2::Client,
+    template_id: &str,
+) -> Result<BTreeMap<String, String>, AwsError> {
+    let out = ec2
+        .describe_launch_templates()
+        .launch_template_ids(template_id)
+        .send()
+        .await
+        .map_err(|e| AwsError::new(format!("describing launch template {template_id}"), &e))
+        .or_not_found(NOT_FOUND)?;
+    Ok(out
+        .and_then(|out| {
+            out.launch_templates().first().map(|t| {
+                t.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned()))).collect()
+            })
+        })
+        .unwrap_or_default())
+}
+
+/// The user data of the template's latest version, decoded.
+pub async fn user_data(ec2: &aws_sdk_ec2::Client, template_id: &str) -> Result<Option<String>, AwsError> {
+    let out = ec2
+        .describe_launch_template_versions()
+        .launch_template_id(template_id)
+        .versions("$Latest")
+        .send()
+        .await
+        .map_err(|e| AwsError::new(format!("describing launch template {template_id}"), &e))
+        .or_not_found(NOT_FOUND)?;
+    Ok(out.and_then(|out| {
+        out.launch_template_versions()
+            .first()
+            .and_then(|v| v.launch_template_data())
+            .and_then(|d| d.user_data())
+            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+    }))
+}
+
+/// The AMI a fleet's launch template version launches.
+pub async fn image_of(
+    ec2: &aws_sdk_ec2::Client,
+    spec: &FleetLaunchTemplateSpecification,
+) -> Result<Option<String>, AwsError> {
+    let name = spec.launch_template_id().or(spec.launch_template_name()).unwrap_or_default().to_owned();
+    let out = ec2
+        .describe_launch_template_versions()
+        .set_launch_template_id(spec.launch_template_id().map(str::to_owned))
+        .set_launch_template_name(spec.launch_template_name().map(str::to_owned))
+        .versions(spec.version().unwrap_or("$Default"))
+        .send()
+        .await
+        .map_err(|e| AwsError::new(format!("describing launch template {name}"), &e))
+        .or_not_found(NOT_FOUND)?;
+    Ok(out.and_then(|out| {
+        out.launch_template_versions()
+            .iter()
+            .find_map(|v| v.launch_template_data().and_then(|d| d.image_id()).map(str::to_owned))
+    }))
+}
+
+/// Deletes the template; one already gone is fine.
+pub async fn delete(ec2: &aws_sdk_ec2::Client, template_id: &str) -> Result<(), AwsError> {
+    ec2.delete_launch_template()
+        .launch_template_id(template_id)
+        .send()
+        .await
+        .map_err(|e| AwsError::new(format!("deleting launch template {template_id}"), &e))
+        .or_not_found(NOT_FOUND)?;
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! Import of an app by the id of its serving Spot Fleet. What EC2 cannot give back as
+//! the user wrote it (names rather than ids, defaults) comes from the `immutable:args:*`
+//! tags the provider put on the generation's launch template.
+
+use super::model::{Computed, Model, RolloutSettings, Size, args_from_tags};
+use crate::aws::{Clients, fleets, launch_templates, target_groups};
+use conventions::{ami_tags, fleet_tags};
+use tfplugin::diag::Diagnostics;
+use tfplugin::value::Val;
+
+pub async fn import(clients: &Clients, id: &str, diags: &mut Diagnostics) -> Option<Model> {
+    let fleet = match fleets::find_fleet(&clients.ec2, id).await {
+        Ok(Some(fleet)) if fleet.is_open() => fleet,
+        Ok(_) => {
+            diags.error(
+                "Fleet Not Found",
+                format!("no active Spot Fleet request {id:?} in {}", clients.region),
+            );
+            return None;
+        }
+        Err(e) => {
+            diags.push(e.diagnostic());
+            return None;
+        }
+    };
+    let Some(app) = fleet.tags.get(fleet_tags::APP).cloned() else {
+        diags.error(
+            "Not An App Fleet",
+            format!("Spot Fleet {id} has no {} tag; tag it with the app name to import it", fleet_tags::APP),
+        );
+        return None;
+    };
+    let generation = fleet.generation().unwrap_or(1);
+    let ec2 = &clients.ec2;
+    // The fleet names its template; some emulators do not, so also try the generation's
+    // template name.
+    let template_id = match &fleet.launch_template_id {
+        Some(id) => Some(id.clone()),
+        None => launch_templates::find(ec2, &launch_templates::template_name(&app, generation))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("{e}; importing without the launch template's arguments");
+                None
+            }),
+    };
+    let (tags, user_data) = match &template_id {
+        Some(template) => {
+            let (tags, user_data) = tokio::join!(
+                launch_templates::find_tags(ec2, template),
+                launch_templates::user_data(ec2, template)
+            );
+            let tags = tags.unwrap_or_else(|e| {
+                tracing::warn!("{e}; importing without the launch template's arguments");
+                Default::default()
+            });
+            let user_data = user_data.unwrap_or_else(|e| {
+                tracing::warn!("{e}; importing without user data");
+                None
+            });
+            (tags, user_data)
+        }
+        None => Default::default(),
+    };
+    let (mut launch, rollout, on_demand) = args_from_tags(&tags).unwrap_or_default();
+    launch.ami_id = fleet.tags.get(fleet_tags::AMI).cloned().into();
+    launch.user_data = user_data.into();
+    if launch.instance_types.is_null() {
+        launch.instance_types = Val::Known(fleet.instance_types.clone());
+    }
+    let target_group_arns = if !fleet.target_group_arns.is_empty() {
+        fleet.target_group_arns.clone()
+    } else if let Some(refs) = launch.target_groups.known() {
+        match target_groups::resolve(&clients.elbv2, refs).await {
+            Ok(Ok(groups)) => groups.into_iter().map(|g| g.arn).collect(),
+            Ok(Err(missing)) => {
+                tracing::warn!("target groups {} no longer exist", missing.join(", "));
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!("{e}; the next read fills in the target groups");
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    Some(Model {
+        name: Val::Known(app.clone()),
+        launch,
+        size: Size { target_capacity: Val::Known(fleet.target_capacity), on_demand_capacity: on_demand },
+        rollout: if rollout == RolloutSettings::default() { Val::Null } else { Val::Known(rollout) },
+        timeouts: Val::Null,
+        computed: Computed {
+            id: Val::Known(app),
+            fleet_id: Val::Known(fleet.id.clone()),
+            instance_ids: Val::Known(Vec::new()),
+            generation: Val::Known(generation),
+            healthy_count: Val::Known(0),
+            commit: fleet.tags.get(ami_tags::COMMIT).cloned().into(),
+            target_group_arns: Val::Known(target_group_arns),
+            launch_template_id: template_id.into(),
+            stray_fleet_ids: Val::Known(Vec::new()),
+        },
+    })
+}

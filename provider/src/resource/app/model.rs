@@ -1,0 +1,247 @@
+//! The app's model, mirroring its schema, with its arguments grouped by what a change
+//! of them does: [`Launch`] (what runs and where: a rollout), [`Size`] (a resize in
+//! place), the rollout settings and timeouts (nothing in AWS). A new argument is a field
+//! of its group and an attribute of the schema; the change classification, the plan and
+//! import follow from the group.
+
+use super::schema::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEALTH_TIMEOUT, DEFAULT_MIN_HEALTHY};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tfplugin::schema::Timeouts;
+use tfplugin::value::Val;
+
+/// Configuration, plan and state alike.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Model {
+    pub name: Val<String>,
+    #[serde(flatten)]
+    pub launch: Launch,
+    #[serde(flatten)]
+    pub size: Size,
+    pub rollout: Val<RolloutSettings>,
+    pub timeouts: Val<Timeouts>,
+    #[serde(flatten)]
+    pub computed: Computed,
+}
+
+/// What runs and where. A change of any of these is a rollout: a new fleet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Launch {
+    pub ami_id: Val<String>,
+    pub instance_types: Val<Vec<String>>,
+    pub allocation_strategy: Val<String>,
+    pub instance_pools_to_use_count: Val<u32>,
+    pub max_price: Val<String>,
+    pub interruption_behavior: Val<String>,
+    pub subnet_ids: Val<Vec<String>>,
+    pub availability_zones: Val<Vec<String>>,
+    pub security_groups: Val<Vec<String>>,
+    pub iam_instance_profile: Val<String>,
+    pub iam_fleet_role: Val<String>,
+    pub target_groups: Val<Vec<String>>,
+    pub user_data: Val<String>,
+    pub key_name: Val<String>,
+    pub tags: Val<BTreeMap<String, String>>,
+    pub valid_until: Val<String>,
+}
+
+/// How many instances serve. A change is a resize of the serving fleet in place.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Size {
+    pub target_capacity: Val<u32>,
+    pub on_demand_capacity: Val<u32>,
+}
+
+/// How a rollout decides (the `rollout` block). A change touches nothing in AWS.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RolloutSettings {
+    pub health_timeout: Val<String>,
+    pub min_healthy_percent: Val<u32>,
+    pub drain_timeout: Val<String>,
+}
+
+/// The attributes only the provider sets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Computed {
+    pub id: Val<String>,
+    pub fleet_id: Val<String>,
+    pub instance_ids: Val<Vec<String>>,
+    pub generation: Val<u64>,
+    pub healthy_count: Val<u32>,
+    pub commit: Val<String>,
+    pub target_group_arns: Val<Vec<String>>,
+    pub launch_template_id: Val<String>,
+    pub stray_fleet_ids: Val<Vec<String>>,
+}
+
+impl Computed {
+    pub fn has_strays(&self) -> bool {
+        self.stray_fleet_ids.known().is_some_and(|s| !s.is_empty())
+    }
+}
+
+/// What a change does to the running app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// What runs changes: a new fleet, blue/green.
+    Rollout,
+    /// Only the fleet's size changes: modified in place.
+    Capacity,
+    /// Only how the provider behaves (rollout settings, timeouts): nothing in AWS.
+    Settings,
+}
+
+pub fn change_kind(prior: &Model, next: &Model) -> ChangeKind {
+    if prior.launch != next.launch {
+        ChangeKind::Rollout
+    } else if prior.size != next.size {
+        ChangeKind::Capacity
+    } else {
+        ChangeKind::Settings
+    }
+}
+
+/// A known list, or an empty one.
+pub fn list(value: &Val<Vec<String>>) -> Vec<String> {
+    value.known().cloned().unwrap_or_default()
+}
+
+impl Model {
+    fn rollout_settings(&self) -> RolloutSettings {
+        self.rollout.known().cloned().unwrap_or_default()
+    }
+
+    pub fn health_timeout(&self) -> Duration {
+        duration_or(&self.rollout_settings().health_timeout, DEFAULT_HEALTH_TIMEOUT)
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        duration_or(&self.rollout_settings().drain_timeout, DEFAULT_DRAIN_TIMEOUT)
+    }
+
+    pub fn min_healthy_percent(&self) -> u32 {
+        self.rollout_settings().min_healthy_percent.into_option().unwrap_or(DEFAULT_MIN_HEALTHY)
+    }
+}
+
+fn duration_or(value: &Val<String>, default: Duration) -> Duration {
+    value.known().and_then(|text| tfplugin::duration::parse(text).ok()).unwrap_or(default)
+}
+
+/// Launch template tags carrying the app's arguments, so that import restores them.
+const ARGS_TAG_PREFIX: &str = "immutable:args:";
+/// Characters per tag value (EC2 allows 256).
+const ARGS_CHUNK: usize = 250;
+/// Read back from the fleet and its launch template, not kept in the tags: the AMI
+/// (a fleet tag) and the user data (in the template, and too long for tags).
+const NOT_IN_ARGS: [&str; 2] = ["ami_id", "user_data"];
+
+/// The arguments EC2 cannot give back as the user wrote them (names rather than ids,
+/// defaults), as launch template tags: one JSON object (the launch arguments but the
+/// AMI and user data, the On-Demand share and the rollout settings) cut into chunks.
+pub fn args_tags(model: &Model) -> BTreeMap<String, String> {
+    let mut args = serde_json::Map::new();
+    for part in [
+        serde_json::to_value(&model.launch),
+        serde_json::to_value(model.rollout_settings()),
+        serde_json::to_value(&model.size),
+    ] {
+        if let Ok(serde_json::Value::Object(fields)) = part {
+            args.extend(fields);
+        }
+    }
+    for key in NOT_IN_ARGS.iter().chain(&["target_capacity"]) {
+        args.remove(*key);
+    }
+    let json = serde_json::Value::Object(args).to_string();
+    let chars: Vec<char> = json.chars().collect();
+    chars
+        .chunks(ARGS_CHUNK)
+        .enumerate()
+        .map(|(i, chunk)| (format!("{ARGS_TAG_PREFIX}{i}"), chunk.iter().collect()))
+        .collect()
+}
+
+/// The arguments [`args_tags`] kept, as far as the tags hold them: the launch (without
+/// AMI and user data), the rollout settings and the On-Demand share.
+pub fn args_from_tags(tags: &BTreeMap<String, String>) -> Option<(Launch, RolloutSettings, Val<u32>)> {
+    let mut chunks: Vec<(usize, &String)> =
+        tags.iter().filter_map(|(k, v)| Some((k.strip_prefix(ARGS_TAG_PREFIX)?.parse().ok()?, v))).collect();
+    chunks.sort();
+    let json: String = chunks.into_iter().map(|(_, v)| v.as_str()).collect();
+    let value: serde_json::Value = serde_json::from_str(&json).ok()?;
+    let launch = serde_json::from_value(value.clone()).ok()?;
+    let rollout = serde_json::from_value(value.clone()).ok()?;
+    let on_demand = serde_json::from_value::<Size>(value).ok()?.on_demand_capacity;
+    Some((launch, rollout, on_demand))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> Model {
+        Model {
+            name: Val::Known("web".into()),
+            launch: Launch {
+                ami_id: Val::Known("ami-1".into()),
+                instance_types: Val::Known(vec!["t3.small".into()]),
+                ..Launch::default()
+            },
+            size: Size { target_capacity: Val::Known(2), ..Size::default() },
+            ..Model::default()
+        }
+    }
+
+    #[test]
+    fn changes_are_classified() {
+        let prior = model();
+        let mut next = model();
+        assert_eq!(change_kind(&prior, &next), ChangeKind::Settings);
+        next.size.target_capacity = Val::Known(3);
+        assert_eq!(change_kind(&prior, &next), ChangeKind::Capacity);
+        next.launch.ami_id = Val::Known("ami-2".into());
+        assert_eq!(change_kind(&prior, &next), ChangeKind::Rollout, "rollout wins over capacity");
+        let mut unknown = model();
+        unknown.launch.ami_id = Val::Unknown;
+        assert_eq!(change_kind(&prior, &unknown), ChangeKind::Rollout, "an unknown AMI may differ");
+        let mut settings = model();
+        settings.rollout =
+            Val::Known(RolloutSettings { min_healthy_percent: Val::Known(50), ..Default::default() });
+        assert_eq!(change_kind(&prior, &settings), ChangeKind::Settings);
+    }
+
+    #[test]
+    fn args_round_trip_through_launch_template_tags() {
+        let mut model = model();
+        model.launch.security_groups = Val::Known(vec!["web-sg".into(); 20]);
+        model.launch.target_groups = Val::Known(vec!["web".into()]);
+        model.launch.tags = Val::Known(BTreeMap::from([("Team".into(), "core".repeat(50))]));
+        model.launch.user_data = Val::Known("#!/bin/sh\necho hi\n".into());
+        model.rollout =
+            Val::Known(RolloutSettings { min_healthy_percent: Val::Known(50), ..Default::default() });
+        model.size.on_demand_capacity = Val::Known(1);
+        let tags = args_tags(&model);
+        assert!(tags.len() > 1, "long arguments span several tags");
+        assert!(tags.values().all(|v| v.chars().count() <= 256), "each fits a tag value");
+        let (launch, rollout, on_demand) = args_from_tags(&tags).expect("arguments");
+        let expected = Launch { ami_id: Val::Null, user_data: Val::Null, ..model.launch.clone() };
+        assert_eq!(launch, expected, "all but the AMI and the user data");
+        assert_eq!(rollout.min_healthy_percent, Val::Known(50));
+        assert_eq!(on_demand, Val::Known(1));
+    }
+
+    /// Tags written before the arguments were grouped still import.
+    #[test]
+    fn older_argument_tags_still_read() {
+        let json = r#"{"instance_types":["t3.small"],"on_demand_capacity":null,"allocation_strategy":null,"instance_pools_to_use_count":null,"max_price":null,"interruption_behavior":null,"subnet_ids":null,"availability_zones":null,"security_groups":["web-sg"],"iam_instance_profile":"web-profile","iam_fleet_role":null,"target_groups":["web"],"key_name":null,"tags":null,"valid_until":null,"health_timeout":"5s","min_healthy_percent":null,"drain_timeout":null}"#;
+        let tags = BTreeMap::from([(format!("{ARGS_TAG_PREFIX}0"), json.to_owned())]);
+        let (launch, rollout, on_demand) = args_from_tags(&tags).expect("arguments");
+        assert_eq!(launch.security_groups, Val::Known(vec!["web-sg".to_owned()]));
+        assert_eq!(launch.iam_instance_profile, Val::Known("web-profile".to_owned()));
+        assert_eq!(launch.allocation_strategy, Val::Null);
+        assert_eq!(rollout.health_timeout, Val::Known("5s".to_owned()));
+        assert_eq!(on_demand, Val::Null);
+    }
+}

@@ -1,0 +1,254 @@
+//! The schema of `immutable_app`, its defaults and its own validators.
+
+use crate::resource::validators;
+use std::time::Duration;
+use tfplugin::duration::format;
+use tfplugin::schema::{self, Attribute, Block, NestedBlock, PlanModifier, Schema, Validator};
+use tfplugin::value::{Type, Value};
+
+pub const TYPE_NAME: &str = "immutable_app";
+pub const DEFAULT_FLEET_ROLE: &str = "aws-ec2-spot-fleet-tagging-role";
+pub const DEFAULT_ALLOCATION: &str = "priceCapacityOptimized";
+pub const DEFAULT_INTERRUPTION: &str = "terminate";
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_MIN_HEALTHY: u32 = 100;
+/// The `timeouts` block's operations and their defaults.
+pub const TIMEOUTS: [(&str, Duration); 3] = [
+    ("create", Duration::from_secs(30 * 60)),
+    ("update", Duration::from_secs(30 * 60)),
+    ("delete", Duration::from_secs(15 * 60)),
+];
+
+fn name_validator() -> Validator {
+    Validator::new("1 to 40 letters, digits and hyphens.", |value, path, diags| {
+        if let Value::String(s) = value
+            && (s.is_empty() || s.len() > 40 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            diags.error_at(
+                path.clone(),
+                "Invalid App Name",
+                format!("{path} must be 1 to 40 letters, digits and hyphens (it names fleets and launch templates), got {s:?}"),
+            );
+        }
+    })
+}
+
+fn price_validator() -> Validator {
+    Validator::new("A price in USD per hour, e.g. `\"0.05\"`.", |value, path, diags| {
+        if let Value::String(s) = value
+            && !s.parse::<f64>().is_ok_and(|p| p.is_finite() && p > 0.0)
+        {
+            diags.error_at(
+                path.clone(),
+                "Invalid Price",
+                format!("{path} must be a positive price in USD per hour, got {s:?}"),
+            );
+        }
+    })
+}
+
+fn timestamp_validator() -> Validator {
+    Validator::new("An RFC 3339 timestamp, e.g. `2027-01-01T00:00:00Z`.", |value, path, diags| {
+        if let Value::String(s) = value
+            && aws_smithy_types::DateTime::from_str(s, aws_smithy_types::date_time::Format::DateTime).is_err()
+        {
+            diags.error_at(
+                path.clone(),
+                "Invalid Timestamp",
+                format!("{path} must be an RFC 3339 timestamp, got {s:?}"),
+            );
+        }
+    })
+}
+
+pub fn schema() -> Schema {
+    let computed = |name: &str, ty: Type, text: &str| Attribute::computed(name, ty).description(text);
+    let list = Type::list;
+    let rollout = Block::new("How a rollout decides that the new fleet is healthy and retires the old one.")
+        .attribute(
+            Attribute::optional("health_timeout", Type::String)
+                .description(format!(
+                    "How long the new fleet has to get healthy (default `{}`).",
+                    format(DEFAULT_HEALTH_TIMEOUT)
+                ))
+                .validator(schema::validators::duration()),
+        )
+        .attribute(
+            Attribute::optional("min_healthy_percent", Type::Number)
+                .description(format!(
+                    "Share of new instances that must be healthy in every target group (default {DEFAULT_MIN_HEALTHY})."
+                ))
+                .validator(schema::validators::int_between(0, 100)),
+        )
+        .attribute(
+            Attribute::optional("drain_timeout", Type::String)
+                .description(format!(
+                    "How long old instances drain after deregistration (default `{}`).",
+                    format(DEFAULT_DRAIN_TIMEOUT)
+                ))
+                .validator(schema::validators::duration()),
+        );
+    Schema::new(
+        Block::new(
+            "An app on a Spot Fleet behind load balancer target groups. Changing what runs (`ami_id`, \
+             `instance_types`, `user_data`, launch settings) is a blue/green rollout: a new fleet is requested, \
+             its instances registered and awaited healthy in every target group, and only then is the old \
+             fleet drained and cancelled. A rollout that fails (unhealthy, timeout, Spot errors, Ctrl-C) is \
+             rolled back: the new fleet is cancelled and the old one keeps serving, untouched. Changing only \
+             `target_capacity` or `on_demand_capacity` resizes the fleet in place. Every launch requires IMDSv2 \
+             and encrypts the root volume. A run that was interrupted (killed, crashed) leaves nothing behind: \
+             the next apply adopts the app's fleet when it runs the configuration, rolls out over it when it \
+             runs another, and cancels an unfinished fleet the configuration no longer wants. The app's `name` \
+             must be unique in the account and region.",
+        )
+        .attribute(
+            Attribute::required("name", Type::String)
+                .description("App name; used in tags, fleet and launch template names and idempotency tokens.")
+                .modifier(PlanModifier::RequiresReplace)
+                .validator(name_validator()),
+        )
+        .attribute(
+            Attribute::required("ami_id", Type::String)
+                .description("The AMI to run. Changing it rolls out a new fleet.")
+                .validator(validators::ami_id()),
+        )
+        .attribute(
+            Attribute::required("instance_types", list(Type::String))
+                .description("Instance types to diversify across Spot pools, e.g. `[\"t3.small\", \"t3a.small\"]`.")
+                .validator(schema::validators::non_empty_list()),
+        )
+        .attribute(
+            Attribute::required("target_capacity", Type::Number)
+                .description("How many instances serve the app.")
+                .validator(schema::validators::int_between(1, 10_000)),
+        )
+        .attribute(
+            Attribute::optional("on_demand_capacity", Type::Number)
+                .description("How many of them are On-Demand rather than Spot (default 0).")
+                .validator(schema::validators::int_between(0, 10_000)),
+        )
+        .attribute(
+            Attribute::optional("allocation_strategy", Type::String)
+                .description(format!("How Spot capacity is chosen (default `{DEFAULT_ALLOCATION}`)."))
+                .validator(schema::validators::one_of(&[
+                    "lowestPrice",
+                    "diversified",
+                    "capacityOptimized",
+                    "priceCapacityOptimized",
+                ])),
+        )
+        .attribute(
+            Attribute::optional("instance_pools_to_use_count", Type::Number)
+                .description("Number of cheapest pools to spread over; only with `lowestPrice`.")
+                .validator(schema::validators::int_between(1, 100)),
+        )
+        .attribute(
+            Attribute::optional("max_price", Type::String)
+                .description("Highest Spot price per instance-hour in USD (default: the On-Demand price).")
+                .validator(price_validator()),
+        )
+        .attribute(
+            Attribute::optional("interruption_behavior", Type::String)
+                .description(format!("What Spot does on interruption (default `{DEFAULT_INTERRUPTION}`)."))
+                .validator(schema::validators::one_of(&["terminate", "stop", "hibernate"])),
+        )
+        .attribute(
+            Attribute::optional("subnet_ids", list(Type::String))
+                .description("Subnets to launch in. Conflicts with `availability_zones`.")
+                .validator(schema::validators::non_empty_list()),
+        )
+        .attribute(
+            Attribute::optional("availability_zones", list(Type::String))
+                .description("Availability zones to launch in (default subnets). Conflicts with `subnet_ids`.")
+                .validator(schema::validators::non_empty_list()),
+        )
+        .attribute(
+            Attribute::optional("security_groups", list(Type::String))
+                .description("Security groups by name or id, resolved at plan time."),
+        )
+        .attribute(
+            Attribute::optional("iam_instance_profile", Type::String)
+                .description("Instance profile by name or ARN, resolved at plan time."),
+        )
+        .attribute(Attribute::optional("iam_fleet_role", Type::String).description(format!(
+            "Role that lets Spot Fleet launch and tag instances, by name or ARN (default `{DEFAULT_FLEET_ROLE}`)."
+        )))
+        .attribute(Attribute::optional("target_groups", list(Type::String)).description(
+            "Target groups by name or ARN. New instances must be healthy in every one before the old fleet goes.",
+        ))
+        .attribute(Attribute::optional("user_data", Type::String).description("User data (plain text; encoded for EC2)."))
+        .attribute(
+            Attribute::optional("key_name", Type::String)
+                .description("SSH key pair. None by default: immutable servers need no remote access."),
+        )
+        .attribute(
+            Attribute::optional("tags", Type::map(Type::String))
+                .description("Tags for the fleet, its instances and volumes, on top of the provider's `default_tags`.")
+                .validator(validators::user_tags(&[])),
+        )
+        .attribute(
+            Attribute::optional("valid_until", Type::String)
+                .description("When the fleet request expires (its instances are then terminated).")
+                .validator(timestamp_validator()),
+        )
+        .attribute(computed("id", Type::String, "The app name.").modifier(PlanModifier::UseStateForUnknown))
+        .attribute(computed("fleet_id", Type::String, "The serving Spot Fleet request."))
+        .attribute(computed("instance_ids", list(Type::String), "The serving instances."))
+        .attribute(computed("generation", Type::Number, "Rollout generation: 1 on create, +1 per rollout."))
+        .attribute(computed(
+            "healthy_count",
+            Type::Number,
+            "Serving instances healthy in every target group at the last read.",
+        ))
+        .attribute(computed("commit", Type::String, "The `Commit` tag of the AMI."))
+        .attribute(computed("target_group_arns", list(Type::String), "The target groups, resolved."))
+        .attribute(computed("launch_template_id", Type::String, "The launch template of the serving generation."))
+        .attribute(computed(
+            "stray_fleet_ids",
+            list(Type::String),
+            "Open Spot Fleets tagged with this app other than `fleet_id`, at the last read: left by an \
+             interrupted run or a cancellation that kept failing. While there are any, the plan shows an \
+             update, and the apply deregisters and cancels them.",
+        ))
+        .block(NestedBlock::single("rollout", rollout))
+        .timeouts(&TIMEOUTS)
+        .validator(
+            schema::validators::conflicting(&["subnet_ids", "availability_zones"])
+                .on_conflict("Conflicting Arguments", "set subnet_ids or availability_zones, not both"),
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::{Launch, Model, Size};
+    use super::*;
+    use tfplugin::value::{Val, from_value, to_value};
+
+    #[test]
+    fn schema_round_trips_a_model() {
+        let model = Model {
+            name: Val::Known("web".into()),
+            launch: Launch { ami_id: Val::Known("ami-1".into()), ..Launch::default() },
+            size: Size { target_capacity: Val::Known(2), ..Size::default() },
+            ..Model::default()
+        };
+        let value = to_value(&model, &schema().value_type()).expect("encode");
+        let back: Model = from_value(&value).expect("decode");
+        assert_eq!(back.name, Val::Known("web".into()));
+        assert_eq!(back.size.target_capacity, Val::Known(2));
+        assert!(back.computed.fleet_id.is_null());
+    }
+
+    #[test]
+    fn documented_defaults_are_the_defaults() {
+        let block = schema().block;
+        let timeouts = block.find_block("timeouts").expect("timeouts");
+        let delete = timeouts.block.find_attribute("delete").expect("delete");
+        assert!(delete.description.contains("(default `15m`)"), "{}", delete.description);
+        let rollout = block.find_block("rollout").expect("rollout");
+        let health = rollout.block.find_attribute("health_timeout").expect("health_timeout");
+        assert!(health.description.contains("(default `10m`)"), "{}", health.description);
+    }
+}
