@@ -11,9 +11,7 @@ use crate::proto::tfplugin6 as pb;
 use crate::proto::tfplugin6::provider_client::ProviderClient;
 use base64::Engine as _;
 use hyper_util::rt::TokioIo;
-use rustls::DigitallySignedStruct;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -186,7 +184,7 @@ pub async fn connect(
     identity: Option<Identity>,
 ) -> Result<Channel, Error> {
     let crypto = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(PinnedServerCert { expected: server_cert, crypto: crypto.clone() });
+    let verifier = Arc::new(crate::pinned::PinnedCert::new(server_cert, crypto.clone()));
     let builder = rustls::ClientConfig::builder_with_provider(crypto)
         .with_safe_default_protocol_versions()?
         .dangerous()
@@ -216,61 +214,6 @@ pub async fn connect(
         }))
         .await?;
     Ok(channel)
-}
-
-#[derive(Debug)]
-struct PinnedServerCert {
-    expected: Vec<u8>,
-    crypto: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedServerCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.expected.as_slice() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.crypto.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.crypto.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.crypto.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod duration;
 pub mod engine;
 pub mod log;
 pub mod path;
+mod pinned;
 pub mod plugin;
 mod proto;
 pub mod provider;

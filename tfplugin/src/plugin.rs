@@ -1,6 +1,7 @@
 //! Serving a provider the way Terraform starts it: HashiCorp's go-plugin handshake
 //! over gRPC with automatic mutual TLS, plus the side services go-plugin expects.
 
+use crate::pinned::PinnedCert;
 use crate::proto::health::health_server::{Health, HealthServer};
 use crate::proto::health::{HealthCheckRequest, HealthCheckResponse, health_check_response::ServingStatus};
 use crate::proto::plugin::grpc_broker_server::{GrpcBroker, GrpcBrokerServer};
@@ -13,9 +14,7 @@ use crate::server::ProviderService;
 use base64::Engine as _;
 use futures::Stream;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::io::{self, Write};
 use std::pin::Pin;
 use std::process::ExitCode;
@@ -344,8 +343,9 @@ impl AutoTls {
 
     fn acceptor(&self) -> io::Result<tokio_rustls::TlsAcceptor> {
         let crypto = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier =
-            Arc::new(ExactClientCert { expected: self.client_cert.clone(), crypto: crypto.clone() });
+        // Only the certificate Terraform announced in `PLUGIN_CLIENT_CERT`, and only
+        // from a peer that proves it holds its key (the TLS handshake signature).
+        let verifier = Arc::new(PinnedCert::new(self.client_cert.to_vec(), crypto.clone()));
         let mut config = rustls::ServerConfig::builder_with_provider(crypto)
             .with_safe_default_protocol_versions()
             .map_err(io::Error::other)?
@@ -382,65 +382,6 @@ pub(crate) fn generate_certificate()
         vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     let cert = params.self_signed(&key)?;
     Ok((cert.der().clone(), PrivatePkcs8KeyDer::from(key.serialize_der())))
-}
-
-/// Accepts exactly the certificate Terraform announced in `PLUGIN_CLIENT_CERT`, and
-/// only from a peer that proves it holds its key (the TLS handshake signature).
-#[derive(Debug)]
-struct ExactClientCert {
-    expected: CertificateDer<'static>,
-    crypto: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ClientCertVerifier for ExactClientCert {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.expected.as_ref() {
-            Ok(ClientCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.crypto.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.crypto.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.crypto.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// One accepted connection, plain or TLS.

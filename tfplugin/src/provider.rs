@@ -125,20 +125,6 @@ impl Plan {
         self.prior.is_null()
     }
 
-    pub fn config<M: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<M> {
-        decode(&self.config, "configuration", diags)
-    }
-
-    /// The plan so far, as the generic planner left it.
-    pub fn planned<M: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<M> {
-        decode(&self.planned, "plan", diags)
-    }
-
-    /// The prior state; `None` on create.
-    pub fn prior<M: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<M> {
-        if self.prior.is_null() { None } else { decode(&self.prior, "prior state", diags) }
-    }
-
     /// Plans the computed attributes (those only the provider sets) as `model` has them.
     /// The arguments stay exactly as Terraform proposed them, partially unknown
     /// collections included, which a decoded model cannot hold.
@@ -164,25 +150,36 @@ pub struct Change {
 }
 
 impl Change {
-    pub fn config<M: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<M> {
-        decode(&self.config, "configuration", diags)
-    }
-
-    pub fn planned<M: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<M> {
-        decode(&self.planned, "plan", diags)
-    }
-
-    /// The prior state; `None` on create.
-    pub fn prior<M: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<M> {
-        if self.prior.is_null() { None } else { decode(&self.prior, "prior state", diags) }
-    }
-
     /// The prior state and its private data, unchanged: what an update that failed
     /// before it changed anything returns.
     pub fn prior_state(&self) -> State {
         State { value: self.prior.clone(), private: self.private.clone() }
     }
 }
+
+/// The typed accessors of a call that carries a prior state, a configuration and a
+/// plan ([`Plan`], [`Change`]): each decodes into the resource's model.
+macro_rules! typed_accessors {
+    ($($call:ty),*) => {$(
+        impl $call {
+            pub fn config<M: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<M> {
+                decode(&self.config, "configuration", diags)
+            }
+
+            /// The plan: in planning, as the generic planner left it.
+            pub fn planned<M: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<M> {
+                decode(&self.planned, "plan", diags)
+            }
+
+            /// The prior state; `None` on create.
+            pub fn prior<M: DeserializeOwned>(&self, diags: &mut Diagnostics) -> Option<M> {
+                if self.prior.is_null() { None } else { decode(&self.prior, "prior state", diags) }
+            }
+        }
+    )*};
+}
+
+typed_accessors!(Plan, Change);
 
 #[async_trait]
 pub trait Resource: Send + Sync + 'static {

@@ -1,7 +1,8 @@
 //! Spot Fleet requests: request (idempotent), describe (batched), list, find an app's
 //! by tags, their instances, AWS's reason for an error, modify capacity, cancel.
 
-use super::{AwsError, OrNotFound, sdk_tags};
+use super::{AwsError, OrNotFound, instances, sdk_tags};
+use aws_sdk_ec2::operation::describe_spot_fleet_requests::paginator::DescribeSpotFleetRequestsPaginatorItems;
 use aws_sdk_ec2::types::{
     Filter, FleetLaunchTemplateSpecification, LaunchTemplateConfig, LaunchTemplateOverrides,
     LoadBalancersConfig, ResourceType, SpotFleetRequestConfig, SpotFleetRequestConfigData, TagSpecification,
@@ -255,17 +256,15 @@ pub async fn find_fleet(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Option<Fl
     Ok(describe_fleets(ec2, &[id.to_owned()]).await?.into_iter().find(|f| f.id == id))
 }
 
-/// Every Spot Fleet request of the account as EC2 describes it (AWS keeps cancelled
-/// ones for a while).
+/// Every Spot Fleet request of the account, page by page (AWS keeps cancelled ones
+/// for a while).
+fn every_fleet(ec2: &aws_sdk_ec2::Client) -> DescribeSpotFleetRequestsPaginatorItems {
+    ec2.describe_spot_fleet_requests().into_paginator().page_size(1000).items()
+}
+
+/// Every Spot Fleet request of the account as EC2 describes it.
 pub async fn all_fleet_configs(ec2: &aws_sdk_ec2::Client) -> Result<Vec<SpotFleetRequestConfig>, AwsError> {
-    ec2.describe_spot_fleet_requests()
-        .into_paginator()
-        .page_size(1000)
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| AwsError::new("listing Spot Fleet requests", &e))
+    every_fleet(ec2).send().try_collect().await.map_err(|e| AwsError::new("listing Spot Fleet requests", &e))
 }
 
 /// Every Spot Fleet request of the account.
@@ -281,7 +280,7 @@ pub async fn find_open_fleet(
     generation: u64,
 ) -> Result<Option<Fleet>, AwsError> {
     let generation = generation.to_string();
-    let mut pages = ec2.describe_spot_fleet_requests().into_paginator().page_size(1000).items().send();
+    let mut pages = every_fleet(ec2).send();
     while let Some(config) = pages.next().await {
         let config =
             config.map_err(|e| AwsError::new(format!("looking for Spot Fleets of app {app}"), &e))?;
@@ -302,19 +301,13 @@ pub async fn find_open_fleet(
 pub async fn all_fleet_instances(
     ec2: &aws_sdk_ec2::Client,
 ) -> Result<HashMap<String, Vec<String>>, AwsError> {
-    let reservations = ec2
-        .describe_instances()
-        .filters(Filter::builder().name("tag-key").values(fleet_tags::APP).build())
-        .filters(Filter::builder().name("instance-state-name").values("pending").values("running").build())
-        .into_paginator()
-        .page_size(1000)
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| AwsError::new("listing Spot Fleet instances", &e))?;
+    let filters = vec![
+        Filter::builder().name("tag-key").values(fleet_tags::APP).build(),
+        instances::in_states(&["pending", "running"]),
+    ];
+    let found = instances::describe(ec2, filters, || "listing Spot Fleet instances".to_owned()).await?;
     let mut by_fleet: HashMap<String, Vec<String>> = HashMap::new();
-    for instance in reservations.iter().flat_map(|r| r.instances()) {
+    for instance in &found {
         let fleet = instance.tags().iter().find(|t| t.key() == Some(FLEET_ID_TAG)).and_then(|t| t.value());
         if let (Some(fleet), Some(id)) = (fleet, instance.instance_id()) {
             by_fleet.entry(fleet.to_owned()).or_default().push(id.to_owned());

@@ -5,7 +5,7 @@
 use super::{AwsError, OrNotFound, sdk_tags};
 use crate::wait::{Backoff, Limits, Poll, WaitError, poll_until};
 use aws_sdk_ec2::types::{
-    Filter, HttpTokensState, IamInstanceProfileSpecification, InstanceMetadataOptionsRequest,
+    Filter, HttpTokensState, IamInstanceProfileSpecification, Instance, InstanceMetadataOptionsRequest,
     InstanceStateName, InstanceType, ResourceType, ShutdownBehavior, TagSpecification,
 };
 use std::collections::BTreeMap;
@@ -131,6 +131,33 @@ pub async fn wait_stopped(ec2: &aws_sdk_ec2::Client, id: &str, limits: &Limits) 
     .await
 }
 
+/// Every instance matching `filters`, across pages.
+pub(crate) async fn describe(
+    ec2: &aws_sdk_ec2::Client,
+    filters: Vec<Filter>,
+    action: impl FnOnce() -> String,
+) -> Result<Vec<Instance>, AwsError> {
+    let reservations = ec2
+        .describe_instances()
+        .set_filters(Some(filters))
+        .into_paginator()
+        .page_size(1000)
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::new(action(), &e))?;
+    Ok(reservations.iter().flat_map(|r| r.instances()).cloned().collect())
+}
+
+/// The filter for instances in one of `states`.
+pub(crate) fn in_states(states: &[&str]) -> Filter {
+    Filter::builder()
+        .name("instance-state-name")
+        .set_values(Some(states.iter().map(|s| (*s).to_owned()).collect()))
+        .build()
+}
+
 /// Builder instances of `layer` at `commit` that are not terminated. Outside a
 /// build there should be none: those found were left by a build whose process was
 /// killed before its [`InstanceGuard`] could act.
@@ -139,29 +166,13 @@ pub async fn leftover_builders(
     layer: &str,
     commit: &str,
 ) -> Result<Vec<String>, AwsError> {
-    let reservations = ec2
-        .describe_instances()
-        .filters(Filter::builder().name(format!("tag:{BUILDER_TAG}")).values(layer).build())
-        .filters(
-            Filter::builder().name(format!("tag:{}", conventions::ami_tags::COMMIT)).values(commit).build(),
-        )
-        .filters(
-            Filter::builder()
-                .name("instance-state-name")
-                .set_values(Some(NOT_TERMINATED.map(str::to_owned).to_vec()))
-                .build(),
-        )
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| AwsError::new(format!("looking for builder instances of layer {layer}"), &e))?;
-    Ok(reservations
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter_map(|i| i.instance_id().map(str::to_owned))
-        .collect())
+    let filters = vec![
+        Filter::builder().name(format!("tag:{BUILDER_TAG}")).values(layer).build(),
+        Filter::builder().name(format!("tag:{}", conventions::ami_tags::COMMIT)).values(commit).build(),
+        in_states(&NOT_TERMINATED),
+    ];
+    let found = describe(ec2, filters, || format!("looking for builder instances of layer {layer}")).await?;
+    Ok(found.iter().filter_map(|i| i.instance_id().map(str::to_owned)).collect())
 }
 
 /// (image id, instance id) for the instances not terminated that run one of `images`.
@@ -169,26 +180,12 @@ pub async fn running_images(
     ec2: &aws_sdk_ec2::Client,
     images: &[String],
 ) -> Result<Vec<(String, String)>, AwsError> {
-    let reservations = ec2
-        .describe_instances()
-        .filters(Filter::builder().name("image-id").set_values(Some(images.to_vec())).build())
-        .filters(
-            Filter::builder()
-                .name("instance-state-name")
-                .set_values(Some(NOT_TERMINATED.map(str::to_owned).to_vec()))
-                .build(),
-        )
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| AwsError::new("describing instances that run old AMIs", &e))?;
-    Ok(reservations
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter_map(|i| Some((i.image_id()?.to_owned(), i.instance_id()?.to_owned())))
-        .collect())
+    let filters = vec![
+        Filter::builder().name("image-id").set_values(Some(images.to_vec())).build(),
+        in_states(&NOT_TERMINATED),
+    ];
+    let found = describe(ec2, filters, || "describing instances that run old AMIs".to_owned()).await?;
+    Ok(found.iter().filter_map(|i| Some((i.image_id()?.to_owned(), i.instance_id()?.to_owned()))).collect())
 }
 
 /// Instances among `ids` not yet terminated (nor shutting down).
@@ -196,18 +193,10 @@ pub async fn live_instances(ec2: &aws_sdk_ec2::Client, ids: &[String]) -> Result
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let reservations = ec2
-        .describe_instances()
-        .filters(Filter::builder().name("instance-id").set_values(Some(ids.to_vec())).build())
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| AwsError::new(format!("describing instances {}", ids.join(", ")), &e))?;
-    Ok(reservations
+    let filters = vec![Filter::builder().name("instance-id").set_values(Some(ids.to_vec())).build()];
+    let found = describe(ec2, filters, || format!("describing instances {}", ids.join(", "))).await?;
+    Ok(found
         .iter()
-        .flat_map(|r| r.instances())
         .filter(|i| {
             !matches!(
                 i.state().and_then(|s| s.name()).map(|n| n.as_str()),

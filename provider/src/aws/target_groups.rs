@@ -118,26 +118,17 @@ fn targets(instances: &[String]) -> Vec<TargetDescription> {
     instances.iter().map(|id| TargetDescription::builder().id(id).build()).collect()
 }
 
+/// "registering i-1, i-2 in target group web"
+fn moving(verb: &str, instances: &[String], preposition: &str, target_group_arn: &str) -> String {
+    format!("{verb} {} {preposition} target group {}", instances.join(", "), short(target_group_arn))
+}
+
 pub async fn register(
     elb: &aws_sdk_elasticloadbalancingv2::Client,
     target_group_arn: &str,
     instances: &[String],
 ) -> Result<(), AwsError> {
-    if instances.is_empty() {
-        return Ok(());
-    }
-    elb.register_targets()
-        .target_group_arn(target_group_arn)
-        .set_targets(Some(targets(instances)))
-        .send()
-        .await
-        .map_err(|e| {
-            AwsError::new(
-                format!("registering {} in target group {}", instances.join(", "), short(target_group_arn)),
-                &e,
-            )
-        })?;
-    Ok(())
+    change(elb, target_group_arn, instances, true).await
 }
 
 /// Deregisters `instances`; targets or a group already gone are what was wanted.
@@ -146,19 +137,28 @@ pub async fn deregister(
     target_group_arn: &str,
     instances: &[String],
 ) -> Result<(), AwsError> {
+    change(elb, target_group_arn, instances, false).await
+}
+
+async fn change(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    arn: &str,
+    instances: &[String],
+    register: bool,
+) -> Result<(), AwsError> {
     if instances.is_empty() {
         return Ok(());
     }
-    elb.deregister_targets()
-        .target_group_arn(target_group_arn)
-        .set_targets(Some(targets(instances)))
-        .send()
-        .await
-        .map_err(|e| {
-            let group = short(target_group_arn);
-            AwsError::new(format!("deregistering {} from target group {group}", instances.join(", ")), &e)
-        })
-        .or_not_found(&["InvalidTarget", "TargetGroupNotFound"])?;
+    let targets = Some(targets(instances));
+    if register {
+        let result = elb.register_targets().target_group_arn(arn).set_targets(targets).send().await;
+        result.map_err(|e| AwsError::new(moving("registering", instances, "in", arn), &e))?;
+    } else {
+        let result = elb.deregister_targets().target_group_arn(arn).set_targets(targets).send().await;
+        result
+            .map_err(|e| AwsError::new(moving("deregistering", instances, "from", arn), &e))
+            .or_not_found(&["InvalidTarget", "TargetGroupNotFound"])?;
+    }
     Ok(())
 }
 

@@ -214,12 +214,7 @@ impl Runner<'_> {
     async fn poll_green(&self, fleet_id: &str, last: &mut String) -> Result<Observation, AwsError> {
         let status = self.capacity.status(fleet_id).await?;
         if !status.open {
-            return Ok(Observation::GreenStatus {
-                state: FleetState::Closed,
-                instances: vec![],
-                fulfilled: false,
-                error: None,
-            });
+            return Ok(closed());
         }
         let target = usize::try_from(status.target_capacity).unwrap_or(usize::MAX);
         progress(
@@ -249,12 +244,7 @@ impl Runner<'_> {
     ) -> Result<Observation, AwsError> {
         let status = self.capacity.status(fleet_id).await?;
         if !status.open {
-            return Ok(Observation::GreenStatus {
-                state: FleetState::Closed,
-                instances: vec![],
-                fulfilled: false,
-                error: None,
-            });
+            return Ok(closed());
         }
         let by_group = group_health(&self.clients.elbv2, &settings.target_groups, &status.instances).await?;
         progress(last, health_line(&status.instances, &by_group));
@@ -339,6 +329,11 @@ fn health_line(instances: &[String], by_group: &BTreeMap<String, Vec<TargetHealt
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Green is cancelled, failed or gone.
+fn closed() -> Observation {
+    Observation::GreenStatus { state: FleetState::Closed, instances: vec![], fulfilled: false, error: None }
 }
 
 fn progress(last: &mut String, now: String) {
@@ -511,6 +506,39 @@ mod mocked {
         Limits::new(Duration::from_secs(60), &CancellationToken::new())
     }
 
+    /// The account lists no fleet (nothing to adopt).
+    fn no_fleets() -> aws_smithy_mocks::Rule {
+        mock!(Ec2::describe_spot_fleet_requests)
+            .match_requests(|r| r.spot_fleet_request_ids().is_empty())
+            .then_output(|| DescribeSpotFleetRequestsOutput::builder().build())
+    }
+
+    /// Green, described by id: active, with this activity status, for 2 instances.
+    fn green(activity: ActivityStatus) -> aws_smithy_mocks::Rule {
+        mock!(Ec2::describe_spot_fleet_requests).then_output(move || {
+            let green = SpotFleetRequestConfig::builder()
+                .spot_fleet_request_id("sfr-green")
+                .spot_fleet_request_state(BatchState::Active)
+                .activity_status(activity.clone())
+                .spot_fleet_request_config(SpotFleetRequestConfigData::builder().target_capacity(2).build())
+                .tags(Tag::builder().key("immutable:app").value("web").build())
+                .build();
+            DescribeSpotFleetRequestsOutput::builder().spot_fleet_request_configs(green).build()
+        })
+    }
+
+    /// No launch template yet, and creating one gives `lt-1`.
+    fn templates() -> [aws_smithy_mocks::Rule; 2] {
+        let none = mock!(Ec2::describe_launch_templates)
+            .then_output(|| DescribeLaunchTemplatesOutput::builder().build());
+        let created = mock!(Ec2::create_launch_template).then_output(|| {
+            CreateLaunchTemplateOutput::builder()
+                .launch_template(LaunchTemplate::builder().launch_template_id("lt-1").build())
+                .build()
+        });
+        [none, created]
+    }
+
     fn clients(ec2: Ec2) -> Clients {
         let region = aws_config::Region::new("eu-west-1");
         let behavior = aws_config::BehaviorVersion::latest();
@@ -539,31 +567,9 @@ mod mocked {
             aws_sdk_ec2::Config::builder().behavior_version(aws_config::BehaviorVersion::latest()).build(),
         ))
         .token(&spec);
-        let no_fleets = mock!(Ec2::describe_spot_fleet_requests)
-            .match_requests(|r| r.spot_fleet_request_ids().is_empty())
-            .then_output(|| DescribeSpotFleetRequestsOutput::builder().build());
-        let erroring = mock!(Ec2::describe_spot_fleet_requests).then_output(|| {
-            DescribeSpotFleetRequestsOutput::builder()
-                .spot_fleet_request_configs(
-                    SpotFleetRequestConfig::builder()
-                        .spot_fleet_request_id("sfr-green")
-                        .spot_fleet_request_state(BatchState::Active)
-                        .activity_status(ActivityStatus::Error)
-                        .spot_fleet_request_config(
-                            SpotFleetRequestConfigData::builder().target_capacity(2).build(),
-                        )
-                        .tags(Tag::builder().key("immutable:app").value("web").build())
-                        .build(),
-                )
-                .build()
-        });
-        let no_template = mock!(Ec2::describe_launch_templates)
-            .then_output(|| DescribeLaunchTemplatesOutput::builder().build());
-        let template = mock!(Ec2::create_launch_template).then_output(|| {
-            CreateLaunchTemplateOutput::builder()
-                .launch_template(LaunchTemplate::builder().launch_template_id("lt-1").build())
-                .build()
-        });
+        let no_fleets = no_fleets();
+        let erroring = green(ActivityStatus::Error);
+        let [no_template, template] = templates();
         let expected = token.clone();
         let request = mock!(Ec2::request_spot_fleet)
             .match_requests(move |r| {
@@ -649,30 +655,9 @@ mod mocked {
             TargetDescription, TargetHealth, TargetHealthDescription, TargetHealthStateEnum,
         };
         let spec = spec();
-        let no_fleets = mock!(Ec2::describe_spot_fleet_requests)
-            .match_requests(|r| r.spot_fleet_request_ids().is_empty())
-            .then_output(|| DescribeSpotFleetRequestsOutput::builder().build());
-        let active = mock!(Ec2::describe_spot_fleet_requests).then_output(|| {
-            DescribeSpotFleetRequestsOutput::builder()
-                .spot_fleet_request_configs(
-                    SpotFleetRequestConfig::builder()
-                        .spot_fleet_request_id("sfr-green")
-                        .spot_fleet_request_state(BatchState::Active)
-                        .activity_status(ActivityStatus::Fulfilled)
-                        .spot_fleet_request_config(
-                            SpotFleetRequestConfigData::builder().target_capacity(2).build(),
-                        )
-                        .build(),
-                )
-                .build()
-        });
-        let no_template = mock!(Ec2::describe_launch_templates)
-            .then_output(|| DescribeLaunchTemplatesOutput::builder().build());
-        let template = mock!(Ec2::create_launch_template).then_output(|| {
-            CreateLaunchTemplateOutput::builder()
-                .launch_template(LaunchTemplate::builder().launch_template_id("lt-1").build())
-                .build()
-        });
+        let no_fleets = no_fleets();
+        let active = green(ActivityStatus::Fulfilled);
+        let [no_template, template] = templates();
         let request = mock!(Ec2::request_spot_fleet)
             .then_output(|| RequestSpotFleetOutput::builder().spot_fleet_request_id("sfr-green").build());
         let instances = mock!(Ec2::describe_spot_fleet_instances).then_output(|| {

@@ -75,7 +75,7 @@ struct ValueSerializer<'t> {
     path: AttributePath,
 }
 
-impl ValueSerializer<'_> {
+impl<'t> ValueSerializer<'t> {
     fn error(&self, message: impl Into<String>) -> SerError {
         SerError::new(&self.path, message)
     }
@@ -92,12 +92,37 @@ impl ValueSerializer<'_> {
         }
     }
 
+    fn variant_with_fields(&self, variant: &str) -> SerError {
+        self.error(format!("enum variant `{variant}` with fields is not supported"))
+    }
+
+    /// A map or struct: entries of a map or attributes of an object, as `ty` says;
+    /// `dynamic` at a dynamic type.
+    fn entries(self, dynamic: MapKind<'t>, what: &str) -> Result<MapSer<'t>> {
+        let kind = match self.ty {
+            Type::Map(element) => MapKind::Map(element),
+            Type::Object { attrs, .. } => MapKind::Object(attrs),
+            Type::Dynamic => dynamic,
+            _ => return Err(self.mismatch(what)),
+        };
+        Ok(MapSer { kind, entries: BTreeMap::new(), key: None, path: self.path })
+    }
+
     fn float(self, n: Option<Number>) -> Result<Value> {
         match n {
             Some(n) => self.number(n),
             None => Err(self.error("number is not finite")),
         }
     }
+}
+
+/// The `serialize_*` method of each integer type: a number, through `Number::$make`.
+macro_rules! integers {
+    ($($method:ident: $ty:ty => $make:ident,)*) => {$(
+        fn $method(self, v: $ty) -> Result<Value> {
+            self.number(Number::$make(v))
+        }
+    )*};
 }
 
 impl<'t> ser::Serializer for ValueSerializer<'t> {
@@ -119,44 +144,17 @@ impl<'t> ser::Serializer for ValueSerializer<'t> {
         }
     }
 
-    fn serialize_i8(self, v: i8) -> Result<Value> {
-        self.number(Number::from(v))
-    }
-
-    fn serialize_i16(self, v: i16) -> Result<Value> {
-        self.number(Number::from(v))
-    }
-
-    fn serialize_i32(self, v: i32) -> Result<Value> {
-        self.number(Number::from(v))
-    }
-
-    fn serialize_i64(self, v: i64) -> Result<Value> {
-        self.number(Number::from(v))
-    }
-
-    fn serialize_i128(self, v: i128) -> Result<Value> {
-        self.number(Number::from_i128(v))
-    }
-
-    fn serialize_u8(self, v: u8) -> Result<Value> {
-        self.number(Number::from(v))
-    }
-
-    fn serialize_u16(self, v: u16) -> Result<Value> {
-        self.number(Number::from(v))
-    }
-
-    fn serialize_u32(self, v: u32) -> Result<Value> {
-        self.number(Number::from(v))
-    }
-
-    fn serialize_u64(self, v: u64) -> Result<Value> {
-        self.number(Number::from(v))
-    }
-
-    fn serialize_u128(self, v: u128) -> Result<Value> {
-        self.number(Number::from_u128(v))
+    integers! {
+        serialize_i8: i8 => from,
+        serialize_i16: i16 => from,
+        serialize_i32: i32 => from,
+        serialize_i64: i64 => from,
+        serialize_i128: i128 => from_i128,
+        serialize_u8: u8 => from,
+        serialize_u16: u16 => from,
+        serialize_u32: u32 => from,
+        serialize_u64: u64 => from,
+        serialize_u128: u128 => from_u128,
     }
 
     fn serialize_f32(self, v: f32) -> Result<Value> {
@@ -260,27 +258,15 @@ impl<'t> ser::Serializer for ValueSerializer<'t> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Impossible<Value, SerError>> {
-        Err(self.error(format!("enum variant `{variant}` with fields is not supported")))
+        Err(self.variant_with_fields(variant))
     }
 
     fn serialize_map(self, _len: Option<usize>) -> Result<MapSer<'t>> {
-        let kind = match self.ty {
-            Type::Map(element) => MapKind::Map(element),
-            Type::Object { attrs, .. } => MapKind::Object(attrs),
-            Type::Dynamic => MapKind::DynamicMap,
-            _ => return Err(self.mismatch("a map")),
-        };
-        Ok(MapSer { kind, entries: BTreeMap::new(), key: None, path: self.path })
+        self.entries(MapKind::DynamicMap, "a map")
     }
 
     fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<MapSer<'t>> {
-        let kind = match self.ty {
-            Type::Map(element) => MapKind::Map(element),
-            Type::Object { attrs, .. } => MapKind::Object(attrs),
-            Type::Dynamic => MapKind::DynamicObject,
-            _ => return Err(self.mismatch("a struct")),
-        };
-        Ok(MapSer { kind, entries: BTreeMap::new(), key: None, path: self.path })
+        self.entries(MapKind::DynamicObject, "a struct")
     }
 
     fn serialize_struct_variant(
@@ -290,7 +276,7 @@ impl<'t> ser::Serializer for ValueSerializer<'t> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Impossible<Value, SerError>> {
-        Err(self.error(format!("enum variant `{variant}` with fields is not supported")))
+        Err(self.variant_with_fields(variant))
     }
 }
 
@@ -348,44 +334,25 @@ impl SeqSer<'_> {
     }
 }
 
-impl ser::SerializeSeq for SeqSer<'_> {
-    type Ok = Value;
-    type Error = SerError;
+/// The three sequence traits, each adding an element and finishing the same way.
+macro_rules! sequence {
+    ($($trait:ident: $method:ident),*) => {$(
+        impl ser::$trait for SeqSer<'_> {
+            type Ok = Value;
+            type Error = SerError;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.element(value)
-    }
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+                self.element(value)
+            }
 
-    fn end(self) -> Result<Value> {
-        self.finish()
-    }
+            fn end(self) -> Result<Value> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for SeqSer<'_> {
-    type Ok = Value;
-    type Error = SerError;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<Value> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleStruct for SeqSer<'_> {
-    type Ok = Value;
-    type Error = SerError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<Value> {
-        self.finish()
-    }
-}
+sequence!(SerializeSeq: serialize_element, SerializeTuple: serialize_element, SerializeTupleStruct: serialize_field);
 
 enum MapKind<'t> {
     Map(&'t Type),

@@ -16,6 +16,7 @@ pub use schema::{DEFAULT_FLEET_ROLE, TYPE_NAME};
 
 use crate::capacity::Capacity as _;
 use crate::config::Shared;
+use crate::resource::Base;
 use async_trait::async_trait;
 use conventions::ami_tags;
 use deploy::Step;
@@ -27,18 +28,11 @@ use tfplugin::provider::{Change, Context, Plan, Resource, State};
 use tfplugin::schema::{Schema, Timeouts};
 use tfplugin::value::{Val, Value};
 
-pub struct AppResource {
-    shared: Arc<Shared>,
-    schema: Schema,
-}
+pub struct AppResource(Base);
 
 impl AppResource {
     pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared, schema: schema::schema() }
-    }
-
-    fn state(&self, model: &Model, diags: &mut Diagnostics) -> Option<State> {
-        State::from_model(model, &self.schema, diags)
+        Self(Base::new(shared, schema::schema()))
     }
 }
 
@@ -49,7 +43,7 @@ impl Resource for AppResource {
     }
 
     fn schema(&self) -> Schema {
-        self.schema.clone()
+        self.0.schema()
     }
 
     async fn validate(&self, _ctx: &Context, config: &Value, diags: &mut Diagnostics) {
@@ -102,7 +96,7 @@ impl Resource for AppResource {
             }
         } else {
             // Plan-time checks: the AMI and every name must resolve before apply.
-            let Some(clients) = self.shared.clients(diags) else { return };
+            let Some(clients) = self.0.clients(diags) else { return };
             let resolved = deploy::resolve_model(clients, &config, diags).await;
             if diags.has_errors() {
                 return;
@@ -152,11 +146,11 @@ impl Resource for AppResource {
                 }
             }
         }
-        plan.set_computed(&self.schema, &planned, diags);
+        self.0.plan_computed(plan, &planned, diags);
     }
 
     async fn create(&self, ctx: &Context, change: &Change, diags: &mut Diagnostics) -> Option<State> {
-        let clients = self.shared.clients(diags)?;
+        let clients = self.0.clients(diags)?;
         let _changing = clients.reads.changing();
         let model = change.planned::<Model>(diags)?;
         let timeout = Timeouts::limit(&model.timeouts, "create", &TIMEOUTS);
@@ -184,11 +178,11 @@ impl Resource for AppResource {
         let generation = state.computed.generation.known().copied().unwrap_or(generation);
         let app = state.computed.id.known().cloned().unwrap_or_default();
         deploy::delete_previous_template(clients, &app, generation, diags).await;
-        self.state(&state, diags)
+        self.0.state(&state, diags)
     }
 
     async fn read(&self, _ctx: &Context, state: &State, diags: &mut Diagnostics) -> Option<State> {
-        let clients = self.shared.clients(diags)?;
+        let clients = self.0.clients(diags)?;
         let mut model = state.decode::<Model>(diags)?;
         let fleet_id = model.computed.fleet_id.known()?.clone();
         // Shared with the other apps read in this run (see aws::reads).
@@ -234,11 +228,11 @@ impl Resource for AppResource {
         if model.size.on_demand_capacity.is_known() || observed.fleet.on_demand_capacity > 0 {
             model.size.on_demand_capacity = Val::Known(observed.fleet.on_demand_capacity);
         }
-        Some(State { private: state.private.clone(), ..self.state(&model, diags)? })
+        Some(State { private: state.private.clone(), ..self.0.state(&model, diags)? })
     }
 
     async fn update(&self, ctx: &Context, change: &Change, diags: &mut Diagnostics) -> Option<State> {
-        let Some(clients) = self.shared.clients(diags) else { return Some(change.prior_state()) };
+        let Some(clients) = self.0.clients(diags) else { return Some(change.prior_state()) };
         let _changing = clients.reads.changing();
         let (Some(prior), Some(planned)) = (change.prior::<Model>(diags), change.planned::<Model>(diags))
         else {
@@ -277,7 +271,7 @@ impl Resource for AppResource {
                 } else if !model.computed.stray_fleet_ids.is_known() {
                     model.computed.stray_fleet_ids = Val::Known(Vec::new());
                 }
-                self.state(&model, diags)
+                self.0.state(&model, diags)
             }
             // Failure: Terraform keeps recording what still serves.
             None => Some(change.prior_state()),
@@ -285,7 +279,7 @@ impl Resource for AppResource {
     }
 
     async fn delete(&self, ctx: &Context, prior: &State, diags: &mut Diagnostics) {
-        let Some(clients) = self.shared.clients(diags) else { return };
+        let Some(clients) = self.0.clients(diags) else { return };
         let _changing = clients.reads.changing();
         let Some(model) = prior.decode::<Model>(diags) else { return };
         // From the prior state: Terraform sends no configuration with a destroy.
@@ -295,8 +289,8 @@ impl Resource for AppResource {
     }
 
     async fn import(&self, _ctx: &Context, id: &str, diags: &mut Diagnostics) -> Option<State> {
-        let clients = self.shared.clients(diags)?;
+        let clients = self.0.clients(diags)?;
         let model = import::import(clients, id, diags).await?;
-        self.state(&model, diags)
+        self.0.state(&model, diags)
     }
 }

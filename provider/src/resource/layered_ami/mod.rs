@@ -19,6 +19,7 @@ pub use schema::TYPE_NAME;
 use crate::aws::images;
 use crate::builder::Builder;
 use crate::config::Shared;
+use crate::resource::Base;
 use async_trait::async_trait;
 use conventions::ami_tags;
 use model::{AmiAttributes, Model};
@@ -30,18 +31,11 @@ use tfplugin::provider::{Change, Context, Plan, Resource, State};
 use tfplugin::schema::Schema;
 use tfplugin::value::{Val, Value};
 
-pub struct LayeredAmiResource {
-    shared: Arc<Shared>,
-    schema: Schema,
-}
+pub struct LayeredAmiResource(Base);
 
 impl LayeredAmiResource {
     pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared, schema: schema::schema() }
-    }
-
-    fn state(&self, model: &Model, diags: &mut Diagnostics) -> Option<State> {
-        State::from_model(model, &self.schema, diags)
+        Self(Base::new(shared, schema::schema()))
     }
 }
 
@@ -61,7 +55,7 @@ impl Resource for LayeredAmiResource {
     }
 
     fn schema(&self) -> Schema {
-        self.schema.clone()
+        self.0.schema()
     }
 
     /// Beyond the schema's validators (which check parent/source and the builders).
@@ -106,7 +100,7 @@ impl Resource for LayeredAmiResource {
         let Some(config) = plan.config::<Model>(diags) else { return };
         let Some(mut planned) = plan.planned::<Model>(diags) else { return };
         let prior = plan.prior::<Model>(diags);
-        let Some(clients) = self.shared.clients(diags) else { return };
+        let Some(clients) = self.0.clients(diags) else { return };
         let Some(want) = desired::desired(clients, &config, diags).await else { return };
 
         planned.parent_ami_id = want.parent.as_ref().map_or(Val::Unknown, |p| Val::Known(p.ami_id.clone()));
@@ -151,19 +145,19 @@ impl Resource for LayeredAmiResource {
                 }
             }
         }
-        plan.set_computed(&self.schema, &planned, diags);
+        self.0.plan_computed(plan, &planned, diags);
     }
 
     async fn create(&self, ctx: &Context, change: &Change, diags: &mut Diagnostics) -> Option<State> {
-        let clients = self.shared.clients(diags)?;
+        let clients = self.0.clients(diags)?;
         let _changing = clients.reads.changing();
         let model = apply::converge(ctx, clients, change, "create", diags).await?;
-        self.state(&model, diags)
+        self.0.state(&model, diags)
     }
 
     async fn read(&self, _ctx: &Context, state: &State, diags: &mut Diagnostics) -> Option<State> {
         let mut model = state.decode::<Model>(diags)?;
-        let clients = self.shared.clients(diags)?;
+        let clients = self.0.clients(diags)?;
         let Some(ami_id) = model.ami.ami_id.known().cloned() else { return Some(state.clone()) };
         let image = match clients.reads.image(&ami_id).await {
             Ok(Some(image)) if image.is_available() || image.state == "pending" => image,
@@ -183,14 +177,14 @@ impl Resource for LayeredAmiResource {
                 return None;
             }
         };
-        Some(State { private: state.private.clone(), ..self.state(&model, diags)? })
+        Some(State { private: state.private.clone(), ..self.0.state(&model, diags)? })
     }
 
     async fn update(&self, ctx: &Context, change: &Change, diags: &mut Diagnostics) -> Option<State> {
-        let Some(clients) = self.shared.clients(diags) else { return Some(change.prior_state()) };
+        let Some(clients) = self.0.clients(diags) else { return Some(change.prior_state()) };
         let _changing = clients.reads.changing();
         match apply::converge(ctx, clients, change, "update", diags).await {
-            Some(model) => self.state(&model, diags),
+            Some(model) => self.0.state(&model, diags),
             // A failed rebuild leaves the prior AMI as the layer's current one.
             None => Some(change.prior_state()),
         }
@@ -198,13 +192,13 @@ impl Resource for LayeredAmiResource {
 
     async fn delete(&self, ctx: &Context, prior: &State, diags: &mut Diagnostics) {
         let Some(model) = prior.decode::<Model>(diags) else { return };
-        let Some(clients) = self.shared.clients(diags) else { return };
+        let Some(clients) = self.0.clients(diags) else { return };
         let _changing = clients.reads.changing();
         apply::delete(ctx, clients, &model, diags).await;
     }
 
     async fn import(&self, _ctx: &Context, id: &str, diags: &mut Diagnostics) -> Option<State> {
-        let clients = self.shared.clients(diags)?;
+        let clients = self.0.clients(diags)?;
         let image = match images::find_image(&clients.ec2, id).await {
             Ok(Some(image)) => image,
             Ok(None) => {
@@ -244,7 +238,7 @@ impl Resource for LayeredAmiResource {
                 return None;
             }
         };
-        self.state(&model, diags)
+        self.0.state(&model, diags)
     }
 }
 
