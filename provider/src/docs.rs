@@ -1,12 +1,14 @@
 //! Documentation in the Terraform Registry's layout (`docs/index.md`,
-//! `docs/data-sources/*.md`, `docs/resources/*.md`), rendered from the schemas and the
-//! examples under `examples/` (`provider/provider.tf`,
-//! `data-sources/<type>/data-source.tf`, `resources/<type>/resource.tf`).
+//! `docs/data-sources/*.md`, `docs/resources/*.md`, `docs/functions/*.md`), rendered
+//! from the schemas and function signatures and the examples under `examples/`
+//! (`provider/provider.tf`, `data-sources/<type>/data-source.tf`,
+//! `resources/<type>/resource.tf`, `functions/<name>/function.tf`).
 //! `cargo xtask docs` writes it; a test fails when the committed copy is stale.
 
 use crate::ImmutableProvider;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use tfplugin::function::Signature;
 use tfplugin::provider::Provider;
 use tfplugin::schema::{Attribute, Block, Mode, NestedBlock, Nesting, Schema};
 use tfplugin::value::Type;
@@ -43,6 +45,14 @@ pub fn pages() -> Vec<(String, String)> {
                 &data_source.schema(),
                 &example(&format!("data-sources/{name}/data-source.tf")),
             ),
+        ));
+    }
+    for function in provider.functions() {
+        let name = function.name();
+        let example = example(&format!("functions/{name}/function.tf"));
+        pages.push((
+            format!("docs/functions/{name}.md"),
+            function_page(name, &function.signature(), &example),
         ));
     }
     for resource in provider.resources() {
@@ -82,6 +92,42 @@ fn page(title: &str, heading: &str, schema: &Schema, example: &str) -> String {
             let _ = write!(out, "\n<a id=\"{anchor}\"></a>\n### Nested Schema for `{title}`\n");
             render_block(&mut out, &block, &format!("{title}."), &mut nested);
         }
+    }
+    out
+}
+
+fn function_page(name: &str, signature: &Signature, example: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "---\npage_title: \"{name} function - immutable\"\nsubcategory: \"\"\ndescription: |-\n  {}\n---\n",
+        signature.summary
+    );
+    let _ = writeln!(out, "# function: {name}\n\n{}\n", signature.description);
+    if !example.trim().is_empty() {
+        let _ = writeln!(out, "## Example Usage\n\n```terraform\n{}\n```\n", example.trim_end());
+    }
+    let parameters: Vec<String> = signature
+        .parameters
+        .iter()
+        .map(|p| format!("{} {}", p.name, type_name(&p.ty).to_lowercase()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "## Signature\n\n```text\n{name}({}) {}\n```\n",
+        parameters.join(", "),
+        type_name(&signature.returns).to_lowercase()
+    );
+    out.push_str("## Arguments\n\n");
+    for (i, parameter) in signature.parameters.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{}. `{}` ({}) {}",
+            i + 1,
+            parameter.name,
+            type_name(&parameter.ty),
+            parameter.description
+        );
     }
     out
 }

@@ -10,6 +10,7 @@ pub mod capacity;
 pub mod config;
 pub mod data_source;
 pub mod docs;
+pub mod function;
 pub mod health;
 pub mod resource;
 pub mod rollout;
@@ -71,5 +72,9 @@ impl Provider for ImmutableProvider {
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
         vec![Arc::new(data_source::ami::AmiDataSource::new(self.shared.clone()))]
+    }
+
+    fn functions(&self) -> Vec<Arc<dyn tfplugin::function::Function>> {
+        vec![Arc::new(function::ManifestAmi)]
     }
 }

@@ -4,6 +4,7 @@ mod corpus;
 mod crash;
 mod data_ami;
 mod faults;
+mod functions;
 mod layered_ami;
 mod local_aws;
 mod plugin;

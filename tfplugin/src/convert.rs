@@ -1,6 +1,7 @@
 //! Conversions between the crate's types and the generated protocol types.
 
 use crate::diag::{Diagnostic, Diagnostics, Severity};
+use crate::function::{Parameter, Signature};
 use crate::path::{AttributePath, Step};
 use crate::proto::tfplugin6 as pb;
 use crate::schema::{Attribute, Block, Mode, NestedBlock, Nesting, Schema};
@@ -8,6 +9,26 @@ use crate::value::{self, Type, Value};
 
 pub(crate) fn schema(schema: &Schema) -> pb::Schema {
     pb::Schema { version: schema.version, block: Some(block(&schema.block, schema.version)) }
+}
+
+pub(crate) fn function(signature: &Signature) -> pb::Function {
+    let parameter = |p: &Parameter| pb::function::Parameter {
+        name: p.name.clone(),
+        r#type: p.ty.to_json(),
+        allow_null_value: p.allow_null,
+        allow_unknown_values: p.allow_unknown,
+        description: p.description.clone(),
+        description_kind: pb::StringKind::Markdown as i32,
+    };
+    pb::Function {
+        parameters: signature.parameters.iter().map(parameter).collect(),
+        variadic_parameter: signature.variadic.as_ref().map(parameter),
+        r#return: Some(pb::function::Return { r#type: signature.returns.to_json() }),
+        summary: signature.summary.clone(),
+        description: signature.description.clone(),
+        description_kind: pb::StringKind::Markdown as i32,
+        deprecation_message: String::new(),
+    }
 }
 
 fn block(b: &Block, version: i64) -> pb::schema::Block {

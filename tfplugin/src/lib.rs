@@ -11,6 +11,7 @@ mod convert;
 pub mod diag;
 pub mod duration;
 pub mod engine;
+pub mod function;
 pub mod log;
 pub mod path;
 mod pinned;

@@ -73,6 +73,11 @@ pub trait Provider: Send + Sync + 'static {
     fn resources(&self) -> Vec<Arc<dyn Resource>>;
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>>;
+
+    /// Provider-defined functions (none by default).
+    fn functions(&self) -> Vec<Arc<dyn crate::function::Function>> {
+        Vec::new()
+    }
 }
 
 #[async_trait]

@@ -5,6 +5,7 @@
 use crate::convert::{self, decode, encode};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::engine;
+use crate::function::{Function, FunctionError, Signature};
 use crate::path::AttributePath;
 use crate::proto::tfplugin6 as pb;
 use crate::proto::tfplugin6::provider_server::Provider as ProviderRpc;
@@ -36,6 +37,7 @@ pub(crate) struct ProviderService {
     provider_type: Type,
     resources: HashMap<String, Entry<dyn Resource>>,
     data_sources: HashMap<String, Entry<dyn DataSource>>,
+    functions: HashMap<String, (Arc<dyn Function>, Signature)>,
     stop: CancellationToken,
     /// ApplyResourceChange calls in progress (see [`ProviderService::applying`]).
     applying: Arc<AtomicUsize>,
@@ -72,8 +74,13 @@ impl ProviderService {
             .into_iter()
             .map(|d| (d.type_name().to_owned(), Entry::new(d.clone(), d.schema())))
             .collect();
+        let functions = provider
+            .functions()
+            .into_iter()
+            .map(|f| (f.name().to_owned(), (f.clone(), f.signature())))
+            .collect();
         let applying = Arc::new(AtomicUsize::new(0));
-        Self { provider, provider_schema, provider_type, resources, data_sources, stop, applying }
+        Self { provider, provider_schema, provider_type, resources, data_sources, functions, stop, applying }
     }
 
     /// How many ApplyResourceChange calls are in progress: the ones that change
@@ -108,8 +115,45 @@ impl ProviderService {
                 .map(|(k, e)| (k.clone(), convert::schema(&e.schema)))
                 .collect(),
             server_capabilities: Some(capabilities()),
+            functions: self.function_signatures(),
             ..Default::default()
         }
+    }
+
+    fn function_signatures(&self) -> HashMap<String, pb::Function> {
+        self.functions
+            .iter()
+            .map(|(name, (_, signature))| (name.clone(), convert::function(signature)))
+            .collect()
+    }
+
+    /// Decodes the arguments against the function's parameters and calls it.
+    async fn call(&self, req: pb::call_function::Request) -> Result<pb::DynamicValue, FunctionError> {
+        let Some((function, signature)) = self.functions.get(&req.name) else {
+            return Err(FunctionError {
+                text: format!("this provider has no function {:?}", req.name),
+                argument: None,
+            });
+        };
+        let mut arguments = Vec::with_capacity(req.arguments.len());
+        for (index, argument) in req.arguments.iter().enumerate() {
+            let Some(parameter) = signature.parameters.get(index).or(signature.variadic.as_ref()) else {
+                let text = format!(
+                    "{} takes {} arguments, got {}",
+                    req.name,
+                    signature.parameters.len(),
+                    req.arguments.len()
+                );
+                return Err(FunctionError::argument(index, text));
+            };
+            let value =
+                convert::decode(Some(argument), &parameter.ty, &format!("argument {}", parameter.name))
+                    .map_err(|diags| FunctionError::argument(index, diags.to_string()))?;
+            arguments.push(value);
+        }
+        let result = function.call(&self.ctx(), &arguments).await?;
+        convert::encode(&result, &signature.returns, &format!("the result of {}", req.name))
+            .map_err(|diags| FunctionError { text: diags.to_string(), argument: None })
     }
 
     async fn plan_resource(
@@ -351,7 +395,7 @@ impl ProviderRpc for ProviderService {
         &self,
         _: Request<pb::get_metadata::Request>,
     ) -> Result<Response<pb::get_metadata::Response>, Status> {
-        use pb::get_metadata::{DataSourceMetadata, ResourceMetadata};
+        use pb::get_metadata::{DataSourceMetadata, FunctionMetadata, ResourceMetadata};
         Ok(Response::new(pb::get_metadata::Response {
             server_capabilities: Some(capabilities()),
             data_sources: self
@@ -360,6 +404,7 @@ impl ProviderRpc for ProviderService {
                 .map(|k| DataSourceMetadata { type_name: k.clone() })
                 .collect(),
             resources: self.resources.keys().map(|k| ResourceMetadata { type_name: k.clone() }).collect(),
+            functions: self.functions.keys().map(|name| FunctionMetadata { name: name.clone() }).collect(),
             ..Default::default()
         }))
     }
@@ -546,20 +591,27 @@ impl ProviderRpc for ProviderService {
         &self,
         _: Request<pb::get_functions::Request>,
     ) -> Result<Response<pb::get_functions::Response>, Status> {
-        Ok(Response::new(pb::get_functions::Response::default()))
+        Ok(Response::new(pb::get_functions::Response {
+            functions: self.function_signatures(),
+            diagnostics: Vec::new(),
+        }))
     }
 
     async fn call_function(
         &self,
         req: Request<pb::call_function::Request>,
     ) -> Result<Response<pb::call_function::Response>, Status> {
-        Ok(Response::new(pb::call_function::Response {
-            result: None,
-            error: Some(pb::FunctionError {
-                text: format!("this provider has no function {:?}", req.into_inner().name),
-                function_argument: None,
-            }),
-        }))
+        let response = match self.call(req.into_inner()).await {
+            Ok(result) => pb::call_function::Response { result: Some(result), error: None },
+            Err(e) => pb::call_function::Response {
+                result: None,
+                error: Some(pb::FunctionError {
+                    text: e.text,
+                    function_argument: e.argument.and_then(|i| i64::try_from(i).ok()),
+                }),
+            },
+        };
+        Ok(Response::new(response))
     }
 
     async fn stop_provider(
@@ -630,6 +682,39 @@ mod tests {
         fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
             Vec::new()
         }
+        fn functions(&self) -> Vec<Arc<dyn Function>> {
+            vec![Arc::new(Repeat)]
+        }
+    }
+
+    /// `repeat("ab", 3)` is `"ababab"`.
+    struct Repeat;
+
+    #[async_trait::async_trait]
+    impl Function for Repeat {
+        fn name(&self) -> &'static str {
+            "repeat"
+        }
+        fn signature(&self) -> Signature {
+            use crate::function::Parameter;
+            Signature {
+                summary: "Repeats a string.".into(),
+                description: String::new(),
+                parameters: vec![
+                    Parameter::new("text", Type::String, "What to repeat."),
+                    Parameter::new("times", Type::Number, "How often."),
+                ],
+                variadic: None,
+                returns: Type::String,
+            }
+        }
+        async fn call(&self, _: &Ctx, arguments: &[Value]) -> Result<Value, FunctionError> {
+            let text = arguments[0].as_str().unwrap_or_default();
+            match arguments[1].as_number().and_then(|n| n.to_i64()).and_then(|n| usize::try_from(n).ok()) {
+                Some(times) => Ok(Value::String(text.repeat(times))),
+                None => Err(FunctionError::argument(1, "times must be a whole number of at least 0")),
+            }
+        }
     }
 
     fn service() -> Arc<ProviderService> {
@@ -679,6 +764,44 @@ mod tests {
             .expect("task")
             .expect("response");
         assert_eq!(summaries(&response.diagnostics), ["Stopped"]);
+    }
+
+    #[tokio::test]
+    async fn functions_are_declared_and_called_with_typed_arguments() {
+        let svc = service();
+        let declared = ProviderRpc::get_functions(&*svc, Request::new(pb::get_functions::Request {}))
+            .await
+            .expect("functions")
+            .into_inner();
+        let repeat = declared.functions.get("repeat").expect("repeat declared");
+        assert_eq!(repeat.parameters.len(), 2);
+        assert_eq!(repeat.r#return.as_ref().map(|r| r.r#type.clone()), Some(Type::String.to_json()));
+        assert!(svc.full_schema().functions.contains_key("repeat"), "in the provider schema too");
+        let argument = |value: Value, ty: &Type| pb::DynamicValue {
+            msgpack: crate::value::encode_msgpack(&value, ty).expect("encode"),
+            json: Vec::new(),
+        };
+        let call = |arguments: Vec<pb::DynamicValue>| {
+            let svc = svc.clone();
+            async move {
+                let request = pb::call_function::Request { name: "repeat".into(), arguments };
+                ProviderRpc::call_function(&*svc, Request::new(request)).await.expect("call").into_inner()
+            }
+        };
+        let done = call(vec![argument("ab".into(), &Type::String), argument(3.into(), &Type::Number)]).await;
+        let result = crate::value::decode_msgpack(&done.result.expect("result").msgpack, &Type::String);
+        assert_eq!(result.ok(), Some(Value::String("ababab".into())));
+        let refused =
+            call(vec![argument("ab".into(), &Type::String), argument((-1).into(), &Type::Number)]).await;
+        let error = refused.error.expect("an error");
+        assert_eq!(error.function_argument, Some(1), "{}", error.text);
+        let too_many = call(vec![
+            argument("a".into(), &Type::String),
+            argument(1.into(), &Type::Number),
+            argument(1.into(), &Type::Number),
+        ])
+        .await;
+        assert_eq!(too_many.error.and_then(|e| e.function_argument), Some(2));
     }
 
     #[tokio::test]

@@ -193,6 +193,20 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, BuildError> {
     serde_json::from_str(&text).map_err(|e| manifest_error(e.to_string()))
 }
 
+impl Manifest {
+    /// The `artifact_id` of the last build of the newest run (`region:ami-id`, or
+    /// several comma-separated).
+    pub fn last_artifact(&self) -> Result<&str, String> {
+        let newest = self.last_run_uuid.as_ref();
+        self.builds
+            .iter()
+            .rev()
+            .find(|b| newest.is_none() || b.packer_run_uuid.as_ref() == newest)
+            .map(|b| b.artifact_id.as_str())
+            .ok_or_else(|| "no build of the last run".to_owned())
+    }
+}
+
 /// The AMI id of the last build of the newest run in the manifest, in `region`.
 /// `previous_run` is the run the manifest named before the build: finding it again
 /// means Packer recorded nothing.
@@ -210,15 +224,9 @@ pub fn artifact_from_manifest(
                 .to_owned(),
         ));
     }
-    let build = manifest
-        .builds
-        .iter()
-        .rev()
-        .find(|b| manifest.last_run_uuid.is_none() || b.packer_run_uuid == manifest.last_run_uuid)
-        .ok_or_else(|| manifest_error("no build of the last run".to_owned()))?;
-    ami_from_artifact(&build.artifact_id, region).ok_or_else(|| {
-        manifest_error(format!("artifact_id {:?} names no AMI in region {region}", build.artifact_id))
-    })
+    let artifact = manifest.last_artifact().map_err(manifest_error)?;
+    ami_from_artifact(artifact, region)
+        .ok_or_else(|| manifest_error(format!("artifact_id {artifact:?} names no AMI in region {region}")))
 }
 
 /// `eu-west-1:ami-1` or `eu-west-1:ami-1,us-east-1:ami-2` -> the AMI in `region`.
