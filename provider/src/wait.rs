@@ -90,6 +90,8 @@ pub struct Backoff {
     start: Duration,
     max: Duration,
     next: Duration,
+    /// Whether the first poll (and the first after a reset) is at once.
+    immediate_first: bool,
     immediate: bool,
 }
 
@@ -108,7 +110,7 @@ impl Backoff {
     }
 
     pub fn new(start: Duration, max: Duration, immediate: bool) -> Self {
-        Self { start, max, next: start, immediate }
+        Self { start, max, next: start, immediate_first: immediate, immediate }
     }
 
     pub fn next_delay(&mut self) -> Duration {
@@ -120,9 +122,10 @@ impl Backoff {
         delay
     }
 
-    /// Starts over from `start` (without the immediate poll).
+    /// Starts over: the next poll as the first one.
     pub fn reset(&mut self) {
         self.next = self.start;
+        self.immediate = self.immediate_first;
     }
 }
 
@@ -225,6 +228,7 @@ mod tests {
         assert_eq!(rollout.next_delay(), Duration::from_millis(250));
         assert_eq!(rollout.next_delay(), Duration::from_millis(375));
         rollout.reset();
+        assert_eq!(rollout.next_delay(), Duration::ZERO, "after a reset, at once again");
         assert_eq!(rollout.next_delay(), Duration::from_millis(250));
     }
 

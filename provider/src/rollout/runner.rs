@@ -696,23 +696,7 @@ mod mocked {
             [&no_fleets, &active, &no_template, &template, &request, &instances],
             no_retries
         );
-        // Built by hand: ELBv2 is compiled without the SDK's test defaults.
-        let elbv2 = Elb::from_conf(
-            aws_sdk_elasticloadbalancingv2::Config::builder()
-                .behavior_version(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new("eu-west-1"))
-                .credentials_provider(aws_sdk_elasticloadbalancingv2::config::Credentials::new(
-                    "AKIDTEST", "secret", None, None, "test",
-                ))
-                .http_client(aws_smithy_mocks::create_mock_http_client())
-                .interceptor(
-                    aws_smithy_mocks::MockResponseInterceptor::new()
-                        .rule_mode(RuleMode::MatchAny)
-                        .with_rule(&health),
-                )
-                .retry_config(RetryConfig::disabled())
-                .build(),
-        );
+        let elbv2 = mocked_elbv2(&[&health]);
         let capacity = backend(&ec2);
         let clients = Clients { elbv2, ..clients(ec2) };
         let runner = Runner { clients: &clients, capacity: &capacity, spec: &spec, limits: limits() };
@@ -728,6 +712,91 @@ mod mocked {
         }
         assert!(health.num_calls() >= 2, "the failed poll was tried again");
         assert_eq!(request.num_calls(), 1);
+    }
+
+    /// An ELBv2 client answering with `rules`, without retries. Built by hand: ELBv2 is
+    /// compiled without the SDK's test defaults.
+    fn mocked_elbv2(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_elasticloadbalancingv2::Client {
+        let mut interceptor = aws_smithy_mocks::MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for rule in rules {
+            interceptor = interceptor.with_rule(rule);
+        }
+        aws_sdk_elasticloadbalancingv2::Client::from_conf(
+            aws_sdk_elasticloadbalancingv2::Config::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("eu-west-1"))
+                .credentials_provider(aws_sdk_elasticloadbalancingv2::config::Credentials::new(
+                    "AKIDTEST", "secret", None, None, "test",
+                ))
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(interceptor)
+                .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled())
+                .build(),
+        )
+    }
+
+    /// A resize whose new instance never gets healthy ends at its deadline, keeps what
+    /// it reached, and names the target with the load balancer's reason.
+    #[tokio::test]
+    async fn a_resize_names_the_targets_still_unhealthy_at_its_deadline() {
+        use aws_sdk_ec2::operation::modify_spot_fleet_request::ModifySpotFleetRequestOutput;
+        use aws_sdk_ec2::types::ActiveInstance;
+        use aws_sdk_elasticloadbalancingv2::Client as Elb;
+        use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
+        use aws_sdk_elasticloadbalancingv2::operation::register_targets::RegisterTargetsOutput;
+        use aws_sdk_elasticloadbalancingv2::types::{
+            TargetDescription, TargetHealth, TargetHealthDescription, TargetHealthReasonEnum,
+            TargetHealthStateEnum,
+        };
+        let modify = mock!(Ec2::modify_spot_fleet_request)
+            .match_requests(|r| r.target_capacity() == Some(2))
+            .then_output(|| ModifySpotFleetRequestOutput::builder().r#return(true).build());
+        let fleet = green(ActivityStatus::Fulfilled);
+        let instances = mock!(Ec2::describe_spot_fleet_instances).then_output(|| {
+            DescribeSpotFleetInstancesOutput::builder()
+                .active_instances(ActiveInstance::builder().instance_id("i-1").build())
+                .active_instances(ActiveInstance::builder().instance_id("i-2").build())
+                .build()
+        });
+        let health = mock!(Elb::describe_target_health).then_output(|| {
+            let target = |id: &str, state: TargetHealthStateEnum| {
+                let unhealthy = state == TargetHealthStateEnum::Unhealthy;
+                TargetHealthDescription::builder()
+                    .target(TargetDescription::builder().id(id).build())
+                    .target_health(
+                        TargetHealth::builder()
+                            .state(state)
+                            .set_reason(unhealthy.then_some(TargetHealthReasonEnum::ResponseCodeMismatch))
+                            .build(),
+                    )
+                    .build()
+            };
+            DescribeTargetHealthOutput::builder()
+                .target_health_descriptions(target("i-1", TargetHealthStateEnum::Healthy))
+                .target_health_descriptions(target("i-2", TargetHealthStateEnum::Unhealthy))
+                .build()
+        });
+        let register = mock!(Elb::register_targets).then_output(|| RegisterTargetsOutput::builder().build());
+        let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&modify, &fleet, &instances]);
+        let clients = Clients { elbv2: mocked_elbv2(&[&health, &register]), ..clients(ec2.clone()) };
+        let groups = spec().target_group_arns;
+        let request = Resize {
+            app: "web",
+            group_id: "sfr-green",
+            target_capacity: 2,
+            on_demand_capacity: 0,
+            target_groups: &groups,
+            required_healthy: 2,
+        };
+        let limits = Limits::new(Duration::from_secs(1), &CancellationToken::new());
+        let resized = resize(&clients, &backend(&ec2), &request, &limits).await.expect("resized");
+        assert_eq!(modify.num_calls(), 1);
+        assert_eq!(resized.instances, ["i-1", "i-2"]);
+        assert_eq!(resized.healthy, 1);
+        let why = resized.incomplete.expect("incomplete");
+        assert!(why.starts_with("timed out while resizing fleet sfr-green"), "{why}");
+        assert!(why.contains("i-2 unhealthy in web: Target.ResponseCodeMismatch"), "{why}");
+        assert_eq!(register.num_calls(), 0, "both targets were registered already");
     }
 
     #[test]
