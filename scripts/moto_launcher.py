@@ -402,6 +402,50 @@ def patch_cancel_unknown_fleets() -> None:
     fleet_responses.SpotFleets.cancel_spot_fleet_requests = cancel_spot_fleet_requests
 
 
+# Tags set on a Spot Fleet request after its creation (CreateTags, DeleteTags).
+#
+# AWS: "You can add tags to a Spot Fleet request ... after you create it" with
+# create-tags, and DescribeSpotFleetRequests returns them with the request's other
+# tags (Amazon EC2 User Guide, "Tag a Spot Fleet",
+# https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/tag-spot-fleet.html). Moto
+# keeps a request's tags on the request object, from its TagSpecifications only, and
+# CreateTags writes to a separate store that DescribeSpotFleetRequests never reads.
+# Here CreateTags and DeleteTags of a Spot Fleet request id also change the request's
+# own tags.
+def patch_fleet_request_tags() -> None:
+    from moto.ec2.models.tags import TagBackend
+
+    original_create = TagBackend.create_tags
+    original_delete = TagBackend.delete_tags
+
+    def fleet_tags(backend: object, resource_id: str) -> dict[str, str] | None:
+        fleets = getattr(backend, "spot_fleet_requests", {})
+        fleet = fleets.get(resource_id) if resource_id.startswith("sfr-") else None
+        if fleet is None:
+            return None
+        return fleet.tags.setdefault("spot-fleet-request", {})
+
+    def create_tags(self, resource_ids, tags):  # type: ignore[no-untyped-def]
+        result = original_create(self, resource_ids, tags)
+        for resource_id in resource_ids:
+            own = fleet_tags(self, resource_id)
+            if own is not None:
+                own.update(tags)
+        return result
+
+    def delete_tags(self, resource_ids, tags):  # type: ignore[no-untyped-def]
+        result = original_delete(self, resource_ids, tags)
+        for resource_id in resource_ids:
+            own = fleet_tags(self, resource_id)
+            for key, value in (tags or {}).items():
+                if own is not None and key in own and (value is None or own[key] == value):
+                    own.pop(key)
+        return result
+
+    TagBackend.create_tags = create_tags
+    TagBackend.delete_tags = delete_tags
+
+
 PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("account id from access key", patch_account_from_access_key),
     ("target health from instance tags", patch_target_health_from_tags),
@@ -410,6 +454,7 @@ PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("client tokens on RequestSpotFleet, RunInstances, CreateLaunchTemplate", patch_client_tokens),
     ("unique AMI names on CreateImage", patch_unique_ami_names),
     ("cancelling unknown Spot Fleet requests", patch_cancel_unknown_fleets),
+    ("tags of Spot Fleet requests after their creation", patch_fleet_request_tags),
 ]
 
 

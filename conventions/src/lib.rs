@@ -37,6 +37,13 @@ pub mod fleet_tags {
     /// with, so that a fleet found by app and generation can be told apart from one
     /// that runs another configuration.
     pub const CONFIG: &str = "immutable:config";
+    /// The identity of the Terraform object (an `immutable_app` in one state) that owns
+    /// the fleet, its launch template and its instances. Another object never adopts,
+    /// rolls over or cancels them.
+    pub const OWNER: &str = "immutable:owner";
+    /// On the fleet only, added when the apply that made it serve has finished: a fleet
+    /// without it was left by an interrupted create, which the next create resumes.
+    pub const COMMITTED: &str = "immutable:committed";
 }
 
 /// An AMI id: `ami-` and hex digits (8 or 17 on AWS today).

@@ -2,7 +2,8 @@
 //! `docs/data-sources/*.md`, `docs/resources/*.md`, `docs/functions/*.md`), rendered
 //! from the schemas and function signatures and the examples under `examples/`
 //! (`provider/provider.tf`, `data-sources/<type>/data-source.tf`,
-//! `resources/<type>/resource.tf`, `functions/<name>/function.tf`).
+//! `resources/<type>/resource.tf`, `functions/<name>/function.tf`, and a resource's
+//! `import.tf` and `import.sh`, shown under "Import").
 //! `cargo xtask docs` writes it; a test fails when the committed copy is stale.
 
 use crate::ImmutableProvider;
@@ -65,10 +66,50 @@ pub fn pages() -> Vec<(String, String)> {
                 &format!("{name} (Resource)"),
                 &resource.schema(),
                 &example(&format!("resources/{name}/resource.tf")),
+            ) + &import_section(
+                &example(&format!("resources/{name}/import.tf")),
+                &example(&format!("resources/{name}/import.sh")),
             ),
         ));
     }
     pages
+}
+
+/// How to import a resource: an import block, and the command line.
+fn import_section(block: &str, command: &str) -> String {
+    if block.trim().is_empty() && command.trim().is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "
+## Import
+
+",
+    );
+    if !block.trim().is_empty() {
+        let _ = writeln!(
+            out,
+            "In Terraform 1.5 and later, with an `import` block:
+
+```terraform
+{}
+```
+",
+            block.trim_end()
+        );
+    }
+    if !command.trim().is_empty() {
+        let _ = writeln!(
+            out,
+            "With `terraform import`:
+
+```shell
+{}
+```",
+            command.trim_end()
+        );
+    }
+    out
 }
 
 fn page(title: &str, heading: &str, schema: &Schema, example: &str) -> String {

@@ -5,19 +5,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tests::{Account, CoreInfra, LocalAws, Workdir, core_infra, register_ami, web_app_config};
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(super) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
 }
 
-struct Setup {
-    account: Account,
-    infra: CoreInfra,
+pub(super) struct Setup {
+    pub account: Account,
+    pub infra: CoreInfra,
     /// Two builds of the app's AMI, older first.
-    amis: [String; 2],
-    commits: [String; 2],
+    pub amis: [String; 2],
+    pub commits: [String; 2],
 }
 
-fn setup() -> Setup {
+pub(super) fn setup() -> Setup {
     let account = LocalAws::shared().account();
     let commits = ["1".repeat(40), "2".repeat(40)];
     let (infra, amis) = runtime().block_on(async {
@@ -37,7 +37,7 @@ fn setup() -> Setup {
     Setup { account, infra, amis: [amis[0].clone(), amis[1].clone()], commits }
 }
 
-fn config(ami: &str, capacity: u32, extra: &str) -> String {
+pub(super) fn config(ami: &str, capacity: u32, extra: &str) -> String {
     let extra = format!("user_data            = \"#!/bin/sh\\necho hello\\n\"\n  {extra}");
     web_app_config(ami, capacity, "5s", &extra)
         + r##"
@@ -59,17 +59,17 @@ output "healthy_count" {
 "##
 }
 
-fn out_str(workdir: &Workdir, name: &str) -> String {
+pub(super) fn out_str(workdir: &Workdir, name: &str) -> String {
     workdir.output(name).expect("output").as_str().expect("string output").to_owned()
 }
 
-fn out_list(workdir: &Workdir, name: &str) -> Vec<String> {
+pub(super) fn out_list(workdir: &Workdir, name: &str) -> Vec<String> {
     let value = workdir.output(name).expect("output");
     value.as_array().expect("list output").iter().map(|v| v.as_str().expect("string").to_owned()).collect()
 }
 
 /// Open fleets tagged with the app, and running instances tagged with it.
-fn app_footprint(account: &Account, app: &str) -> (Vec<String>, Vec<String>) {
+pub(super) fn app_footprint(account: &Account, app: &str) -> (Vec<String>, Vec<String>) {
     runtime().block_on(async {
         let ec2 = account.ec2().await;
         let fleets = ec2.describe_spot_fleet_requests().send().await.expect("describe fleets");
@@ -108,7 +108,7 @@ fn app_footprint(account: &Account, app: &str) -> (Vec<String>, Vec<String>) {
 }
 
 /// Healthy targets in the target group, by instance.
-fn healthy_targets(account: &Account, target_group_arn: &str) -> Vec<String> {
+pub(super) fn healthy_targets(account: &Account, target_group_arn: &str) -> Vec<String> {
     runtime().block_on(async {
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&account.sdk_config().await);
         let health =
@@ -124,7 +124,7 @@ fn healthy_targets(account: &Account, target_group_arn: &str) -> Vec<String> {
 
 /// Polls the target group until stopped; returns the fewest healthy targets seen
 /// and how many samples were taken.
-fn watch_target_group(
+pub(super) fn watch_target_group(
     account: Account,
     arn: String,
     stop: Arc<AtomicBool>,
@@ -276,6 +276,10 @@ fn failed_rollout_rolls_back_and_keeps_the_old_fleet() {
     assert!(plan.stdout.contains("~ ami_id"), "rollout proposed again:\n{plan}");
 }
 
+/// `terraform import` by fleet id into another state: the plan shows the takeover,
+/// the apply moves the app's owner to the importing object, and the state that had it
+/// lets go at its next refresh without touching it. A fleet cancelled outside
+/// Terraform is created again.
 #[test]
 fn drift_and_import() {
     let s = setup();
@@ -284,15 +288,35 @@ fn drift_and_import() {
     workdir.init().expect("init");
     workdir.apply().expect("create");
     let fleet = out_str(&workdir, "fleet_id");
+    let instances = out_list(&workdir, "instance_ids");
+    let first_owner = fleet_owner(&s.account, &fleet);
 
-    // Import the running fleet into a fresh state: then nothing to change.
     let other = Workdir::new(&s.account);
     other.write("main.tf", &config(&s.amis[0], 1, ""));
     other.init().expect("init");
     let import = other.terraform(&["import", "-no-color", "immutable_app.web", &fleet]);
     assert!(import.success(), "{import}");
-    let plan = other.terraform(&["plan", "-no-color", "-detailed-exitcode"]);
-    assert_eq!(plan.status.code(), Some(0), "imported app plans no changes:\n{plan}");
+    let plan = other.run_ok(&["plan", "-no-color", "-input=false"]).expect("plan");
+    assert!(
+        plan.stderr.contains("App Taken Over On Apply") || plan.stdout.contains("App Taken Over On Apply"),
+        "{plan}"
+    );
+    assert!(plan.stdout.contains("~ owner") && plan.stdout.contains("1 to change"), "{plan}");
+    other.apply().expect("take over");
+    let second_owner = fleet_owner(&s.account, &fleet);
+    assert_ne!(second_owner, first_owner, "the importing object owns the app now");
+    assert_eq!(out_str(&other, "fleet_id"), fleet, "the same fleet serves");
+    assert_eq!(out_list(&other, "instance_ids"), instances, "the same instances serve");
+    assert!(!other.plan_has_changes().expect("plan"), "taken over: nothing left to change");
+
+    // The first state lets go: its refresh drops the app, and its plan to create it
+    // again fails without touching the fleet.
+    let plan = workdir.terraform(&["plan", "-no-color", "-input=false"]);
+    assert!(!plan.success(), "{plan}");
+    assert!(plan.stderr.contains("App Name In Use") && plan.stderr.contains(&second_owner), "{plan}");
+    assert_eq!(fleet_owner(&s.account, &fleet), second_owner);
+    let (open, _) = app_footprint(&s.account, "web");
+    assert_eq!(open, vec![fleet.clone()], "{open:?}");
 
     // Cancelled outside Terraform: the next plan creates it again.
     runtime().block_on(async {
@@ -304,7 +328,7 @@ fn drift_and_import() {
             .await
             .expect("cancel fleet");
     });
-    let plan = workdir.plan().expect("plan");
+    let plan = other.plan().expect("plan");
     assert!(plan.stdout.contains("immutable_app.web will be created"), "{plan}");
 }
 
@@ -378,7 +402,7 @@ fn bad_arguments_fail_at_plan_time_without_mutation() {
 #[test]
 fn an_interrupted_create_is_adopted_not_duplicated() {
     let s = setup();
-    let orphan = tagged_fleet(&s, &s.amis[0], 1, None);
+    let orphan = tagged_fleet(&s, &s.amis[0], 1, None, None);
 
     let workdir = Workdir::new(&s.account);
     workdir.write("main.tf", &config(&s.amis[0], 2, ""));
@@ -419,19 +443,19 @@ fn arguments_known_only_at_apply_are_planned_as_unknown() {
     assert!(!workdir.plan_has_changes().expect("plan"), "settled after apply");
 }
 
-/// Terraform lost the app (state removed, or a crash after blue was cancelled) while
-/// its fleet serves, and the configuration changed since: the apply rolls the new
-/// configuration out over the serving fleet instead of adopting it as it is (which
-/// would leave a state claiming the new AMI over instances running the old one).
+/// A fleet of the app from before ownership (no owner tag) serves while no state
+/// names it, and the configuration differs from what it runs: the apply rolls the
+/// configuration out over it instead of adopting it as it is (which would leave a
+/// state claiming the new AMI over instances running the old one).
 #[test]
-fn a_lost_app_with_a_changed_configuration_rolls_out_over_its_serving_fleet() {
+fn an_unowned_fleet_with_another_configuration_is_rolled_over() {
     let s = setup();
-    let workdir = deployed(&s);
-    let first = out_str(&workdir, "fleet_id");
-    workdir.run_ok(&["state", "rm", "immutable_app.web"]).expect("state rm");
-
+    // The configuration tag of another configuration than the one applied below.
+    let first = tagged_fleet(&s, &s.amis[0], 1, Some("web-g1-0123456789abcdef01234567"), None);
+    let workdir = Workdir::new(&s.account);
     workdir.write("main.tf", &config(&s.amis[1], 2, ""));
-    workdir.apply().expect("apply after the state lost the app");
+    workdir.init().expect("init");
+    workdir.apply().expect("apply over the unowned fleet");
     let fleet = out_str(&workdir, "fleet_id");
     assert_ne!(fleet, first, "a new fleet runs the new configuration");
     assert_eq!(workdir.output("generation").expect("output"), serde_json::json!(2));
@@ -449,8 +473,35 @@ fn a_lost_app_with_a_changed_configuration_rolls_out_over_its_serving_fleet() {
     assert!(!workdir.plan_has_changes().expect("plan"), "converged: nothing left to change");
 }
 
+/// `terraform state rm` drops the app from the state while its fleet serves: the
+/// fleet carries the owner of the object that was in the state, so the next plan
+/// fails with a pointer to import, and changes nothing in AWS.
+#[test]
+fn an_app_removed_from_its_state_is_not_taken_over_by_a_plan() {
+    let s = setup();
+    let workdir = deployed(&s);
+    let serving = out_str(&workdir, "fleet_id");
+    let instances = out_list(&workdir, "instance_ids");
+    workdir.run_ok(&["state", "rm", "immutable_app.web"]).expect("state rm");
+    s.account.reset_requests().expect("reset");
+
+    workdir.write("main.tf", &config(&s.amis[1], 2, ""));
+    let apply = workdir.terraform(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    assert!(!apply.success(), "{apply}");
+    apply.assert_error_at("App Name In Use", r#"name                 = "web""#);
+    assert!(apply.stderr.contains(&serving) && apply.stderr.contains("import"), "{apply}");
+    let requests = s.account.requests().expect("requests");
+    assert!(tests::mutating(&requests).is_empty(), "nothing changed in AWS: {requests:?}");
+    let (open, running) = app_footprint(&s.account, "web");
+    assert_eq!(open, vec![serving], "the serving fleet stays");
+    let (mut running, mut instances) = (running, instances);
+    running.sort();
+    instances.sort();
+    assert_eq!(running, instances, "its instances stay");
+}
+
 /// A workdir with the app deployed from the older AMI at capacity 2.
-fn deployed(s: &Setup) -> Workdir {
+pub(super) fn deployed(s: &Setup) -> Workdir {
     let workdir = Workdir::new(&s.account);
     workdir.write("main.tf", &config(&s.amis[0], 2, ""));
     workdir.init().expect("init");
@@ -459,8 +510,9 @@ fn deployed(s: &Setup) -> Workdir {
 }
 
 /// A fleet of app `web` at `generation` running `ami`, requested the way an
-/// interrupted run would have left it (with `config` as its configuration tag).
-fn tagged_fleet(s: &Setup, ami: &str, generation: u64, config: Option<&str>) -> String {
+/// interrupted run would have left it (with `config` as its configuration tag, and
+/// `owner` as its owner; none for a fleet from before ownership).
+fn tagged_fleet(s: &Setup, ami: &str, generation: u64, config: Option<&str>, owner: Option<&str>) -> String {
     use aws_sdk_ec2::types::{
         FleetLaunchTemplateSpecification, LaunchTemplateConfig, LaunchTemplateOverrides,
         RequestLaunchTemplateData, ResourceType, SpotFleetRequestConfigData, Tag, TagSpecification,
@@ -482,6 +534,9 @@ fn tagged_fleet(s: &Setup, ami: &str, generation: u64, config: Option<&str>) -> 
             .tags(Tag::builder().key("immutable:generation").value(generation.to_string()).build());
         if let Some(config) = config {
             tags = tags.tags(Tag::builder().key("immutable:config").value(config).build());
+        }
+        if let Some(owner) = owner {
+            tags = tags.tags(Tag::builder().key("immutable:owner").value(owner).build());
         }
         let fleet = ec2
             .request_spot_fleet()
@@ -513,6 +568,17 @@ fn tagged_fleet(s: &Setup, ami: &str, generation: u64, config: Option<&str>) -> 
     })
 }
 
+/// The `immutable:owner` tag of fleet `id`.
+pub(super) fn fleet_owner(account: &Account, id: &str) -> String {
+    runtime().block_on(async {
+        let ec2 = account.ec2().await;
+        let out = ec2.describe_spot_fleet_requests().spot_fleet_request_ids(id).send().await.expect("fleet");
+        let tags = out.spot_fleet_request_configs()[0].tags();
+        let owner = tags.iter().find(|t| t.key() == Some("immutable:owner")).and_then(|t| t.value());
+        owner.expect("the fleet has an owner").to_owned()
+    })
+}
+
 /// The AMIs the running instances `ids` were launched from.
 fn images_of(account: &Account, ids: &[String]) -> Vec<String> {
     runtime().block_on(async {
@@ -535,7 +601,8 @@ fn an_interrupted_rollout_to_another_configuration_is_not_adopted() {
     let workdir = deployed(&s);
     let blue = out_str(&workdir, "fleet_id");
     // Generation 2 left by a rollout to a configuration no longer wanted.
-    let stale = tagged_fleet(&s, &s.amis[0], 2, Some("web-g2-0123456789abcdef01234567"));
+    let owner = fleet_owner(&s.account, &blue);
+    let stale = tagged_fleet(&s, &s.amis[0], 2, Some("web-g2-0123456789abcdef01234567"), Some(&owner));
 
     workdir.write("main.tf", &config(&s.amis[1], 2, ""));
     workdir.apply().expect("rollout");
@@ -560,7 +627,7 @@ fn a_stray_fleet_of_the_app_shows_in_the_plan_and_the_apply_cancels_it() {
     let instances = out_list(&workdir, "instance_ids");
     assert!(!workdir.plan_has_changes().expect("plan"), "nothing to do yet");
 
-    let stray = tagged_fleet(&s, &s.amis[0], 7, None);
+    let stray = tagged_fleet(&s, &s.amis[0], 7, None, Some(&fleet_owner(&s.account, &serving)));
     let plan = workdir.run_ok(&["plan", "-input=false", "-no-color"]).expect("plan");
     assert!(plan.stdout.contains("stray_fleet_ids") && plan.stdout.contains(&stray), "{}", plan.stdout);
     assert!(plan.stdout.contains("1 to change"), "{}", plan.stdout);

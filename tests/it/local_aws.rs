@@ -108,3 +108,93 @@ output "x" {
     assert_eq!(dir.output("x").expect("output x"), "hi");
     assert!(!dir.plan_has_changes().expect("plan"), "a second plan is empty");
 }
+
+/// Tags set on a Spot Fleet request after its creation show in
+/// DescribeSpotFleetRequests, and deleted ones go, as in AWS.
+#[tokio::test]
+async fn tags_of_a_spot_fleet_request_change_after_its_creation() {
+    use aws_sdk_ec2::types::{
+        RequestLaunchTemplateData, ResourceType, SpotFleetRequestConfigData, Tag, TagSpecification,
+    };
+    let account = LocalAws::shared().account();
+    let infra = tests::core_infra(&account).await.expect("core infrastructure");
+    let ec2 = account.ec2().await;
+    let ami = register_ami(&ec2, "tag-probe", &[]).await.expect("register");
+    let template = ec2
+        .create_launch_template()
+        .launch_template_name("tag-probe")
+        .launch_template_data(
+            RequestLaunchTemplateData::builder().image_id(&ami).instance_type("t3.small".into()).build(),
+        )
+        .send()
+        .await
+        .expect("launch template");
+    let template_id = template.launch_template().and_then(|t| t.launch_template_id()).expect("id");
+    let config = SpotFleetRequestConfigData::builder()
+        .iam_fleet_role(format!("arn:aws:iam::{}:role/{}", account.id, infra.fleet_role))
+        .target_capacity(1)
+        .launch_template_configs(
+            aws_sdk_ec2::types::LaunchTemplateConfig::builder()
+                .launch_template_specification(
+                    aws_sdk_ec2::types::FleetLaunchTemplateSpecification::builder()
+                        .launch_template_id(template_id)
+                        .version("$Latest")
+                        .build(),
+                )
+                .overrides(
+                    aws_sdk_ec2::types::LaunchTemplateOverrides::builder()
+                        .instance_type("t3.small".into())
+                        .build(),
+                )
+                .build(),
+        )
+        .allocation_strategy(aws_sdk_ec2::types::AllocationStrategy::PriceCapacityOptimized)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::SpotFleetRequest)
+                .tags(Tag::builder().key("Created").value("with-the-request").build())
+                .build(),
+        )
+        .build();
+    let fleet =
+        ec2.request_spot_fleet().spot_fleet_request_config(config).send().await.expect("request fleet");
+    let fleet = fleet.spot_fleet_request_id().expect("fleet id");
+    let tags = || async {
+        let out =
+            ec2.describe_spot_fleet_requests().spot_fleet_request_ids(fleet).send().await.expect("describe");
+        let mut tags: Vec<(String, String)> = out.spot_fleet_request_configs()[0]
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+            .collect();
+        tags.sort();
+        tags
+    };
+    let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    assert_eq!(tags().await, vec![pair("Created", "with-the-request")]);
+
+    ec2.create_tags()
+        .resources(fleet)
+        .tags(Tag::builder().key("Added").value("later").build())
+        .tags(Tag::builder().key("Created").value("overwritten").build())
+        .send()
+        .await
+        .expect("create tags");
+    assert_eq!(tags().await, vec![pair("Added", "later"), pair("Created", "overwritten")]);
+
+    ec2.delete_tags()
+        .resources(fleet)
+        .tags(Tag::builder().key("Added").build())
+        .send()
+        .await
+        .expect("delete");
+    // A value that does not match leaves the tag (DeleteTags deletes a key with a given
+    // value only when the value matches).
+    ec2.delete_tags()
+        .resources(fleet)
+        .tags(Tag::builder().key("Created").value("something-else").build())
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(tags().await, vec![pair("Created", "overwritten")]);
+}

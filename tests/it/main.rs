@@ -7,5 +7,6 @@ mod faults;
 mod functions;
 mod layered_ami;
 mod local_aws;
+mod ownership;
 mod plugin;
 mod reads;

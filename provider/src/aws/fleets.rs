@@ -63,6 +63,16 @@ impl Fleet {
         self.tags.get(fleet_tags::CONFIG).map(String::as_str)
     }
 
+    /// The Terraform object that owns it (none on fleets from before ownership).
+    pub fn owner(&self) -> Option<&str> {
+        self.tags.get(fleet_tags::OWNER).map(String::as_str)
+    }
+
+    /// Whether the apply that made it serve finished (see [`fleet_tags::COMMITTED`]).
+    pub fn is_committed(&self) -> bool {
+        self.tags.contains_key(fleet_tags::COMMITTED)
+    }
+
     fn from_sdk(config: &SpotFleetRequestConfig) -> Option<Fleet> {
         let data = config.spot_fleet_request_config();
         let templates = data.map(|d| d.launch_template_configs()).unwrap_or_default();
@@ -111,14 +121,6 @@ impl Fleet {
 fn dedup(items: &mut Vec<String>) {
     let mut seen = BTreeSet::new();
     items.retain(|i| seen.insert(i.clone()));
-}
-
-/// The newest generation among the open fleets of `app` in `fleets`. A create finds one
-/// when Terraform lost track of the app: a run killed after it cancelled the old fleet
-/// and before Terraform saved the new one leaves a state naming the cancelled fleet,
-/// which the refresh then drops.
-pub fn newest_open_generation(fleets: &[Fleet], app: &str) -> Option<u64> {
-    fleets.iter().filter(|f| f.is_open_of(app)).filter_map(Fleet::generation).max()
 }
 
 /// How Spot capacity is bought, in Spot Fleet's terms.
@@ -267,6 +269,11 @@ pub async fn all_fleet_configs(ec2: &aws_sdk_ec2::Client) -> Result<Vec<SpotFlee
     every_fleet(ec2).send().try_collect().await.map_err(|e| AwsError::new("listing Spot Fleet requests", &e))
 }
 
+/// The open fleets of `app` in the account, asked now.
+pub async fn open_fleets(ec2: &aws_sdk_ec2::Client, app: &str) -> Result<Vec<Fleet>, AwsError> {
+    Ok(all_fleets(ec2).await?.into_iter().filter(|f| f.is_open_of(app)).collect())
+}
+
 /// Every Spot Fleet request of the account.
 pub async fn all_fleets(ec2: &aws_sdk_ec2::Client) -> Result<Vec<Fleet>, AwsError> {
     Ok(all_fleet_configs(ec2).await?.iter().filter_map(Fleet::from_sdk).collect())
@@ -374,6 +381,15 @@ pub async fn fleet_error(ec2: &aws_sdk_ec2::Client, fleet: &Fleet) -> Result<Opt
             Ok(generic())
         }
     }
+}
+
+/// Adds (or overwrites) tags of a Spot Fleet request.
+pub async fn tag_fleet(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<(), AwsError> {
+    super::tag(ec2, &[id.to_owned()], tags).await
 }
 
 pub async fn modify_capacity(

@@ -49,8 +49,18 @@ pub async fn ensure(
     token: &str,
 ) -> Result<String, AwsError> {
     if let Some(id) = find(ec2, name).await? {
-        if find_tags(ec2, &id).await?.get(fleet_tags::CONFIG).map(String::as_str) == Some(token) {
+        let existing = find_tags(ec2, &id).await?;
+        if existing.get(fleet_tags::CONFIG).map(String::as_str) == Some(token) {
             return Ok(id);
+        }
+        // Another Terraform object's template: never replaced.
+        if let Some(theirs) = existing.get(fleet_tags::OWNER)
+            && tags.get(fleet_tags::OWNER) != Some(theirs)
+        {
+            return Err(AwsError::plain(
+                format!("creating launch template {name}"),
+                format!("template {id} of this name belongs to another Terraform object (owner {theirs})"),
+            ));
         }
         tracing::info!(template = %id, "launch template {name} holds another configuration; replacing it");
         delete(ec2, &id).await?;

@@ -138,6 +138,25 @@ pub(crate) fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<aws_sdk_ec2::type
     tags.iter().map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build()).collect()
 }
 
+/// Adds (or overwrites) tags of EC2 resources of any kind (Spot Fleet requests, launch
+/// templates, instances, images), in one call.
+pub async fn tag(
+    ec2: &aws_sdk_ec2::Client,
+    ids: &[String],
+    tags: &BTreeMap<String, String>,
+) -> Result<(), AwsError> {
+    if ids.is_empty() || tags.is_empty() {
+        return Ok(());
+    }
+    ec2.create_tags()
+        .set_resources(Some(ids.to_vec()))
+        .set_tags(Some(sdk_tags(tags)))
+        .send()
+        .await
+        .map_err(|e| AwsError::new(format!("tagging {}", ids.join(", ")), &e))?;
+    Ok(())
+}
+
 /// An AWS call that failed: what the provider was doing, and AWS's code, message and
 /// request id. Shown as "cancelling Spot Fleet sfr-1: InvalidSpotFleetRequestId.NotFound:
 /// The spotFleetRequestId 'sfr-1' does not exist. (request id 5e1a…)".

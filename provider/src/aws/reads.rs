@@ -136,21 +136,14 @@ impl Reads {
         Ok(Some(ObservedFleet { fleet: found, instances }))
     }
 
-    /// The open fleets tagged with `app`, from the same snapshot as [`Reads::fleet`].
-    pub async fn open_fleets_of(&self, app: &str) -> Result<Vec<String>, AwsError> {
+    /// The open fleets tagged with `app`, from the same snapshot as [`Reads::fleet`]: the
+    /// plans and reads of many apps share one listing.
+    pub async fn open_fleets(&self, app: &str) -> Result<Vec<fleets::Fleet>, AwsError> {
         let view = self.view().await?;
-        let mut open: Vec<String> =
-            view.fleets.values().filter(|f| f.is_open_of(app)).map(|f| f.id.clone()).collect();
-        open.sort();
+        let mut open: Vec<fleets::Fleet> =
+            view.fleets.values().filter(|f| f.is_open_of(app)).cloned().collect();
+        open.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(open)
-    }
-
-    /// [`fleets::newest_open_generation`] from the shared snapshot: the plans of many new
-    /// apps share one listing.
-    pub async fn newest_open_generation(&self, app: &str) -> Result<Option<u64>, AwsError> {
-        let view = self.view().await?;
-        let all: Vec<fleets::Fleet> = view.fleets.values().cloned().collect();
-        Ok(fleets::newest_open_generation(&all, app))
     }
 
     /// The health of every target registered in the target group.

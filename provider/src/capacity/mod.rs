@@ -40,6 +40,11 @@ impl GroupSpec {
     pub fn template_name(&self) -> String {
         launch_templates::template_name(&self.app, self.generation)
     }
+
+    /// The object that owns the group (its `immutable:owner` tag).
+    pub fn owner(&self) -> Option<&str> {
+        self.tags.get(conventions::fleet_tags::OWNER).map(String::as_str)
+    }
 }
 
 /// A group of an app found in AWS.
@@ -51,6 +56,10 @@ pub struct Group {
     /// none on groups from before the provider tagged them so.
     pub token: Option<String>,
     pub launch_template_id: Option<String>,
+    /// The Terraform object that owns it; none on groups from before ownership.
+    pub owner: Option<String>,
+    /// Whether the apply that made it serve finished.
+    pub committed: bool,
 }
 
 impl Group {
@@ -58,6 +67,12 @@ impl Group {
     /// (groups without a token count as the same).
     pub fn runs_other_config_than(&self, token: &str) -> bool {
         self.token.as_deref().is_some_and(|t| t != token)
+    }
+
+    /// Whether the object `owner` may adopt, roll over or cancel it: its own, or one
+    /// from before ownership.
+    pub fn belongs_to(&self, owner: Option<&str>) -> bool {
+        self.owner.is_none() || self.owner.as_deref() == owner
     }
 }
 
@@ -105,6 +120,11 @@ pub trait Capacity: Send + Sync {
 
     /// The group's running instances.
     async fn instances(&self, id: &str) -> Result<Vec<String>, AwsError>;
+
+    /// Marks the group as the finished work of an apply of `owner` (see
+    /// `conventions::fleet_tags::COMMITTED`); a group from before ownership gets the
+    /// owner tag then.
+    async fn commit(&self, id: &str, owner: &str) -> Result<(), AwsError>;
 
     async fn resize(&self, id: &str, target: u32, on_demand: u32) -> Result<(), AwsError>;
 

@@ -34,6 +34,8 @@ fn group(fleet: Fleet) -> Group {
         generation: fleet.generation(),
         token: fleet.config_token().map(str::to_owned),
         launch_template_id: fleet.launch_template_id.clone(),
+        owner: fleet.owner().map(str::to_owned),
+        committed: fleet.is_committed(),
         id: fleet.id,
     }
 }
@@ -92,6 +94,12 @@ impl Capacity for SpotFleet {
 
     async fn instances(&self, id: &str) -> Result<Vec<String>, AwsError> {
         fleets::fleet_instances(&self.ec2, id).await
+    }
+
+    async fn commit(&self, id: &str, owner: &str) -> Result<(), AwsError> {
+        use conventions::fleet_tags::{COMMITTED, OWNER};
+        let tags = [(COMMITTED.to_owned(), "true".to_owned()), (OWNER.to_owned(), owner.to_owned())].into();
+        fleets::tag_fleet(&self.ec2, id, &tags).await
     }
 
     async fn resize(&self, id: &str, target: u32, on_demand: u32) -> Result<(), AwsError> {

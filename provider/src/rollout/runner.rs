@@ -175,6 +175,18 @@ impl Runner<'_> {
         let spec = self.spec;
         let token = self.capacity.token(spec);
         match self.capacity.find(&spec.app, spec.generation).await? {
+            // Never adopted, rolled over or cancelled: another Terraform object's.
+            Some(foreign) if !foreign.belongs_to(spec.owner()) => {
+                return Err(AwsError::plain(
+                    format!("requesting the fleet of app {} (generation {})", spec.app, spec.generation),
+                    format!(
+                        "fleet {} of this generation belongs to another Terraform object (owner {}); \
+                         nothing of it was touched",
+                        foreign.id,
+                        foreign.owner.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
             Some(stale) if stale.runs_other_config_than(&token) => {
                 // Left by an interrupted rollout to a configuration that is no longer
                 // wanted; blue still serves. Take it out before requesting the right one.

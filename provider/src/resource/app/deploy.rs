@@ -53,6 +53,7 @@ pub async fn resolve_model(clients: &Clients, model: &Model, diags: &mut Diagnos
 /// unknown or did not resolve.
 fn group_spec(clients: &Clients, model: &Model, resolved: &Resolved, generation: u64) -> Option<GroupSpec> {
     let app = model.name.known()?.clone();
+    let owner = model.computed.owner.known()?.clone();
     let image: &Image = resolved.image.as_ref()?;
     let launch = &model.launch;
     let mut tags = clients.default_tags.clone();
@@ -60,6 +61,7 @@ fn group_spec(clients: &Clients, model: &Model, resolved: &Resolved, generation:
     tags.insert(fleet_tags::APP.into(), app.clone());
     tags.insert(fleet_tags::GENERATION.into(), generation.to_string());
     tags.insert(fleet_tags::AMI.into(), image.id.clone());
+    tags.insert(fleet_tags::OWNER.into(), owner);
     tags.insert(ami_tags::MANAGED_BY.into(), ami_tags::MANAGED_BY_VALUE.into());
     if let Some(commit) = image.tag(ami_tags::COMMIT) {
         tags.insert(ami_tags::COMMIT.into(), commit.to_owned());
@@ -119,7 +121,9 @@ pub struct Step {
 }
 
 /// Runs a rollout (a first deploy when there is no blue) and returns the new state, or
-/// `None` with the failure in `diags`.
+/// `None` with the failure in `diags`. `model.computed.owner` must be known: it tags
+/// everything the rollout creates. The fleet that serves at the end is committed
+/// (see `conventions::fleet_tags::COMMITTED`).
 pub async fn deploy(
     ctx: &Context,
     clients: &Clients,
@@ -139,7 +143,8 @@ pub async fn deploy(
         // (Terraform lost track of the app, and the configuration changed since):
         // that fleet is blue, and the configuration rolls out over it.
         let serving = match capacity.find(&spec.app, generation).await {
-            Ok(found) => found.filter(|g| g.runs_other_config_than(&capacity.token(&spec))),
+            Ok(found) => found
+                .filter(|g| g.belongs_to(spec.owner()) && g.runs_other_config_than(&capacity.token(&spec))),
             Err(e) => {
                 diags.push(e.diagnostic());
                 return None;
@@ -173,6 +178,11 @@ pub async fn deploy(
     let what = if generation == 1 { "deploying" } else { "rolling out" };
     match result.outcome {
         Outcome::Switched { fleet_id, instances } => {
+            // The apply is done with this fleet: a later create that finds it knows it is
+            // not an interrupted one.
+            if let Err(e) = capacity.commit(&fleet_id, spec.owner().unwrap_or_default()).await {
+                tracing::warn!("{e}; the next apply marks the fleet again");
+            }
             let mut state = model.clone();
             let computed = &mut state.computed;
             // Blue's cancellation kept failing: record it as a stray, so that the next
@@ -181,6 +191,7 @@ pub async fn deploy(
                 Some(blue) if !result.cleanup_errors.is_empty() => vec![blue.fleet_id.clone()],
                 _ => Vec::new(),
             });
+            computed.stray_launch_template_ids = Val::Known(Vec::new());
             computed.id = Val::Known(spec.app.clone());
             computed.fleet_id = Val::Known(fleet_id);
             computed.healthy_count =
@@ -269,8 +280,10 @@ pub async fn resize(
     Some(state)
 }
 
-/// Deregisters and cancels the app's open fleets other than the one `state` names (an
-/// app has exactly one), and records those that could not be cancelled.
+/// Deregisters and cancels the app's open fleets of its own owner other than the one
+/// `state` names (an app has exactly one), deletes the launch templates its earlier
+/// generations left, and records what could not be cleaned up. What other owners have
+/// is never touched.
 pub async fn cancel_strays(clients: &Clients, state: &mut Model, diags: &mut Diagnostics) {
     let (Some(app), Some(keep)) = (state.name.known().cloned(), state.computed.fleet_id.known().cloned())
     else {
@@ -280,14 +293,14 @@ pub async fn cancel_strays(clients: &Clients, state: &mut Model, diags: &mut Dia
         Ok(fleets) => fleets,
         Err(e) => {
             diags.warning("Cleanup Incomplete", format!("looking for stray fleets of app {app}: {e}"));
-            state.computed.stray_fleet_ids = Val::Known(Vec::new());
-            return;
+            Vec::new()
         }
     };
     let capacity = existing(clients);
     let groups = list(&state.computed.target_group_arns);
+    let owner = state.computed.owner.known().map(String::as_str);
     let mut remaining = Vec::new();
-    for stray in fleets.iter().filter(|f| f.is_open_of(&app) && f.id != keep) {
+    for stray in fleets.iter().filter(|f| f.is_open_of(&app) && f.owner() == owner && f.id != keep) {
         tracing::warn!(app = %app, "cancelling stray fleet {} (generation {:?}), which the state does not name", stray.id, stray.generation());
         let result = async {
             let instances = capacity.instances(&stray.id).await?;
@@ -306,30 +319,72 @@ pub async fn cancel_strays(clients: &Clients, state: &mut Model, diags: &mut Dia
         }
     }
     state.computed.stray_fleet_ids = Val::Known(remaining);
+    let mut templates_left = Vec::new();
+    for template in list(&state.computed.stray_launch_template_ids) {
+        let deleted = async {
+            let tags = launch_templates::find_tags(&clients.ec2, &template).await?;
+            if tags.get(fleet_tags::OWNER).is_some_and(|theirs| Some(theirs.as_str()) != owner) {
+                tracing::warn!("launch template {template} now belongs to another object; leaving it");
+                return Ok(());
+            }
+            tracing::info!(app = %app, "deleting launch template {template} of an earlier generation");
+            launch_templates::delete(&clients.ec2, &template).await
+        }
+        .await;
+        if let Err(e) = deleted {
+            diags.warning("Cleanup Incomplete", e.to_string());
+            templates_left.push(template);
+        }
+    }
+    state.computed.stray_launch_template_ids = Val::Known(templates_left);
 }
 
-/// The newest generation of the app that serves, asked now (not from shared reads).
-pub async fn newest_open_generation(clients: &Clients, app: &str) -> Result<Option<u64>, AwsError> {
-    Ok(fleets::newest_open_generation(&fleets::all_fleets(&clients.ec2).await?, app))
+/// Gives the app's fleet, its launch template and its instances the owner `owner`:
+/// this object takes the app over (after an import), and a state that managed it
+/// before drops it at its next refresh.
+pub async fn take_over(clients: &Clients, state: &mut Model, owner: &str, diags: &mut Diagnostics) {
+    let computed = &state.computed;
+    let mut ids: Vec<String> = computed.fleet_id.known().into_iter().cloned().collect();
+    ids.extend(computed.launch_template_id.known().cloned());
+    ids.extend(list(&computed.instance_ids));
+    let tags = [(fleet_tags::OWNER.to_owned(), owner.to_owned())].into();
+    match crate::aws::tag(&clients.ec2, &ids, &tags).await {
+        Ok(()) => {
+            tracing::info!(app = ?state.name.known(), "this state now owns the app (owner {owner})");
+            state.computed.owner = Val::Known(owner.to_owned());
+        }
+        Err(e) => diags.push(e.diagnostic()),
+    }
+}
+
+/// The open fleets of the app, asked now (not from shared reads).
+pub async fn open_fleets(clients: &Clients, app: &str) -> Result<Vec<crate::aws::fleets::Fleet>, AwsError> {
+    fleets::open_fleets(&clients.ec2, app).await
 }
 
 /// Deletes the launch template of the generation before `generation` (its state went
-/// with the state that named it), if it is still there.
+/// with the state that named it), if it is still there and `owner`'s (or from before
+/// ownership).
 pub async fn delete_previous_template(
     clients: &Clients,
     app: &str,
     generation: u64,
+    owner: Option<&str>,
     diags: &mut Diagnostics,
 ) {
     if generation <= 1 {
         return;
     }
     let previous = launch_templates::template_name(app, generation - 1);
-    let result = match launch_templates::find(&clients.ec2, &previous).await {
-        Ok(Some(template)) => launch_templates::delete(&clients.ec2, &template).await,
-        Ok(None) => Ok(()),
-        Err(e) => Err(e),
-    };
+    let result = async {
+        let Some(template) = launch_templates::find(&clients.ec2, &previous).await? else { return Ok(()) };
+        let tags = launch_templates::find_tags(&clients.ec2, &template).await?;
+        if tags.get(fleet_tags::OWNER).is_some_and(|theirs| Some(theirs.as_str()) != owner) {
+            return Ok(());
+        }
+        launch_templates::delete(&clients.ec2, &template).await
+    }
+    .await;
     if let Err(e) = result {
         diags.warning("Cleanup Incomplete", e.to_string());
     }

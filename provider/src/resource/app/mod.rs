@@ -10,10 +10,13 @@
 mod deploy;
 mod import;
 mod model;
+mod ownership;
 mod schema;
 
 pub use schema::{DEFAULT_FLEET_ROLE, TYPE_NAME};
 
+use crate::aws::Clients;
+use crate::aws::fleets::Fleet;
 use crate::capacity::Capacity as _;
 use crate::config::Shared;
 use crate::resource::Base;
@@ -21,6 +24,7 @@ use async_trait::async_trait;
 use conventions::ami_tags;
 use deploy::Step;
 use model::{ChangeKind, Model, change_kind, list};
+use ownership::{Found, Replacements};
 use schema::TIMEOUTS;
 use std::sync::Arc;
 use tfplugin::diag::Diagnostics;
@@ -92,7 +96,7 @@ impl Resource for AppResource {
             // to be cancelled.
             planned.computed = prior.computed.clone();
             if prior.computed.has_strays() {
-                planned.computed.stray_fleet_ids = Val::Unknown;
+                planned.computed.plan_cleanup();
             }
         } else {
             // Plan-time checks: the AMI and every name must resolve before apply.
@@ -114,19 +118,13 @@ impl Resource for AppResource {
             planned.computed.id = config.name.clone();
             match (&prior, kind) {
                 (None, _) => {
-                    // A fleet of this app still serving means Terraform lost track of it
-                    // (see fleets::newest_open_generation): the create adopts it rather
-                    // than launching a second fleet beside it.
-                    let serving = match config.name.known() {
-                        Some(app) => match clients.reads.newest_open_generation(app).await {
-                            Ok(generation) => generation,
-                            Err(e) => return diags.push(e.diagnostic()),
-                        },
-                        None => None,
+                    let hint = ownership::read_hint(&plan.prior_private);
+                    let Some((generation, owner)) = plan_create(clients, &config.name, hint, diags).await
+                    else {
+                        return;
                     };
-                    // Adopted as it is, or rolled over when it runs another
-                    // configuration: only apply can tell which generation results.
-                    planned.computed.generation = serving.map_or(Val::Known(1), |_| Val::Unknown);
+                    planned.computed.generation = generation;
+                    planned.computed.owner = owner;
                     planned.computed.commit = commit;
                     planned.computed.target_group_arns = arns;
                 }
@@ -135,7 +133,7 @@ impl Resource for AppResource {
                     planned.computed.instance_ids = Val::Unknown;
                     planned.computed.healthy_count = Val::Unknown;
                     if prior.computed.has_strays() {
-                        planned.computed.stray_fleet_ids = Val::Unknown;
+                        planned.computed.plan_cleanup();
                     }
                 }
                 (Some(prior), _) => {
@@ -143,8 +141,31 @@ impl Resource for AppResource {
                         prior.computed.generation.known().map_or(Val::Unknown, |g| Val::Known(g + 1));
                     planned.computed.commit = commit;
                     planned.computed.target_group_arns = arns;
+                    // An app from before ownership gets an owner with its next fleet.
+                    planned.computed.owner = match &prior.computed.owner {
+                        Val::Known(owner) => Val::Known(owner.clone()),
+                        _ => Val::Unknown,
+                    };
                 }
             }
+        }
+        if let Some(prior) = &prior {
+            if import::is_imported(&plan.prior_private) {
+                planned.computed.owner = Val::Unknown;
+                let fleet = prior.computed.fleet_id.known().map_or("", String::as_str);
+                diags.warning(
+                    "App Taken Over On Apply",
+                    format!(
+                        "applying this plan makes this state the owner of app {} (fleet {fleet}): its fleet, launch \
+                         template and instances get this state's owner id, and a state that managed the app \
+                         before drops it at its next refresh",
+                        prior.name.known().map_or("", String::as_str)
+                    ),
+                );
+            }
+            // Terraform hands this to the plan of the create that replaces this object
+            // (a replacement is planned as an update, then as a create).
+            plan.planned_private = ownership::hint(prior.computed.owner.known().map_or("", String::as_str));
         }
         self.0.plan_computed(plan, &planned, diags);
     }
@@ -152,32 +173,53 @@ impl Resource for AppResource {
     async fn create(&self, ctx: &Context, change: &Change, diags: &mut Diagnostics) -> Option<State> {
         let clients = self.0.clients(diags)?;
         let _changing = clients.reads.changing();
-        let model = change.planned::<Model>(diags)?;
+        let mut model = change.planned::<Model>(diags)?;
+        let app = model.name.known()?.clone();
         let timeout = Timeouts::limit(&model.timeouts, "create", &TIMEOUTS);
-        // A fleet of this app still serving (Terraform lost track of it) is adopted, or
-        // rolled over when it runs another configuration (see deploy).
-        let found_serving = model.computed.generation.is_unknown();
-        let generation = match (model.computed.generation.known(), model.name.known()) {
-            (Some(generation), _) => *generation,
-            // Planned unknown: a fleet of this app was serving at plan time.
-            (None, Some(app)) => match deploy::newest_open_generation(clients, app).await {
-                Ok(serving) => serving.unwrap_or(1),
-                Err(e) => {
-                    diags.push(e.diagnostic());
-                    return None;
-                }
-            },
-            (None, None) => 1,
+        // Looked at again (the plan may be old): another object's app is never touched.
+        let open = match deploy::open_fleets(clients, &app).await {
+            Ok(open) => open,
+            Err(e) => {
+                diags.push(e.diagnostic());
+                return None;
+            }
         };
-        let step = Step { generation, blue: None, timeout, lost_track: found_serving };
+        let notes = Replacements::new();
+        let replacing = noted_replacement(&notes, &clients.region, &app, &open);
+        let found = ownership::assess_create(&open, replacing.as_deref());
+        let (owner, generation) = match &found {
+            Found::Taken { owner, fleet_id } => {
+                name_in_use(diags, &app, fleet_id, owner);
+                return None;
+            }
+            Found::Nothing => (ownership::new_owner(), 1),
+            Found::Beside { generation, .. } => (ownership::new_owner(), *generation),
+            Found::Resume { owner } => {
+                (owner.clone(), ownership::newest_generation(&open, Some(owner)).unwrap_or(1))
+            }
+            Found::Legacy => (ownership::new_owner(), ownership::newest_generation(&open, None).unwrap_or(1)),
+        };
+        let generation = model.computed.generation.known().copied().unwrap_or(generation);
+        model.computed.owner = Val::Known(owner);
+        // A fleet of this app left serving (an interrupted create, or one from before
+        // ownership that Terraform lost track of) is adopted, or rolled over when it
+        // runs another configuration (see deploy).
+        let lost_track = matches!(found, Found::Resume { .. } | Found::Legacy);
+        let step = Step { generation, blue: None, timeout, lost_track };
         let mut state = deploy::deploy(ctx, clients, &model, step, diags).await?;
-        if found_serving || state.computed.has_strays() {
+        if lost_track || state.computed.has_strays() {
             // Terraform had lost track of the app: older fleets of it may still be open.
             deploy::cancel_strays(clients, &mut state, diags).await;
         }
-        let generation = state.computed.generation.known().copied().unwrap_or(generation);
-        let app = state.computed.id.known().cloned().unwrap_or_default();
-        deploy::delete_previous_template(clients, &app, generation, diags).await;
+        match &found {
+            // The replaced object still runs its generation; its delete removes it.
+            Found::Beside { predecessor, .. } => notes.forget(&clients.region, &app, predecessor),
+            _ => {
+                let generation = state.computed.generation.known().copied().unwrap_or(generation);
+                let owner = state.computed.owner.known().map(String::as_str);
+                deploy::delete_previous_template(clients, &app, generation, owner, diags).await;
+            }
+        }
         self.0.state(&state, diags)
     }
 
@@ -193,10 +235,47 @@ impl Resource for AppResource {
                 return None;
             }
         };
-        let Some(observed) = observed.filter(|o| o.fleet.is_open()) else {
-            tracing::warn!(fleet = %fleet_id, "fleet is cancelled, failed or gone; removing the app from state");
-            return None;
+        let owner = model.computed.owner.known().cloned();
+        let observed = match observed.filter(|o| o.fleet.is_open()) {
+            Some(observed) => observed,
+            // Its own newer fleet serves (a run stopped between its switch and the state
+            // save): follow it.
+            None => match follow(clients, &model, &fleet_id, diags).await? {
+                Some(newer) => {
+                    // It runs the configuration of the apply that requested it: read the
+                    // arguments back as an import does.
+                    let mut followed = import::model_of(clients, &newer.fleet, diags).await?;
+                    followed.timeouts = model.timeouts.clone();
+                    followed.computed.owner = model.computed.owner.clone();
+                    // The generation it replaced is the one whose template is left.
+                    let mut stray = list(&model.computed.stray_launch_template_ids);
+                    if let Some(old) = model.computed.launch_template_id.known()
+                        && newer.fleet.launch_template_id.as_ref() != Some(old)
+                    {
+                        stray.push(old.clone());
+                    }
+                    followed.computed.stray_launch_template_ids = Val::Known(stray);
+                    model = followed;
+                    newer
+                }
+                None => {
+                    tracing::warn!(fleet = %fleet_id, "fleet is cancelled, failed or gone; removing the app from state");
+                    return None;
+                }
+            },
         };
+        let fleet_id = observed.fleet.id.clone();
+        if let (Some(mine), Some(theirs)) = (&owner, observed.fleet.owner())
+            && mine != theirs
+        {
+            tracing::warn!(
+                fleet = %fleet_id,
+                "the app's fleet now belongs to another Terraform object (owner {theirs}, imported elsewhere); \
+                 removing the app from this state"
+            );
+            return None;
+        }
+
         let groups = list(&model.computed.target_group_arns);
         let mut health = Vec::new();
         for group in &groups {
@@ -215,10 +294,14 @@ impl Resource for AppResource {
         }
         // Other open fleets of the app, from the same snapshot (no further call).
         if let Some(app) = model.name.known() {
-            match clients.reads.open_fleets_of(app).await {
+            match clients.reads.open_fleets(app).await {
                 Ok(open) => {
-                    model.computed.stray_fleet_ids =
-                        Val::Known(open.into_iter().filter(|id| *id != fleet_id).collect())
+                    model.computed.stray_fleet_ids = Val::Known(
+                        open.into_iter()
+                            .filter(|f| f.owner() == owner.as_deref() && f.id != fleet_id)
+                            .map(|f| f.id)
+                            .collect(),
+                    )
                 }
                 Err(e) => diags.warning("Stray Fleets Unknown", e.to_string()),
             }
@@ -254,6 +337,11 @@ impl Resource for AppResource {
                 let blue = crate::rollout::machine::Blue { fleet_id: blue_id, instances: blue_instances };
                 let generation = prior.computed.generation.known().copied().unwrap_or(1) + 1;
                 let step = Step { generation, blue: Some(blue), timeout, lost_track: false };
+                let mut planned = planned.clone();
+                // A new owner when planned so (an import taking the app over, or an app
+                // from before ownership), which this fleet carries.
+                let owner = planned.computed.owner.known().cloned().unwrap_or_else(ownership::new_owner);
+                planned.computed.owner = Val::Known(owner);
                 let next = deploy::deploy(ctx, clients, &planned, step, diags).await;
                 if next.is_some()
                     && let Some(template) = prior.computed.launch_template_id.known()
@@ -266,10 +354,20 @@ impl Resource for AppResource {
         };
         match next {
             Some(mut model) => {
+                // An import takes the app over: a new owner, unless the rollout gave one.
+                if planned.computed.owner.is_unknown() && model.computed.owner == prior.computed.owner {
+                    deploy::take_over(clients, &mut model, &ownership::new_owner(), diags).await;
+                }
                 if prior.computed.has_strays() || model.computed.has_strays() {
                     deploy::cancel_strays(clients, &mut model, diags).await;
-                } else if !model.computed.stray_fleet_ids.is_known() {
-                    model.computed.stray_fleet_ids = Val::Known(Vec::new());
+                } else {
+                    for ids in
+                        [&mut model.computed.stray_fleet_ids, &mut model.computed.stray_launch_template_ids]
+                    {
+                        if !ids.is_known() {
+                            *ids = Val::Known(Vec::new());
+                        }
+                    }
                 }
                 self.0.state(&model, diags)
             }
@@ -291,6 +389,120 @@ impl Resource for AppResource {
     async fn import(&self, _ctx: &Context, id: &str, diags: &mut Diagnostics) -> Option<State> {
         let clients = self.0.clients(diags)?;
         let model = import::import(clients, id, diags).await?;
-        self.0.state(&model, diags)
+        // The next plan takes the app over (see import).
+        Some(State { private: import::takeover(), ..self.0.state(&model, diags)? })
+    }
+}
+
+/// The planned generation and owner of a new app, or `None` with an error when the
+/// app name is another object's (or a second resource's of this configuration).
+async fn plan_create(
+    clients: &Clients,
+    name: &Val<String>,
+    hint: Option<String>,
+    diags: &mut Diagnostics,
+) -> Option<(Val<u64>, Val<String>)> {
+    // Not yet known: the apply looks.
+    let Some(app) = name.known() else { return Some((Val::Unknown, Val::Unknown)) };
+    let open = match clients.reads.open_fleets(app).await {
+        Ok(open) => open,
+        Err(e) => {
+            diags.push(e.diagnostic());
+            return None;
+        }
+    };
+    let notes = Replacements::new();
+    let replacing = hint.clone().or_else(|| noted_replacement(&notes, &clients.region, app, &open));
+    let found = ownership::assess_create(&open, replacing.as_deref());
+    if hint.is_none()
+        && !matches!(found, Found::Taken { .. })
+        && !ownership::first_plan_of(&clients.region, app)
+    {
+        diags.error_at(
+            "name",
+            "Duplicate App Name",
+            format!(
+                "another immutable_app of this configuration is named {app:?}; an app name names fleets, \
+                 launch templates and tags, and must be unique in the account and region"
+            ),
+        );
+        return None;
+    }
+    match found {
+        Found::Nothing => Some((Val::Known(1), Val::Unknown)),
+        Found::Beside { predecessor, generation } => {
+            if hint.is_some() {
+                // The apply re-plans this create without Terraform's private data.
+                notes.record(&clients.region, app, &predecessor);
+            }
+            Some((Val::Known(generation), Val::Unknown))
+        }
+        // Adopted as it is, or rolled over: only the apply can tell the generation.
+        Found::Resume { owner } => Some((Val::Unknown, Val::Known(owner))),
+        Found::Legacy => Some((Val::Unknown, Val::Unknown)),
+        Found::Taken { owner, fleet_id } => {
+            name_in_use(diags, app, &fleet_id, &owner);
+            None
+        }
+    }
+}
+
+/// The owner among those of `open` whose replacement a plan on this machine noted
+/// (`""` for fleets from before ownership).
+fn noted_replacement(notes: &Replacements, region: &str, app: &str, open: &[Fleet]) -> Option<String> {
+    let mut owners: Vec<&str> = open.iter().map(|f| f.owner().unwrap_or_default()).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    owners.into_iter().find(|owner| notes.planned(region, app, owner)).map(str::to_owned)
+}
+
+fn name_in_use(diags: &mut Diagnostics, app: &str, fleet_id: &str, owner: &str) {
+    diags.error_at(
+        "name",
+        "App Name In Use",
+        format!(
+            "app {app:?} is served by Spot Fleet {fleet_id}, which another Terraform object owns (owner {owner}): \
+             another state, or another resource, manages it, and nothing of it was changed. To manage it here, \
+             import it (an import block with id = \"{fleet_id}\", or `terraform import`); otherwise choose \
+             another name."
+        ),
+    );
+}
+
+/// The open fleet of the app's own owner that serves now, when the one its state names
+/// is gone (a run stopped after its switch, before Terraform saved the state).
+async fn follow(
+    clients: &Clients,
+    model: &Model,
+    gone: &str,
+    diags: &mut Diagnostics,
+) -> Option<Option<crate::aws::reads::ObservedFleet>> {
+    let (Some(owner), Some(app)) = (model.computed.owner.known(), model.name.known()) else {
+        return Some(None);
+    };
+    let open = match clients.reads.open_fleets(app).await {
+        Ok(open) => open,
+        Err(e) => {
+            diags.push(e.diagnostic());
+            return None;
+        }
+    };
+    let newest = open
+        .into_iter()
+        .filter(|f| f.owner() == Some(owner.as_str()))
+        .max_by_key(|f| f.generation().unwrap_or(0));
+    let Some(newest) = newest else { return Some(None) };
+    tracing::info!(
+        app = %app,
+        "fleet {gone} is gone; the app's own fleet {} (generation {:?}) serves, and the state follows it",
+        newest.id,
+        newest.generation()
+    );
+    match clients.reads.fleet(&newest.id).await {
+        Ok(observed) => Some(observed),
+        Err(e) => {
+            diags.push(e.diagnostic());
+            None
+        }
     }
 }

@@ -73,11 +73,21 @@ pub struct Computed {
     pub target_group_arns: Val<Vec<String>>,
     pub launch_template_id: Val<String>,
     pub stray_fleet_ids: Val<Vec<String>>,
+    pub stray_launch_template_ids: Val<Vec<String>>,
+    pub owner: Val<String>,
 }
 
 impl Computed {
+    /// Whether fleets or launch templates of the app wait to be cleaned up.
     pub fn has_strays(&self) -> bool {
-        self.stray_fleet_ids.known().is_some_and(|s| !s.is_empty())
+        let some = |ids: &Val<Vec<String>>| ids.known().is_some_and(|s| !s.is_empty());
+        some(&self.stray_fleet_ids) || some(&self.stray_launch_template_ids)
+    }
+
+    /// Plans the clean-up of the strays: the apply says what is left.
+    pub fn plan_cleanup(&mut self) {
+        self.stray_fleet_ids = Val::Unknown;
+        self.stray_launch_template_ids = Val::Unknown;
     }
 }
 

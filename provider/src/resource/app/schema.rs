@@ -211,6 +211,21 @@ pub fn schema() -> Schema {
              interrupted run or a cancellation that kept failing. While there are any, the plan shows an \
              update, and the apply deregisters and cancels them.",
         ))
+                .attribute(computed(
+            "stray_launch_template_ids",
+            list(Type::String),
+            "Launch templates of the app's earlier generations that no fleet uses any more, at the last read: \
+             left by a run interrupted between its switch to a new fleet and the save of the state. While \
+             there are any, the plan shows an update, and the apply deletes them.",
+        ))
+        .attribute(computed(
+            "owner",
+            Type::String,
+            "The identity of this Terraform object, which its fleets, launch templates and instances carry \
+             (`immutable:owner`): another object with the same `name` (in another state, or another resource) \
+             never adopts, rolls over or cancels them, and planning it fails instead. Made when the app is \
+             created.",
+        ))
         .block(NestedBlock::single("rollout", rollout))
         .timeouts(&TIMEOUTS)
         .validator(

@@ -1,0 +1,1 @@
+terraform import immutable_layered_ami.base ami-0123456789abcdef0
