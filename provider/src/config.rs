@@ -5,8 +5,10 @@ use crate::aws::Clients;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
+use std::time::Duration;
 use tfplugin::diag::Diagnostics;
 use tfplugin::path::AttributePath;
+use tfplugin::provider::Context;
 use tfplugin::provider::decode;
 use tfplugin::schema::{Attribute, Block, NestedBlock, Schema, Validator, validators};
 use tfplugin::value::{Type, Val, Value};
@@ -38,6 +40,8 @@ pub struct ProviderModel {
     pub endpoints: Option<Endpoints>,
     pub default_tags: Val<BTreeMap<String, String>>,
     pub max_retries: Val<u32>,
+    pub connect_timeout: Val<String>,
+    pub attempt_timeout: Val<String>,
     pub skip_region_validation: Val<bool>,
 }
 
@@ -50,6 +54,8 @@ pub struct Endpoints {
 }
 
 pub const DEFAULT_MAX_RETRIES: u32 = 10;
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The regions of every AWS partition this version knows. A region outside it fails
 /// the plan unless `skip_region_validation` is set: the SDK would otherwise retry the
@@ -151,7 +157,26 @@ pub fn schema() -> Schema {
                      pause of up to 1 s, doubling with every retry to at most 20 s; every request gets all \
                      its retries (no retry quota is shared by the requests of a run)."
                 ))
-                .validator(validators::int_between(0, 100)),
+                                .validator(validators::int_between(0, 100)),
+        )
+        .attribute(
+            Attribute::optional("connect_timeout", Type::String)
+                .description(format!(
+                    "How long an AWS request waits for its connection (default `{}`). A duration such as \
+                     `5s`. A refused connection fails at once and is not retried.",
+                    tfplugin::duration::format(DEFAULT_CONNECT_TIMEOUT)
+                ))
+                .validator(validators::duration()),
+        )
+        .attribute(
+            Attribute::optional("attempt_timeout", Type::String)
+                .description(format!(
+                    "How long one attempt of an AWS request may take, from connecting to the end of the \
+                     answer (default `{}`); an attempt that runs out is retried like a lost connection, up \
+                     to `max_retries` times. Ctrl-C stops the waiting at once.",
+                    tfplugin::duration::format(DEFAULT_ATTEMPT_TIMEOUT)
+                ))
+                .validator(validators::duration()),
         )
         .block(NestedBlock::single(
             "endpoints",
@@ -213,7 +238,7 @@ pub fn validate(config: &Value, diags: &mut Diagnostics) {
     let _ = decode::<ProviderModel>(config, "provider configuration", diags);
 }
 
-pub async fn configure(shared: &Shared, config: &Value, diags: &mut Diagnostics) {
+pub async fn configure(ctx: &Context, shared: &Shared, config: &Value, diags: &mut Diagnostics) {
     let Some(model) = decode::<ProviderModel>(config, "provider configuration", diags) else { return };
     if model.region.is_unknown()
         || model.profile.is_unknown()
@@ -250,6 +275,16 @@ pub async fn configure(shared: &Shared, config: &Value, diags: &mut Diagnostics)
             );
         }
         Ok(clients) => {
+            // One clear error now rather than one per request later; the secrets found
+            // never reach the log.
+            let found = tokio::select! {
+                found = clients.find_credentials() => found,
+                () = ctx.stop.cancelled() => return diags.error("Stopped", "stopped while looking for AWS credentials"),
+            };
+            match found {
+                Ok(secrets) => tfplugin::log::redact(secrets),
+                Err(detail) => return diags.error("AWS Credentials Unavailable", detail),
+            }
             tracing::info!(region = %clients.region, "provider configured");
             let _ = shared.clients.set(clients);
         }

@@ -55,12 +55,12 @@ impl Provider for ImmutableProvider {
 
     async fn configure(
         &self,
-        _ctx: &Context,
+        ctx: &Context,
         _terraform_version: &str,
         config: &Value,
         diags: &mut Diagnostics,
     ) {
-        config::configure(&self.shared, config, diags).await;
+        config::configure(ctx, &self.shared, config, diags).await;
     }
 
     fn resources(&self) -> Vec<Arc<dyn Resource>> {

@@ -3,6 +3,7 @@ mod app;
 mod corpus;
 mod crash;
 mod data_ami;
+mod endpoints;
 mod faults;
 mod functions;
 mod layered_ami;

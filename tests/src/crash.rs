@@ -149,6 +149,20 @@ impl RunningTerraform {
         Ok(pid)
     }
 
+    /// Ctrl-C as a terminal sends it: SIGINT to Terraform's whole process group (the
+    /// provider included).
+    pub fn interrupt(&mut self) -> anyhow::Result<()> {
+        self.provider_pid();
+        let status = Command::new("kill")
+            .args(["-INT", "--", &format!("-{}", self.child.id())])
+            .status()
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill -INT of process group {} failed: {status}", self.child.id());
+        }
+        Ok(())
+    }
+
     /// `kill -9` Terraform itself (not its provider).
     pub fn kill_terraform(&mut self) -> anyhow::Result<()> {
         self.provider_pid();

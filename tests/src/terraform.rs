@@ -280,6 +280,15 @@ impl Workdir {
     /// # Panics
     /// When Terraform cannot be started.
     pub fn terraform_with_env(&self, args: &[&str], extra_env: &[(&str, &str)]) -> TfOutput {
+        self.terraform_env(args, extra_env, &[])
+    }
+
+    /// Runs `terraform ARGS` here with `extra_env` added and the variables `unset`
+    /// removed (e.g. the account's credentials).
+    ///
+    /// # Panics
+    /// When Terraform cannot be started.
+    pub fn terraform_env(&self, args: &[&str], extra_env: &[(&str, &str)], unset: &[&str]) -> TfOutput {
         let mut cmd = Command::new(terraform_binary());
         cmd.args(args).current_dir(&self.work).stdin(Stdio::null());
         for (key, _) in std::env::vars_os() {
@@ -289,6 +298,9 @@ impl Workdir {
         }
         cmd.envs(self.env());
         cmd.envs(extra_env.iter().copied());
+        for key in unset {
+            cmd.env_remove(key);
+        }
         match run_with_timeout(cmd, timeout()) {
             Ok(out) => out,
             Err(err) => panic!("running terraform {}: {err:#}", args.join(" ")),

@@ -68,8 +68,12 @@ impl Diagnostics {
         Self::default()
     }
 
+    /// Adds `diagnostic`, unless the same one is already there: a failure that every
+    /// request of a call meets (an unreachable endpoint) is shown once.
     pub fn push(&mut self, diagnostic: Diagnostic) {
-        self.0.push(diagnostic);
+        if !self.0.contains(&diagnostic) {
+            self.0.push(diagnostic);
+        }
     }
 
     pub fn error(&mut self, summary: impl Into<String>, detail: impl Into<String>) {
@@ -90,7 +94,9 @@ impl Diagnostics {
     }
 
     pub fn extend(&mut self, other: Diagnostics) {
-        self.0.extend(other.0);
+        for diagnostic in other.0 {
+            self.push(diagnostic);
+        }
     }
 
     pub fn has_errors(&self) -> bool {

@@ -1,8 +1,13 @@
 //! `tracing` written as hclog JSON lines on stderr, the form go-plugin parses, so that
 //! `TF_LOG=debug terraform plan` shows provider lines at their own levels.
+//!
+//! No secret reaches the log at any level: dependencies log at most at DEBUG (their
+//! TRACE lines hold whole requests, signed headers and session tokens included), and
+//! every line is scrubbed of the secrets registered with [`redact`].
 
 use serde_json::{Map, Value as Json};
 use std::io::Write;
+use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -36,6 +41,31 @@ fn parse_level(text: &str) -> Option<Level> {
     }
 }
 
+/// Secrets no log line may show (credentials the provider found).
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Registers `secrets`: from now on every log line shows `[redacted]` in their place.
+pub fn redact(secrets: impl IntoIterator<Item = String>) {
+    let mut known = SECRETS.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for secret in secrets {
+        // Too short to be a secret, and replacing it would garble every line.
+        if secret.len() >= 8 && !known.contains(&secret) {
+            known.push(secret);
+        }
+    }
+}
+
+/// `line` with every registered secret replaced.
+fn scrub(mut line: String) -> String {
+    let known = SECRETS.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for secret in known.iter() {
+        if line.contains(secret.as_str()) {
+            line = line.replace(secret.as_str(), "[redacted]");
+        }
+    }
+    line
+}
+
 /// Installs the hclog layer as the global subscriber (once; later calls do nothing).
 pub fn init(module: &'static str) {
     let Some(max) = level_from_env() else { return };
@@ -51,8 +81,12 @@ struct HclogLayer {
 impl<S: Subscriber> Layer<S> for HclogLayer {
     fn enabled(&self, metadata: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
         let level = *metadata.level();
-        // Dependencies' internals (HTTP/2 frames, TLS) show only at TRACE.
-        level <= self.max && (is_ours(metadata.target()) || level <= Level::INFO || self.max == Level::TRACE)
+        // Dependencies' internals (HTTP/2 frames, TLS, retries) show only at TRACE, and
+        // their own TRACE lines never.
+        level <= self.max
+            && (is_ours(metadata.target())
+                || level <= Level::INFO
+                || (self.max == Level::TRACE && level <= Level::DEBUG))
     }
 
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
@@ -70,7 +104,8 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
         for (key, value) in fields.values {
             line.insert(key, value);
         }
-        let Ok(mut text) = serde_json::to_string(&Json::Object(line)) else { return };
+        let Ok(text) = serde_json::to_string(&Json::Object(line)) else { return };
+        let mut text = scrub(text);
         text.push('\n');
         // One write per line so lines from several threads never interleave.
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
@@ -175,6 +210,13 @@ mod tests {
         assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert!(timestamp(leap).starts_with("2000-02-29T00:00:00"));
+    }
+
+    #[test]
+    fn registered_secrets_never_show() {
+        redact(["wJalrXUtnFEMI/K7MDENG".to_owned(), "short".to_owned()]);
+        let line = scrub(r#"{"@message":"x-amz-security-token: wJalrXUtnFEMI/K7MDENG, short"}"#.to_owned());
+        assert_eq!(line, r#"{"@message":"x-amz-security-token: [redacted], short"}"#);
     }
 
     #[test]

@@ -93,6 +93,22 @@ impl ProviderService {
         Context { stop: self.stop.clone() }
     }
 
+    /// Runs `work` unless Terraform asks the provider to stop first (Ctrl-C). Plans,
+    /// reads and imports only look, so they are abandoned at once, wherever they are
+    /// (a retry's pause, a request that gets no answer); applies see the stop through
+    /// their [`Context`] and finish or roll back what they started.
+    async fn or_stopped<T>(&self, what: &str, work: impl Future<Output = T>) -> Result<T, Diagnostics> {
+        tokio::select! {
+            biased;
+            out = work => Ok(out),
+            () = self.stop.cancelled() => Err(Diagnostic::error(
+                "Stopped",
+                format!("Terraform asked the provider to stop; the {what} was abandoned, and nothing was changed"),
+            )
+            .into()),
+        }
+    }
+
     fn resource(&self, type_name: &str) -> Result<&Entry<dyn Resource>, Diagnostics> {
         self.resources.get(type_name).ok_or_else(|| unknown_type("resource", type_name))
     }
@@ -175,7 +191,7 @@ impl ProviderService {
             requires_replace,
         };
         if !plan.planned.is_null() {
-            entry.imp.plan(&self.ctx(), &mut plan, &mut diags).await;
+            self.or_stopped("plan", entry.imp.plan(&self.ctx(), &mut plan, &mut diags)).await?;
         }
         let planned_state = encode(&plan.planned, &entry.ty, "planned state")?;
         Ok(pb::plan_resource_change::Response {
@@ -231,7 +247,8 @@ impl ProviderService {
         let state = if current.value.is_null() {
             None
         } else {
-            let refreshed = entry.imp.read(&self.ctx(), &current, &mut diags).await;
+            let refreshed =
+                self.or_stopped("refresh", entry.imp.read(&self.ctx(), &current, &mut diags)).await?;
             // On a failed read, keep what Terraform knew rather than dropping the object.
             if diags.has_errors() { refreshed.or(Some(current)) } else { refreshed }
         };
@@ -250,7 +267,7 @@ impl ProviderService {
     ) -> Result<pb::import_resource_state::Response, Diagnostics> {
         let entry = self.resource(&req.type_name)?;
         let mut diags = Diagnostics::new();
-        let imported = entry.imp.import(&self.ctx(), &req.id, &mut diags).await;
+        let imported = self.or_stopped("import", entry.imp.import(&self.ctx(), &req.id, &mut diags)).await?;
         let imported_resources = match imported {
             Some(state) if !diags.has_errors() => vec![pb::import_resource_state::ImportedResource {
                 type_name: req.type_name.clone(),
@@ -306,7 +323,10 @@ impl ProviderService {
         let entry = self.data_source(&req.type_name)?;
         let config = decode(req.config.as_ref(), &entry.ty, "configuration")?;
         let mut diags = Diagnostics::new();
-        let state = entry.imp.read(&self.ctx(), &config, &mut diags).await.unwrap_or(Value::Null);
+        let state = self
+            .or_stopped("data source read", entry.imp.read(&self.ctx(), &config, &mut diags))
+            .await?
+            .unwrap_or(Value::Null);
         Ok(pb::read_data_source::Response {
             state: Some(encode(&state, &entry.ty, "data source result")?),
             diagnostics: convert::diagnostics(diags),

@@ -5,6 +5,7 @@
 //! [`crate::wait::Limits`], and every error carries what the provider was doing and
 //! AWS's code and message ([`AwsError`]). `reads` shares the reads of a Terraform run.
 
+pub mod attempts;
 mod coalesce;
 pub mod fleets;
 pub mod iam;
@@ -15,7 +16,7 @@ pub mod network;
 pub mod reads;
 pub mod target_groups;
 
-use crate::config::{DEFAULT_MAX_RETRIES, ProviderModel};
+use crate::config::{DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRIES, ProviderModel};
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -34,6 +35,8 @@ pub struct Clients {
     pub default_tags: BTreeMap<String, String>,
     /// Describe calls shared by concurrent reads.
     pub reads: std::sync::Arc<reads::Reads>,
+    /// Where the clients get their credentials.
+    pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
 }
 
 /// A configuration problem, reported on a provider attribute.
@@ -46,9 +49,17 @@ pub struct ConfigProblem {
 impl Clients {
     pub async fn load(model: &ProviderModel) -> Result<Self, ConfigProblem> {
         let max_retries = model.max_retries.known().copied().unwrap_or(DEFAULT_MAX_RETRIES);
+        let timeout = |value: &tfplugin::value::Val<String>, default| {
+            value.known().and_then(|text| tfplugin::duration::parse(text).ok()).unwrap_or(default)
+        };
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(timeout(&model.connect_timeout, DEFAULT_CONNECT_TIMEOUT))
+            .operation_attempt_timeout(timeout(&model.attempt_timeout, DEFAULT_ATTEMPT_TIMEOUT))
+            .build();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http_client())
-            .retry_config(retry_config(max_retries));
+            .retry_config(retry_config(max_retries))
+            .timeout_config(timeouts);
         if let Some(region) = model.region.known() {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
@@ -65,16 +76,24 @@ impl Clients {
                     .to_owned(),
             });
         };
-        let mut ec2 = aws_sdk_ec2::config::Builder::from(&sdk).retry_partition(retry_partition());
+        let mut ec2 = aws_sdk_ec2::config::Builder::from(&sdk)
+            .retry_partition(retry_partition())
+            .interceptor(attempts::Attempts)
+            .retry_classifier(attempts::RefusedIsFinal);
         if let Some(url) = model.endpoints.as_ref().and_then(|e| e.ec2.clone()) {
             ec2 = ec2.endpoint_url(url);
         }
-        let mut elbv2 =
-            aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk).retry_partition(retry_partition());
+        let mut elbv2 = aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk)
+            .retry_partition(retry_partition())
+            .interceptor(attempts::Attempts)
+            .retry_classifier(attempts::RefusedIsFinal);
         if let Some(url) = model.endpoints.as_ref().and_then(|e| e.elbv2.clone()) {
             elbv2 = elbv2.endpoint_url(url);
         }
-        let mut iam = aws_sdk_iam::config::Builder::from(&sdk).retry_partition(retry_partition());
+        let mut iam = aws_sdk_iam::config::Builder::from(&sdk)
+            .retry_partition(retry_partition())
+            .interceptor(attempts::Attempts)
+            .retry_classifier(attempts::RefusedIsFinal);
         if let Some(url) = model.endpoints.as_ref().and_then(|e| e.iam.clone()) {
             iam = iam.endpoint_url(url);
         }
@@ -87,7 +106,43 @@ impl Clients {
             iam: aws_sdk_iam::Client::from_conf(iam.build()),
             region,
             default_tags: model.default_tags.known().cloned().unwrap_or_default(),
+            credentials: sdk.credentials_provider(),
         })
+    }
+
+    /// Clients built elsewhere (SDK-level mocks), with no credential chain of their own.
+    pub fn from_parts(
+        ec2: aws_sdk_ec2::Client,
+        elbv2: aws_sdk_elasticloadbalancingv2::Client,
+        iam: aws_sdk_iam::Client,
+        region: impl Into<String>,
+    ) -> Self {
+        Self {
+            reads: std::sync::Arc::new(reads::Reads::new(ec2.clone(), elbv2.clone())),
+            ec2,
+            elbv2,
+            iam,
+            region: region.into(),
+            default_tags: BTreeMap::new(),
+            credentials: None,
+        }
+    }
+
+    /// Looks for credentials the way the clients will, without calling AWS: the
+    /// secrets found (for the log to redact), or what to tell the user.
+    pub async fn find_credentials(&self) -> Result<Vec<String>, String> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let Some(provider) = &self.credentials else {
+            return Err(missing_credentials("no credential provider is configured"));
+        };
+        match provider.provide_credentials().await {
+            Ok(found) => Ok([Some(found.secret_access_key()), found.session_token()]
+                .into_iter()
+                .flatten()
+                .map(str::to_owned)
+                .collect()),
+            Err(e) => Err(missing_credentials(&causes(&e))),
+        }
     }
 }
 
@@ -168,12 +223,52 @@ pub struct AwsError {
     pub code: Option<String>,
     pub message: String,
     pub request_id: Option<String>,
+    pub scope: Scope,
 }
+
+/// Whose problem a failure is: this request's, or that of every request of the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// This request's (AWS said no to it, or something about it is wrong).
+    Request,
+    /// No answer from the endpoint: refused, timed out or broken.
+    Endpoint(Box<NoAnswer>),
+    /// No credentials could be found, or AWS did not accept them.
+    Credentials,
+}
+
+/// How a request got no answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoAnswer {
+    /// `scheme://host:port`.
+    pub endpoint: String,
+    pub refused: bool,
+    pub timed_out: bool,
+    /// The innermost cause ("Connection reset by peer").
+    pub cause: String,
+}
+
+/// AWS's codes for credentials it does not accept (EC2, and the query APIs of ELB and IAM).
+const CREDENTIAL_CODES: &[&str] = &[
+    "AuthFailure",
+    "InvalidClientTokenId",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "UnrecognizedClientException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+];
 
 impl AwsError {
     /// A failure that is not an SDK error (a missing field in an answer, bad input).
     pub fn plain(action: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { action: action.into(), message: message.into(), code: None, request_id: None }
+        Self {
+            action: action.into(),
+            message: message.into(),
+            code: None,
+            request_id: None,
+            scope: Scope::Request,
+        }
     }
 
     pub fn new<E>(action: impl Into<String>, err: &aws_sdk_ec2::error::SdkError<E>) -> Self
@@ -187,12 +282,18 @@ impl AwsError {
                 code: service.code().map(str::to_owned),
                 message: service.message().map(str::to_owned).unwrap_or_else(|| causes(err)),
                 request_id: service.meta().request_id().or_else(|| err.request_id()).map(str::to_owned),
+                scope: if service.code().is_some_and(|c| CREDENTIAL_CODES.contains(&c)) {
+                    Scope::Credentials
+                } else {
+                    Scope::Request
+                },
             },
             None => Self {
                 action,
                 code: None,
                 message: causes(err),
                 request_id: err.request_id().map(str::to_owned),
+                scope: scope_of_unanswered(err),
             },
         }
     }
@@ -223,10 +324,89 @@ impl AwsError {
         detail
     }
 
-    /// An error diagnostic: what failed, then AWS's answer.
+    /// An error diagnostic: what failed, then AWS's answer. A failure of every request
+    /// (no answer from the endpoint, credentials) reads the same whichever request met
+    /// it, so that Terraform shows it once.
     pub fn diagnostic(&self) -> Diagnostic {
-        Diagnostic::error(self.summary(), self.detail())
+        match &self.scope {
+            Scope::Request => Diagnostic::error(self.summary(), self.detail()),
+            Scope::Endpoint(no_answer) => {
+                let NoAnswer { endpoint, refused, timed_out, cause } = &**no_answer;
+                let what = if *refused {
+                    "refused the connection".to_owned()
+                } else if *timed_out {
+                    "did not answer in time (the provider's connect_timeout and attempt_timeout)".to_owned()
+                } else {
+                    format!("could not be reached ({cause})")
+                };
+                Diagnostic::error(
+                    "AWS Endpoint Unreachable",
+                    format!(
+                        "{endpoint} {what}. Check the endpoint (the provider's `endpoints`, AWS_ENDPOINT_URL, \
+                         the region) and the network between here and it."
+                    ),
+                )
+            }
+            Scope::Credentials => match &self.code {
+                Some(_) => Diagnostic::error(
+                    "AWS Credentials Rejected",
+                    format!(
+                        "AWS did not accept the credentials: {}. Check the access key, secret and session \
+                         token the provider found (environment, profile), and that they have not expired.",
+                        self.detail()
+                    ),
+                ),
+                None => Diagnostic::error("AWS Credentials Unavailable", missing_credentials(&self.message)),
+            },
+        }
     }
+
+    /// [`Self::diagnostic`] on the attribute `path`, when the failure is this request's.
+    pub fn diagnostic_at(&self, path: impl Into<tfplugin::path::AttributePath>) -> Diagnostic {
+        match self.scope {
+            Scope::Request => self.diagnostic().at(path),
+            _ => self.diagnostic(),
+        }
+    }
+}
+
+/// Why a request got no answer from AWS, from its causes.
+fn scope_of_unanswered(err: &(dyn std::error::Error + 'static)) -> Scope {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(unreachable) = e.downcast_ref::<attempts::Unreachable>() {
+            let mut innermost = e;
+            while let Some(next) = innermost.source() {
+                innermost = next;
+            }
+            return Scope::Endpoint(Box::new(NoAnswer {
+                endpoint: unreachable.endpoint.clone(),
+                refused: unreachable.refused(),
+                timed_out: unreachable.timed_out(),
+                cause: innermost.to_string(),
+            }));
+        }
+        if e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>().is_some() {
+            return Scope::Credentials;
+        }
+        current = e.source();
+    }
+    Scope::Request
+}
+
+/// What to do when the credential chain found nothing, after `why` it gave.
+pub fn missing_credentials(why: &str) -> String {
+    format!(
+        "The provider found no AWS credentials ({why}). It looked, in order, at: the environment \
+         (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, with AWS_SESSION_TOKEN for temporary ones); the \
+         profile (the provider's `profile`, else AWS_PROFILE, else \"default\") in the shared files \
+         (AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE, default ~/.aws/credentials and ~/.aws/config), \
+         including SSO, credential_process and role_arn settings; web identity (AWS_WEB_IDENTITY_TOKEN_FILE \
+         with AWS_ROLE_ARN); the container credentials endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or \
+         _FULL_URI); and the EC2 instance metadata service (unless AWS_EC2_METADATA_DISABLED is true). Set \
+         one of them, e.g. `export AWS_PROFILE=name` after `aws configure --profile name`, or \
+         `aws sso login`."
+    )
 }
 
 /// The error and its causes, each once: "dispatch failure: io error: … Connection refused".
@@ -306,6 +486,19 @@ mod tests {
         assert_eq!(err.code, None);
         assert!(err.message.contains("operation timed out"), "{}", err.message);
         assert!(!err.to_string().contains("TimeoutError"), "no Debug dump: {err}");
+    }
+
+    #[test]
+    fn rejected_credentials_read_the_same_whichever_request_met_them() {
+        let (a, b) = (service_error("AuthFailure"), service_error("AuthFailure"));
+        let b = AwsError { action: "describing security groups".into(), ..b };
+        assert_eq!(a.scope, Scope::Credentials);
+        assert_eq!(a.diagnostic(), b.diagnostic(), "shown once");
+        assert_eq!(a.diagnostic().summary, "AWS Credentials Rejected");
+        assert_eq!(a.diagnostic_at("name"), a.diagnostic(), "not any one attribute's problem");
+        let other = service_error("InvalidAMIID.NotFound");
+        assert_eq!(other.scope, Scope::Request);
+        assert!(other.diagnostic_at("ami_id").attribute.is_some());
     }
 
     #[test]

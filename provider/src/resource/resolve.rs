@@ -60,7 +60,7 @@ pub async fn resolve(clients: &Clients, lookups: &Lookups<'_>, diags: &mut Diagn
         |path: &AttributePath, result: Result<Option<String>, AwsError>, summary: &str| match result {
             Ok(None) => {}
             Ok(Some(problem)) => diags.error_at(path.clone(), summary, problem),
-            Err(e) => diags.push(e.diagnostic().at(path.clone())),
+            Err(e) => diags.push(e.diagnostic_at(path.clone())),
         };
     if let (Some((path, id, label)), Some(found)) = (&lookups.image, image) {
         let problem = found.map(|found| match found {

@@ -560,16 +560,10 @@ mod mocked {
                 .region(region.clone())
                 .build(),
         );
-        Clients {
-            reads: std::sync::Arc::new(crate::aws::reads::Reads::new(ec2.clone(), elbv2.clone())),
-            ec2,
-            elbv2,
-            iam: aws_sdk_iam::Client::from_conf(
-                aws_sdk_iam::Config::builder().behavior_version(behavior).region(region).build(),
-            ),
-            region: "eu-west-1".into(),
-            default_tags: BTreeMap::new(),
-        }
+        let iam = aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::Config::builder().behavior_version(behavior).region(region).build(),
+        );
+        Clients::from_parts(ec2, elbv2, iam, "eu-west-1")
     }
 
     #[tokio::test]

@@ -179,10 +179,10 @@ async fn sync_user_tags(
     let changed: BTreeMap<String, String> =
         wanted.into_iter().filter(|(k, v)| image.tags.get(k) != Some(v)).collect();
     if let Err(e) = images::tag_image(&clients.ec2, ami_id, &changed).await {
-        return diags.push(e.diagnostic().at("tags"));
+        return diags.push(e.diagnostic_at("tags"));
     }
     if let Err(e) = images::untag_image(&clients.ec2, ami_id, &removed).await {
-        diags.push(e.diagnostic().at("tags"));
+        diags.push(e.diagnostic_at("tags"));
     }
 }
 

@@ -99,7 +99,7 @@ async fn resolve_parent(clients: &Clients, model: &Model, diags: &mut Diagnostic
                     None
                 }
                 Err(e) => {
-                    diags.push(e.diagnostic().at("source"));
+                    diags.push(e.diagnostic_at("source"));
                     None
                 }
             }
