@@ -446,6 +446,48 @@ def patch_fleet_request_tags() -> None:
     TagBackend.delete_tags = delete_tags
 
 
+# A launch template version based on another (CreateLaunchTemplateVersion with
+# SourceVersion).
+#
+# AWS: "The new version inherits the same launch parameters as the source version,
+# except for parameters that you specify in LaunchTemplateData" (Amazon EC2 API
+# Reference, CreateLaunchTemplateVersion, SourceVersion,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateLaunchTemplateVersion.html).
+# Moto ignores SourceVersion: the new version holds only the data given. Here the
+# source version's data is the base, and each top-level parameter given replaces it.
+def patch_launch_template_source_version() -> None:
+    import copy
+
+    from moto.ec2.responses.launch_templates import LaunchTemplates
+
+    original = LaunchTemplates.create_launch_template_version
+
+    def create_launch_template_version(self):  # type: ignore[no-untyped-def]
+        source = self._get_param("SourceVersion")
+        if source is None:
+            return original(self)
+        name = self._get_param("LaunchTemplateName")
+        template_id = self._get_param("LaunchTemplateId")
+        if template_id:
+            template = self.ec2_backend.get_launch_template(template_id)
+        else:
+            template = self.ec2_backend.get_launch_template_by_name(name)
+        merged = copy.deepcopy(template.get_version(source).data)
+        merged.update(self._get_param("LaunchTemplateData", {}))
+        get_param = self._get_param
+
+        def with_merged_data(key, if_none=None):  # type: ignore[no-untyped-def]
+            return merged if key == "LaunchTemplateData" else get_param(key, if_none)
+
+        self._get_param = with_merged_data
+        try:
+            return original(self)
+        finally:
+            del self._get_param
+
+    LaunchTemplates.create_launch_template_version = create_launch_template_version
+
+
 PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("account id from access key", patch_account_from_access_key),
     ("target health from instance tags", patch_target_health_from_tags),
@@ -454,7 +496,8 @@ PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("client tokens on RequestSpotFleet, RunInstances, CreateLaunchTemplate", patch_client_tokens),
     ("unique AMI names on CreateImage", patch_unique_ami_names),
     ("cancelling unknown Spot Fleet requests", patch_cancel_unknown_fleets),
-    ("tags of Spot Fleet requests after their creation", patch_fleet_request_tags),
+        ("tags of Spot Fleet requests after their creation", patch_fleet_request_tags),
+    ("launch template versions based on a source version", patch_launch_template_source_version),
 ]
 
 

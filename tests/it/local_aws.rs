@@ -198,3 +198,58 @@ async fn tags_of_a_spot_fleet_request_change_after_its_creation() {
         .expect("delete");
     assert_eq!(tags().await, vec![pair("Created", "overwritten")]);
 }
+
+/// A launch template version made from a source version keeps the source's launch
+/// parameters but for those given, as in AWS.
+#[tokio::test]
+async fn a_launch_template_version_inherits_from_its_source_version() {
+    use aws_sdk_ec2::types::{
+        LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType, Tag,
+    };
+    let account = LocalAws::shared().account();
+    let ec2 = account.ec2().await;
+    let ami = register_ami(&ec2, "source-version-probe", &[]).await.expect("register");
+    let tagged = |value: &str| {
+        LaunchTemplateTagSpecificationRequest::builder()
+            .resource_type(ResourceType::Instance)
+            .tags(Tag::builder().key("Team").value(value).build())
+            .build()
+    };
+    let template = ec2
+        .create_launch_template()
+        .launch_template_name("source-version-probe")
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id(&ami)
+                .key_name("probe-key")
+                .tag_specifications(tagged("before"))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("launch template");
+    let id = template.launch_template().and_then(|t| t.launch_template_id()).expect("id");
+    ec2.create_launch_template_version()
+        .launch_template_id(id)
+        .source_version("1")
+        .launch_template_data(
+            RequestLaunchTemplateData::builder().tag_specifications(tagged("after")).build(),
+        )
+        .send()
+        .await
+        .expect("version 2");
+    let latest = ec2
+        .describe_launch_template_versions()
+        .launch_template_id(id)
+        .versions("$Latest")
+        .send()
+        .await
+        .expect("describe");
+    let version = &latest.launch_template_versions()[0];
+    assert_eq!(version.version_number(), Some(2));
+    let data = version.launch_template_data().expect("data");
+    assert_eq!(data.image_id(), Some(ami.as_str()), "inherited from version 1");
+    assert_eq!(data.key_name(), Some("probe-key"), "inherited from version 1");
+    let team = data.tag_specifications()[0].tags()[0].value();
+    assert_eq!(team, Some("after"), "the given parameter replaces the source's");
+}

@@ -11,3 +11,4 @@ mod local_aws;
 mod ownership;
 mod plugin;
 mod reads;
+mod tags;

@@ -163,6 +163,55 @@ pub async fn find_tags(
         .unwrap_or_default())
 }
 
+/// Makes the instances and volumes the template launches from now on carry `tags`
+/// and no longer `removed`: a new version, based on the latest (the version the app's
+/// fleet launches from), with only its tag specifications changed.
+pub async fn retag_launches(
+    ec2: &aws_sdk_ec2::Client,
+    template_id: &str,
+    tags: &BTreeMap<String, String>,
+    removed: &[String],
+) -> Result<(), AwsError> {
+    let action = format!("re-tagging what launch template {template_id} launches");
+    let out = ec2
+        .describe_launch_template_versions()
+        .launch_template_id(template_id)
+        .versions("$Latest")
+        .send()
+        .await
+        .map_err(|e| AwsError::new(&action, &e))?;
+    let Some(latest) = out.launch_template_versions().first() else {
+        return Err(AwsError::plain(action, "the template has no version"));
+    };
+    let specs = latest.launch_template_data().map(|d| d.tag_specifications()).unwrap_or_default();
+    let specs = specs
+        .iter()
+        .map(|spec| {
+            let mut now: BTreeMap<String, String> = spec
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                .filter(|(k, _)| !removed.contains(k))
+                .collect();
+            now.extend(tags.clone());
+            LaunchTemplateTagSpecificationRequest::builder()
+                .set_resource_type(spec.resource_type().cloned())
+                .set_tags(Some(sdk_tags(&now)))
+                .build()
+        })
+        .collect();
+    ec2.create_launch_template_version()
+        .launch_template_id(template_id)
+        .source_version(latest.version_number().unwrap_or(1).to_string())
+        .launch_template_data(
+            RequestLaunchTemplateData::builder().set_tag_specifications(Some(specs)).build(),
+        )
+        .send()
+        .await
+        .map_err(|e| AwsError::new(&action, &e))?;
+    Ok(())
+}
+
 /// The user data of the template's latest version, decoded.
 pub async fn user_data(ec2: &aws_sdk_ec2::Client, template_id: &str) -> Result<Option<String>, AwsError> {
     let out = ec2

@@ -212,6 +212,22 @@ pub async fn tag(
     Ok(())
 }
 
+/// Removes the tags `keys` (whatever their values) from EC2 resources of any kind, in
+/// one call.
+pub async fn untag(ec2: &aws_sdk_ec2::Client, ids: &[String], keys: &[String]) -> Result<(), AwsError> {
+    if ids.is_empty() || keys.is_empty() {
+        return Ok(());
+    }
+    let tags = keys.iter().map(|k| aws_sdk_ec2::types::Tag::builder().key(k).build()).collect();
+    ec2.delete_tags()
+        .set_resources(Some(ids.to_vec()))
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map_err(|e| AwsError::new(format!("untagging {}", ids.join(", ")), &e))?;
+    Ok(())
+}
+
 /// An AWS call that failed: what the provider was doing, and AWS's code, message and
 /// request id. Shown as "cancelling Spot Fleet sfr-1: InvalidSpotFleetRequestId.NotFound:
 /// The spotFleetRequestId 'sfr-1' does not exist. (request id 5e1a…)".

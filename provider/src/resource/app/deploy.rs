@@ -15,6 +15,7 @@ use crate::rollout::machine::{Blue, Outcome, Settings};
 use crate::rollout::runner::{self, Resize, Runner};
 use crate::wait::{Backoff, Limits, Poll, WaitError, poll_until};
 use conventions::{ami_tags, fleet_tags};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use tfplugin::diag::Diagnostics;
 use tfplugin::path::AttributePath;
@@ -57,7 +58,7 @@ fn group_spec(clients: &Clients, model: &Model, resolved: &Resolved, generation:
     let image: &Image = resolved.image.as_ref()?;
     let launch = &model.launch;
     let mut tags = clients.default_tags.clone();
-    tags.extend(launch.tags.known().cloned().unwrap_or_default());
+    tags.extend(model.labels.tags.known().cloned().unwrap_or_default());
     tags.insert(fleet_tags::APP.into(), app.clone());
     tags.insert(fleet_tags::GENERATION.into(), generation.to_string());
     tags.insert(fleet_tags::AMI.into(), image.id.clone());
@@ -278,6 +279,47 @@ pub async fn resize(
     state.computed.instance_ids = Val::Known(resized.instances);
     state.computed.healthy_count = Val::Known(u32::try_from(resized.healthy).unwrap_or(u32::MAX));
     Some(state)
+}
+
+/// Gives the app's fleet, its launch template, its running instances and the
+/// instances the fleet launches from now on the user's tags `wanted` in place of
+/// `had` (the provider's own tags stay), and keeps the new `tags` in the template's
+/// arguments for import. `state.computed.tags_all` says what the fleet carries after.
+pub async fn retag(
+    clients: &Clients,
+    state: &mut Model,
+    had: &Val<BTreeMap<String, String>>,
+    wanted: &BTreeMap<String, String>,
+    diags: &mut Diagnostics,
+) {
+    let Some(fleet) = state.computed.fleet_id.known().cloned() else { return };
+    let template = state.computed.launch_template_id.known().cloned();
+    let removed: Vec<String> = had
+        .known()
+        .map(|had| had.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect())
+        .unwrap_or_default();
+    let result = async {
+        let instances = existing(clients).instances(&fleet).await?;
+        let mut ids = vec![fleet.clone()];
+        ids.extend(template.clone());
+        ids.extend(instances);
+        crate::aws::tag(&clients.ec2, &ids, wanted).await?;
+        crate::aws::untag(&clients.ec2, &ids, &removed).await?;
+        if let Some(template) = &template {
+            launch_templates::retag_launches(&clients.ec2, template, wanted, &removed).await?;
+            let ids = std::slice::from_ref(template);
+            crate::aws::tag(&clients.ec2, ids, &super::model::args_tags(state)).await?;
+        }
+        Ok::<_, crate::aws::AwsError>(ids.len() - 1 - usize::from(template.is_some()))
+    }
+    .await;
+    match result {
+        Ok(instances) => {
+            tracing::info!(fleet = %fleet, "re-tagged the fleet, its launch template and {instances} instances");
+            state.computed.tags_all = Val::Known(wanted.clone());
+        }
+        Err(e) => diags.push(e.diagnostic()),
+    }
 }
 
 /// Deregisters and cancels the app's open fleets of its own owner other than the one

@@ -6,7 +6,7 @@
 //! next apply gives the app a new owner of this state (the plan shows `owner` changing,
 //! and says so), after which a state that managed it before drops it.
 
-use super::model::{Computed, Model, RolloutSettings, Size, args_from_tags};
+use super::model::{Args, Computed, Model, RolloutSettings, Size, args_from_tags, user_visible};
 use crate::aws::fleets::{self, Fleet};
 use crate::aws::{Clients, launch_templates, target_groups};
 use conventions::{ami_tags, fleet_tags};
@@ -79,7 +79,7 @@ pub async fn model_of(clients: &Clients, fleet: &Fleet, diags: &mut Diagnostics)
         }
         None => Default::default(),
     };
-    let (mut launch, rollout, on_demand) = args_from_tags(&tags).unwrap_or_default();
+    let Args { mut launch, labels, rollout, on_demand } = args_from_tags(&tags).unwrap_or_default();
     launch.ami_id = fleet.tags.get(fleet_tags::AMI).cloned().into();
     launch.user_data = user_data.into();
     if launch.instance_types.is_null() {
@@ -106,6 +106,7 @@ pub async fn model_of(clients: &Clients, fleet: &Fleet, diags: &mut Diagnostics)
         name: Val::Known(app.clone()),
         launch,
         size: Size { target_capacity: Val::Known(fleet.target_capacity), on_demand_capacity: on_demand },
+        labels,
         rollout: if rollout == RolloutSettings::default() { Val::Null } else { Val::Known(rollout) },
         timeouts: Val::Null,
         computed: Computed {
@@ -120,6 +121,7 @@ pub async fn model_of(clients: &Clients, fleet: &Fleet, diags: &mut Diagnostics)
             stray_fleet_ids: Val::Known(Vec::new()),
             stray_launch_template_ids: Val::Known(Vec::new()),
             owner: fleet.owner().map(str::to_owned).into(),
+            tags_all: Val::Known(user_visible(&fleet.tags)),
         },
     })
 }

@@ -149,6 +149,10 @@ impl Resource for AppResource {
                 }
             }
         }
+        // The tags the fleet should carry: a difference from what it carries (read at
+        // refresh) is re-tagged in place.
+        let Some(clients) = self.0.clients(diags) else { return };
+        planned.computed.tags_all = model::tags_all(&clients.default_tags, &config.labels.tags);
         if let Some(prior) = &prior {
             if import::is_imported(&plan.prior_private) {
                 planned.computed.owner = Val::Unknown;
@@ -220,6 +224,7 @@ impl Resource for AppResource {
                 deploy::delete_previous_template(clients, &app, generation, owner, diags).await;
             }
         }
+        state.computed.tags_all = model::tags_all(&clients.default_tags, &state.labels.tags);
         self.0.state(&state, diags)
     }
 
@@ -307,6 +312,7 @@ impl Resource for AppResource {
             }
         }
         model.computed.instance_ids = Val::Known(observed.instances);
+        model.computed.tags_all = Val::Known(model::user_visible(&observed.fleet.tags));
         model.size.target_capacity = Val::Known(observed.fleet.target_capacity);
         if model.size.on_demand_capacity.is_known() || observed.fleet.on_demand_capacity > 0 {
             model.size.on_demand_capacity = Val::Known(observed.fleet.on_demand_capacity);
@@ -354,6 +360,15 @@ impl Resource for AppResource {
         };
         match next {
             Some(mut model) => {
+                // Re-tagged in place (a rollout's new fleet has every tag already).
+                let wanted = model::tags_all(&clients.default_tags, &planned.labels.tags);
+                if let Val::Known(wanted) = &wanted {
+                    if change_kind(&prior, &planned) == ChangeKind::Rollout {
+                        model.computed.tags_all = Val::Known(wanted.clone());
+                    } else if prior.computed.tags_all.known() != Some(wanted) {
+                        deploy::retag(clients, &mut model, &prior.computed.tags_all, wanted, diags).await;
+                    }
+                }
                 // An import takes the app over: a new owner, unless the rollout gave one.
                 if planned.computed.owner.is_unknown() && model.computed.owner == prior.computed.owner {
                     deploy::take_over(clients, &mut model, &ownership::new_owner(), diags).await;

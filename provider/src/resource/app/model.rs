@@ -1,6 +1,7 @@
 //! The app's model, mirroring its schema, with its arguments grouped by what a change
 //! of them does: [`Launch`] (what runs and where: a rollout), [`Size`] (a resize in
-//! place), the rollout settings and timeouts (nothing in AWS). A new argument is a field
+//! place), [`Labels`] (tags: re-tagged in place), the rollout settings and timeouts
+//! (nothing in AWS). A new argument is a field
 //! of its group and an attribute of the schema; the change classification, the plan and
 //! import follow from the group.
 
@@ -19,6 +20,8 @@ pub struct Model {
     pub launch: Launch,
     #[serde(flatten)]
     pub size: Size,
+    #[serde(flatten)]
+    pub labels: Labels,
     pub rollout: Val<RolloutSettings>,
     pub timeouts: Val<Timeouts>,
     #[serde(flatten)]
@@ -42,8 +45,14 @@ pub struct Launch {
     pub target_groups: Val<Vec<String>>,
     pub user_data: Val<String>,
     pub key_name: Val<String>,
-    pub tags: Val<BTreeMap<String, String>>,
     pub valid_until: Val<String>,
+}
+
+/// The user's tags. A change re-tags the fleet, its launch template and its running
+/// instances in place.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Labels {
+    pub tags: Val<BTreeMap<String, String>>,
 }
 
 /// How many instances serve. A change is a resize of the serving fleet in place.
@@ -75,6 +84,7 @@ pub struct Computed {
     pub stray_fleet_ids: Val<Vec<String>>,
     pub stray_launch_template_ids: Val<Vec<String>>,
     pub owner: Val<String>,
+    pub tags_all: Val<BTreeMap<String, String>>,
 }
 
 impl Computed {
@@ -98,7 +108,8 @@ pub enum ChangeKind {
     Rollout,
     /// Only the fleet's size changes: modified in place.
     Capacity,
-    /// Only how the provider behaves (rollout settings, timeouts): nothing in AWS.
+    /// Nothing that runs: how the provider behaves (rollout settings, timeouts), or
+    /// the tags (re-tagged in place when `tags_all` changes).
     Settings,
 }
 
@@ -110,6 +121,35 @@ pub fn change_kind(prior: &Model, next: &Model) -> ChangeKind {
     } else {
         ChangeKind::Settings
     }
+}
+
+/// Whether the provider sets the tag `key` itself (see docs/design.md, "Tags").
+pub fn is_provider_tag(key: &str) -> bool {
+    key.starts_with("immutable:")
+        || key.starts_with("aws:")
+        || key == conventions::ami_tags::COMMIT
+        || key == conventions::ami_tags::MANAGED_BY
+}
+
+/// The tags an app's fleet carries for the user: the provider's `default_tags` and
+/// the app's `tags` (which win), without the ones the provider sets itself.
+pub fn tags_all(
+    default_tags: &BTreeMap<String, String>,
+    tags: &Val<BTreeMap<String, String>>,
+) -> Val<BTreeMap<String, String>> {
+    let own = match tags {
+        Val::Unknown => return Val::Unknown,
+        Val::Known(tags) => tags.clone(),
+        Val::Null => BTreeMap::new(),
+    };
+    let mut all = default_tags.clone();
+    all.extend(own);
+    Val::Known(user_visible(&all))
+}
+
+/// `tags` without the provider's own.
+pub fn user_visible(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    tags.iter().filter(|(k, _)| !is_provider_tag(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// A known list, or an empty one.
@@ -154,6 +194,7 @@ pub fn args_tags(model: &Model) -> BTreeMap<String, String> {
     let mut args = serde_json::Map::new();
     for part in [
         serde_json::to_value(&model.launch),
+        serde_json::to_value(&model.labels),
         serde_json::to_value(model.rollout_settings()),
         serde_json::to_value(&model.size),
     ] {
@@ -173,18 +214,29 @@ pub fn args_tags(model: &Model) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The arguments [`args_tags`] kept, as far as the tags hold them: the launch (without
-/// AMI and user data), the rollout settings and the On-Demand share.
-pub fn args_from_tags(tags: &BTreeMap<String, String>) -> Option<(Launch, RolloutSettings, Val<u32>)> {
+/// The arguments [`args_tags`] kept, as far as the tags hold them.
+#[derive(Debug, Default)]
+pub struct Args {
+    /// Without the AMI and the user data.
+    pub launch: Launch,
+    pub labels: Labels,
+    pub rollout: RolloutSettings,
+    pub on_demand: Val<u32>,
+}
+
+/// The arguments [`args_tags`] kept.
+pub fn args_from_tags(tags: &BTreeMap<String, String>) -> Option<Args> {
     let mut chunks: Vec<(usize, &String)> =
         tags.iter().filter_map(|(k, v)| Some((k.strip_prefix(ARGS_TAG_PREFIX)?.parse().ok()?, v))).collect();
     chunks.sort();
     let json: String = chunks.into_iter().map(|(_, v)| v.as_str()).collect();
     let value: serde_json::Value = serde_json::from_str(&json).ok()?;
-    let launch = serde_json::from_value(value.clone()).ok()?;
-    let rollout = serde_json::from_value(value.clone()).ok()?;
-    let on_demand = serde_json::from_value::<Size>(value).ok()?.on_demand_capacity;
-    Some((launch, rollout, on_demand))
+    Some(Args {
+        launch: serde_json::from_value(value.clone()).ok()?,
+        labels: serde_json::from_value(value.clone()).ok()?,
+        rollout: serde_json::from_value(value.clone()).ok()?,
+        on_demand: serde_json::from_value::<Size>(value).ok()?.on_demand_capacity,
+    })
 }
 
 #[cfg(test)]
@@ -216,6 +268,9 @@ mod tests {
         let mut unknown = model();
         unknown.launch.ami_id = Val::Unknown;
         assert_eq!(change_kind(&prior, &unknown), ChangeKind::Rollout, "an unknown AMI may differ");
+        let mut tagged = model();
+        tagged.labels.tags = Val::Known(BTreeMap::from([("Team".into(), "web".into())]));
+        assert_eq!(change_kind(&prior, &tagged), ChangeKind::Settings, "tags are re-tagged in place");
         let mut settings = model();
         settings.rollout =
             Val::Known(RolloutSettings { min_healthy_percent: Val::Known(50), ..Default::default() });
@@ -223,11 +278,28 @@ mod tests {
     }
 
     #[test]
+    fn tags_all_are_the_default_and_own_tags_the_user_sees() {
+        let defaults =
+            BTreeMap::from([("Team".to_owned(), "core".to_owned()), ("Env".to_owned(), "prod".to_owned())]);
+        let own = Val::Known(BTreeMap::from([("Team".to_owned(), "web".to_owned())]));
+        let all = tags_all(&defaults, &own);
+        let expected =
+            BTreeMap::from([("Env".to_owned(), "prod".to_owned()), ("Team".to_owned(), "web".to_owned())]);
+        assert_eq!(all, Val::Known(expected.clone()), "the app's own tags win");
+        assert_eq!(tags_all(&defaults, &Val::Unknown), Val::Unknown);
+        let mut on_fleet = expected.clone();
+        on_fleet.insert("immutable:app".into(), "web".into());
+        on_fleet.insert("Commit".into(), "1".repeat(40));
+        on_fleet.insert("ManagedBy".into(), "immutable".into());
+        assert_eq!(user_visible(&on_fleet), expected, "the provider's own tags are not the user's");
+    }
+
+    #[test]
     fn args_round_trip_through_launch_template_tags() {
         let mut model = model();
         model.launch.security_groups = Val::Known(vec!["web-sg".into(); 20]);
         model.launch.target_groups = Val::Known(vec!["web".into()]);
-        model.launch.tags = Val::Known(BTreeMap::from([("Team".into(), "core".repeat(50))]));
+        model.labels.tags = Val::Known(BTreeMap::from([("Team".into(), "core".repeat(50))]));
         model.launch.user_data = Val::Known("#!/bin/sh\necho hi\n".into());
         model.rollout =
             Val::Known(RolloutSettings { min_healthy_percent: Val::Known(50), ..Default::default() });
@@ -235,11 +307,12 @@ mod tests {
         let tags = args_tags(&model);
         assert!(tags.len() > 1, "long arguments span several tags");
         assert!(tags.values().all(|v| v.chars().count() <= 256), "each fits a tag value");
-        let (launch, rollout, on_demand) = args_from_tags(&tags).expect("arguments");
+        let args = args_from_tags(&tags).expect("arguments");
         let expected = Launch { ami_id: Val::Null, user_data: Val::Null, ..model.launch.clone() };
-        assert_eq!(launch, expected, "all but the AMI and the user data");
-        assert_eq!(rollout.min_healthy_percent, Val::Known(50));
-        assert_eq!(on_demand, Val::Known(1));
+        assert_eq!(args.launch, expected, "all but the AMI and the user data");
+        assert_eq!(args.labels, model.labels);
+        assert_eq!(args.rollout.min_healthy_percent, Val::Known(50));
+        assert_eq!(args.on_demand, Val::Known(1));
     }
 
     /// Tags written before the arguments were grouped still import.
@@ -247,11 +320,12 @@ mod tests {
     fn older_argument_tags_still_read() {
         let json = r#"{"instance_types":["t3.small"],"on_demand_capacity":null,"allocation_strategy":null,"instance_pools_to_use_count":null,"max_price":null,"interruption_behavior":null,"subnet_ids":null,"availability_zones":null,"security_groups":["web-sg"],"iam_instance_profile":"web-profile","iam_fleet_role":null,"target_groups":["web"],"key_name":null,"tags":null,"valid_until":null,"health_timeout":"5s","min_healthy_percent":null,"drain_timeout":null}"#;
         let tags = BTreeMap::from([(format!("{ARGS_TAG_PREFIX}0"), json.to_owned())]);
-        let (launch, rollout, on_demand) = args_from_tags(&tags).expect("arguments");
-        assert_eq!(launch.security_groups, Val::Known(vec!["web-sg".to_owned()]));
-        assert_eq!(launch.iam_instance_profile, Val::Known("web-profile".to_owned()));
-        assert_eq!(launch.allocation_strategy, Val::Null);
-        assert_eq!(rollout.health_timeout, Val::Known("5s".to_owned()));
-        assert_eq!(on_demand, Val::Null);
+        let args = args_from_tags(&tags).expect("arguments");
+        assert_eq!(args.launch.security_groups, Val::Known(vec!["web-sg".to_owned()]));
+        assert_eq!(args.launch.iam_instance_profile, Val::Known("web-profile".to_owned()));
+        assert_eq!(args.launch.allocation_strategy, Val::Null);
+        assert_eq!(args.labels.tags, Val::Null);
+        assert_eq!(args.rollout.health_timeout, Val::Known("5s".to_owned()));
+        assert_eq!(args.on_demand, Val::Null);
     }
 }

@@ -184,7 +184,10 @@ pub fn schema() -> Schema {
         )
         .attribute(
             Attribute::optional("tags", Type::map(Type::String))
-                .description("Tags for the fleet, its instances and volumes, on top of the provider's `default_tags`.")
+                .description(
+                    "Tags for the fleet, its instances and volumes, on top of the provider's `default_tags`. A \
+                     change re-tags them in place (no new fleet).",
+                )
                 .validator(validators::user_tags(&[])),
         )
         .attribute(
@@ -211,7 +214,15 @@ pub fn schema() -> Schema {
              interrupted run or a cancellation that kept failing. While there are any, the plan shows an \
              update, and the apply deregisters and cancels them.",
         ))
-                .attribute(computed(
+                        .attribute(computed(
+            "tags_all",
+            Type::map(Type::String),
+            "The tags the fleet carries for the user: the provider's `default_tags` and `tags`, as read from \
+             the fleet (without the provider's own `immutable:*`, `Commit` and `ManagedBy`). A difference, \
+             from a change of either or from a change made outside Terraform, is an update that re-tags the \
+             fleet, its launch template and its running instances in place, with no new fleet.",
+        ))
+        .attribute(computed(
             "stray_launch_template_ids",
             list(Type::String),
             "Launch templates of the app's earlier generations that no fleet uses any more, at the last read: \
