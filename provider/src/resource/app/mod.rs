@@ -21,7 +21,6 @@ use crate::capacity::Capacity as _;
 use crate::config::Shared;
 use crate::resource::Base;
 use async_trait::async_trait;
-use conventions::ami_tags;
 use deploy::Step;
 use model::{ChangeKind, Model, change_kind, list};
 use ownership::{Found, Replacements};
@@ -105,27 +104,24 @@ impl Resource for AppResource {
             if diags.has_errors() {
                 return;
             }
-            let commit = match (&resolved.image, config.launch.ami_id.is_unknown()) {
-                (_, true) => Val::Unknown,
-                (Some(image), false) => image.tag(ami_tags::COMMIT).map(str::to_owned).into(),
-                (None, false) => Val::Null,
-            };
-            let arns = if config.launch.target_groups.is_unknown() {
+                        let arns = if config.launch.target_groups.is_unknown() {
                 Val::Unknown
             } else {
                 Val::Known(resolved.target_groups.iter().map(|g| g.arn.clone()).collect())
             };
-            planned.computed.id = config.name.clone();
+                        planned.computed.id = config.name.clone();
+            // What runs after a create or a rollout (its generation, the commit) is known
+            // once it runs: planned known, a failed apply would leave outputs saying what
+            // the plan wanted rather than what runs.
+            planned.computed.generation = Val::Unknown;
+            planned.computed.commit = Val::Unknown;
             match (&prior, kind) {
                 (None, _) => {
                     let hint = ownership::read_hint(&plan.prior_private);
-                    let Some((generation, owner)) = plan_create(clients, &config.name, hint, diags).await
-                    else {
+                    let Some(owner) = plan_create(clients, &config.name, hint, diags).await else {
                         return;
                     };
-                    planned.computed.generation = generation;
                     planned.computed.owner = owner;
-                    planned.computed.commit = commit;
                     planned.computed.target_group_arns = arns;
                 }
                 (Some(prior), Some(ChangeKind::Capacity)) => {
@@ -136,10 +132,7 @@ impl Resource for AppResource {
                         planned.computed.plan_cleanup();
                     }
                 }
-                (Some(prior), _) => {
-                    planned.computed.generation =
-                        prior.computed.generation.known().map_or(Val::Unknown, |g| Val::Known(g + 1));
-                    planned.computed.commit = commit;
+                                (Some(prior), _) => {
                     planned.computed.target_group_arns = arns;
                     // An app from before ownership gets an owner with its next fleet.
                     planned.computed.owner = match &prior.computed.owner {
@@ -203,8 +196,7 @@ impl Resource for AppResource {
             }
             Found::Legacy => (ownership::new_owner(), ownership::newest_generation(&open, None).unwrap_or(1)),
         };
-        let generation = model.computed.generation.known().copied().unwrap_or(generation);
-        model.computed.owner = Val::Known(owner);
+                model.computed.owner = Val::Known(owner);
         // A fleet of this app left serving (an interrupted create, or one from before
         // ownership that Terraform lost track of) is adopted, or rolled over when it
         // runs another configuration (see deploy).
@@ -409,16 +401,17 @@ impl Resource for AppResource {
     }
 }
 
-/// The planned generation and owner of a new app, or `None` with an error when the
-/// app name is another object's (or a second resource's of this configuration).
+/// The planned owner of a new app (unknown when the apply makes a new one), or `None`
+/// with an error when the app name is another object's (or a second resource's of
+/// this configuration).
 async fn plan_create(
     clients: &Clients,
     name: &Val<String>,
     hint: Option<String>,
     diags: &mut Diagnostics,
-) -> Option<(Val<u64>, Val<String>)> {
+) -> Option<Val<String>> {
     // Not yet known: the apply looks.
-    let Some(app) = name.known() else { return Some((Val::Unknown, Val::Unknown)) };
+    let Some(app) = name.known() else { return Some(Val::Unknown) };
     let open = match clients.reads.open_fleets(app).await {
         Ok(open) => open,
         Err(e) => {
@@ -443,18 +436,16 @@ async fn plan_create(
         );
         return None;
     }
-    match found {
-        Found::Nothing => Some((Val::Known(1), Val::Unknown)),
-        Found::Beside { predecessor, generation } => {
+        match found {
+        Found::Nothing | Found::Legacy => Some(Val::Unknown),
+        Found::Beside { predecessor, .. } => {
             if hint.is_some() {
                 // The apply re-plans this create without Terraform's private data.
                 notes.record(&clients.region, app, &predecessor);
             }
-            Some((Val::Known(generation), Val::Unknown))
+            Some(Val::Unknown)
         }
-        // Adopted as it is, or rolled over: only the apply can tell the generation.
-        Found::Resume { owner } => Some((Val::Unknown, Val::Known(owner))),
-        Found::Legacy => Some((Val::Unknown, Val::Unknown)),
+        Found::Resume { owner } => Some(Val::Known(owner)),
         Found::Taken { owner, fleet_id } => {
             name_in_use(diags, app, &fleet_id, &owner);
             None

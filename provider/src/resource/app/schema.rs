@@ -198,13 +198,22 @@ pub fn schema() -> Schema {
         .attribute(computed("id", Type::String, "The app name.").modifier(PlanModifier::UseStateForUnknown))
         .attribute(computed("fleet_id", Type::String, "The serving Spot Fleet request."))
         .attribute(computed("instance_ids", list(Type::String), "The serving instances."))
-        .attribute(computed("generation", Type::Number, "Rollout generation: 1 on create, +1 per rollout."))
+        .attribute(computed(
+            "generation",
+            Type::Number,
+            "Rollout generation of the serving fleet: 1 on create, +1 per rollout. Known after the apply: a \
+             rollout that fails keeps the previous one, and so do outputs that show it.",
+        ))
         .attribute(computed(
             "healthy_count",
             Type::Number,
             "Serving instances healthy in every target group at the last read.",
         ))
-        .attribute(computed("commit", Type::String, "The `Commit` tag of the AMI."))
+        .attribute(computed(
+            "commit",
+            Type::String,
+            "The `Commit` tag of the AMI the serving fleet runs (known after the apply, like `generation`).",
+        ))
         .attribute(computed("target_group_arns", list(Type::String), "The target groups, resolved."))
         .attribute(computed("launch_template_id", Type::String, "The launch template of the serving generation."))
         .attribute(computed(
