@@ -269,7 +269,7 @@ fn failed_rollout_rolls_back_and_keeps_the_old_fleet() {
     let app = &state["values"]["root_module"]["resources"][0]["values"];
     assert_eq!(app["fleet_id"], serde_json::json!(blue), "state still names the old fleet");
     assert_eq!(app["generation"], serde_json::json!(1), "state keeps the old generation");
-        assert_eq!(app["ami_id"], serde_json::json!(s.amis[0]), "state keeps the old AMI");
+    assert_eq!(app["ami_id"], serde_json::json!(s.amis[0]), "state keeps the old AMI");
     // Outputs say what runs, not what the failed plan wanted.
     assert_eq!(workdir.output("generation").expect("output"), serde_json::json!(1), "output generation");
     assert_eq!(out_str(&workdir, "commit"), s.commits[0], "output commit");

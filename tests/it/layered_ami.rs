@@ -746,3 +746,171 @@ fn keep_spares_amis_a_fleet_launches_or_a_child_was_built_from() {
         "the newest, the child's parent and the fleet's image; builds: {builds:?}"
     );
 }
+
+/// The provider block with `default_tags = { Project = "<project>" }`.
+fn provider_with_project(project: &str) -> String {
+    provider_block().replace(&format!("Project = \"{PROJECT}\""), &format!("Project = \"{project}\""))
+}
+
+/// An AMI of layer `packer-base` at `commit`, as the Packer fixture builds it, with
+/// `extra` tags; returns its id.
+fn seeded_packer_base(ec2: &aws_sdk_ec2::Client, commit: &str, extra: &[(&str, &str)]) -> String {
+    runtime().block_on(async {
+        let upstream = register_ami(ec2, "upstream-os-1700000000", &[]).await.expect("upstream AMI");
+        let mut tags = vec![
+            ("Layer", "packer-base"),
+            ("Commit", commit),
+            ("Fingerprint", TEMPLATE_FINGERPRINT),
+            ("ParentAMI", upstream.as_str()),
+            ("ManagedBy", "immutable"),
+        ];
+        tags.extend_from_slice(extra);
+        register_ami(ec2, "packer-base-1700000300", &tags).await.expect("layer AMI")
+    })
+}
+
+/// An import with `-generate-config-out` writes a configuration that, once the build
+/// and source blocks (which no AMI tag can give back) are added, plans only their
+/// addition to the state; the apply changes nothing in AWS, and the next plan nothing.
+#[test]
+fn an_imported_layer_plans_clean_once_its_build_is_added() {
+    let account = LocalAws::shared().account();
+    let ec2 = runtime().block_on(account.ec2());
+    let c = commit('8');
+    let ami =
+        seeded_packer_base(&ec2, &c, &[("Name", "Packer base"), ("Project", PROJECT), ("Team", "core")]);
+    let before = runtime().block_on(image_tags(&ec2, &ami));
+    let workdir = Workdir::new(&account);
+    workdir.write("images/base.json", &template_fixture());
+    let import = format!("import {{\n  to = immutable_layered_ami.base\n  id = \"{ami}\"\n}}\n");
+    workdir.write("main.tf", &format!("{}{import}", provider_block()));
+    workdir.init().expect("init");
+    let generate =
+        workdir.terraform(&["plan", "-no-color", "-input=false", "-generate-config-out=generated.tf"]);
+    let generated = std::fs::read_to_string(workdir.path().join("generated.tf"))
+        .unwrap_or_else(|e| panic!("{e}\n{generate}"));
+    for line in [r#"display_name          = "Packer base""#, r#"layer                 = "packer-base""#] {
+        assert!(generated.contains(line), "{line} in:\n{generated}");
+    }
+    assert!(generated.contains("Team = \"core\""), "the user's tag, not the default one:\n{generated}");
+    assert!(!generated.contains("Project"), "default tags stay the provider's:\n{generated}");
+
+    // What cannot be read back: the build block, and a root layer's source block.
+    let added = "  source {\n    owners = [\"self\"]\n    name   = \"upstream-os-*\"\n  }\n  build {\n    packer_template = \"images/base.json\"\n    command         = \"false\"\n  }\n}\n";
+    let end = generated.rfind('}').expect("closing brace");
+    workdir.write("generated.tf", &format!("{}{added}", &generated[..end]));
+    // The state learns the two blocks: an update that changes nothing else.
+    let plan = workdir.run_ok(&["plan", "-no-color", "-input=false"]).expect("plan");
+    assert!(plan.stdout.contains("1 to import, 0 to add, 1 to change, 0 to destroy"), "{plan}");
+    let changed: Vec<&str> = plan
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with(['~', '-']) && !l.contains("update in-place"))
+        .collect();
+    assert_eq!(changed.len(), 1, "only the resource line, no attribute changes: {changed:?}\n{plan}");
+    assert!(plan.stdout.contains("+ build {") && plan.stdout.contains("+ source {"), "{plan}");
+    account.reset_requests().expect("reset");
+    workdir.apply().expect("apply imports");
+    let requests = account.requests().expect("requests");
+    assert!(tests::mutating(&requests).is_empty(), "the apply changes nothing in AWS: {requests:?}");
+    assert_eq!(runtime().block_on(image_tags(&ec2, &ami)), before, "no tag changed");
+    assert!(!workdir.plan_has_changes().expect("plan"), "nothing left to change");
+}
+
+/// The AMI's tags follow the provider's default tags, and tags the configuration
+/// decides that are changed outside Terraform show in the plan and are set back; a
+/// tag it does not decide is left alone.
+#[test]
+fn layer_tags_follow_default_tags_and_drift_is_repaired() {
+    let account = LocalAws::shared().account();
+    let ec2 = runtime().block_on(account.ec2());
+    let c = commit('9');
+    let ami = seeded_packer_base(&ec2, &c, &[("Project", PROJECT)]);
+    let layer = packer_layer("false", &c)
+        .replace("  commit = ", "  tags   = { Team = \"core\" }\n  display_name = \"Base\"\n  commit = ");
+    let workdir = Workdir::new(&account);
+    workdir.write("images/base.json", &template_fixture());
+    workdir.write("main.tf", &format!("{}{layer}", provider_block()));
+    workdir.init().expect("init");
+    workdir.apply().expect("adopt");
+    assert_eq!(output_str(&workdir, "ami"), ami);
+    let tags = || runtime().block_on(image_tags(&ec2, &ami));
+    let value = |tags: &BTreeMap<String, String>, key: &str| tags.get(key).cloned();
+    let now = tags();
+    assert_eq!((value(&now, "Team"), value(&now, "Name")), (Some("core".into()), Some("Base".into())));
+    assert!(!workdir.plan_has_changes().expect("plan"), "settled");
+
+    workdir.write("main.tf", &format!("{}{layer}", provider_with_project("renamed")));
+    let plan = workdir.run_ok(&["plan", "-no-color", "-input=false"]).expect("plan");
+    assert!(plan.stdout.contains("~ tags_all") && plan.stdout.contains("1 to change"), "{plan}");
+    workdir.apply().expect("default tags");
+    assert_eq!(value(&tags(), "Project"), Some("renamed".into()));
+    assert!(!workdir.plan_has_changes().expect("plan"), "settled");
+
+    runtime().block_on(async {
+        let tag = |k: &str, v: &str| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build();
+        ec2.create_tags()
+            .resources(&ami)
+            .tags(tag("Team", "rogue"))
+            .tags(tag("Extra", "x"))
+            .send()
+            .await
+            .expect("tag");
+        ec2.delete_tags()
+            .resources(&ami)
+            .tags(aws_sdk_ec2::types::Tag::builder().key("Name").build())
+            .send()
+            .await
+            .expect("untag");
+    });
+    let plan = workdir.run_ok(&["plan", "-no-color", "-input=false"]).expect("plan");
+    assert!(plan.stdout.contains("\"rogue\"") && plan.stdout.contains("1 to change"), "drift shown:\n{plan}");
+    workdir.apply().expect("repair");
+    let now = tags();
+    assert_eq!(value(&now, "Team"), Some("core".into()), "{now:?}");
+    assert_eq!(value(&now, "Name"), Some("Base".into()), "{now:?}");
+    assert_eq!(
+        value(&now, "Extra"),
+        Some("x".into()),
+        "a tag the configuration does not decide stays: {now:?}"
+    );
+    assert!(!workdir.plan_has_changes().expect("plan"), "settled");
+}
+
+/// Destroying a layer whose AMI an instance runs fails, naming it, and deregisters
+/// nothing; with force_deregister applied, the destroy deregisters it.
+#[test]
+fn destroying_a_layer_in_use_fails_unless_forced() {
+    let account = LocalAws::shared().account();
+    let ec2 = runtime().block_on(account.ec2());
+    let c = commit('a');
+    let ami = seeded_packer_base(&ec2, &c, &[("Project", PROJECT)]);
+    let workdir = Workdir::new(&account);
+    workdir.write("images/base.json", &template_fixture());
+    workdir.write("main.tf", &format!("{}{}", provider_block(), packer_layer("false", &c)));
+    workdir.init().expect("init");
+    workdir.apply().expect("adopt");
+    let instance = runtime().block_on(async {
+        let out = ec2
+            .run_instances()
+            .image_id(&ami)
+            .instance_type(InstanceType::T3Micro)
+            .min_count(1)
+            .max_count(1)
+            .send()
+            .await
+            .expect("run instance");
+        out.instances()[0].instance_id().expect("instance id").to_owned()
+    });
+
+    let destroy = workdir.terraform(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
+    assert!(!destroy.success(), "{destroy}");
+    assert!(destroy.stderr.contains("AMI In Use") && destroy.stderr.contains(&instance), "{destroy}");
+    assert!(runtime().block_on(own_images(&ec2)).contains(&ami), "the AMI is still registered");
+
+    let forced = packer_layer("false", &c).replace("  commit = ", "  force_deregister = true\n  commit = ");
+    workdir.write("main.tf", &format!("{}{forced}", provider_block()));
+    workdir.apply().expect("apply force_deregister");
+    workdir.destroy().expect("forced destroy");
+    assert!(!runtime().block_on(own_images(&ec2)).contains(&ami), "deregistered");
+}

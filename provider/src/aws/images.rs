@@ -435,19 +435,41 @@ pub async fn images_in_use(
     if candidates.is_empty() {
         return Ok(used);
     }
-    for (image, instance) in instances::running_images(ec2, candidates).await? {
-        used.entry(image).or_insert(format!("instance {instance} runs it"));
-    }
-    let wanted: BTreeSet<&str> = candidates.iter().map(String::as_str).collect();
-    for (image, fleet) in fleet_images(ec2).await? {
-        if wanted.contains(image.as_str()) {
-            used.entry(image).or_insert(format!("Spot Fleet request {fleet} launches it"));
-        }
+    for (image, user) in runners(ec2, candidates).await? {
+        used.entry(image).or_insert(user);
     }
     for (image, child) in children_of(ec2, candidates).await? {
         used.entry(image).or_insert(format!("AMI {child} was built from it"));
     }
     Ok(used)
+}
+
+/// What runs the image `id`: every instance not terminated and every live Spot Fleet
+/// request that launches it, as "instance i-1 runs it".
+pub async fn image_runners(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Vec<String>, AwsError> {
+    Ok(runners(ec2, &[id.to_owned()]).await?.into_iter().map(|(_, user)| user).collect())
+}
+
+/// (image, "instance i-1 runs it" / "Spot Fleet request sfr-1 launches it") for each
+/// instance and live fleet that uses one of `candidates`.
+async fn runners(
+    ec2: &aws_sdk_ec2::Client,
+    candidates: &[String],
+) -> Result<Vec<(String, String)>, AwsError> {
+    let mut found = Vec::new();
+    if candidates.is_empty() {
+        return Ok(found);
+    }
+    for (image, instance) in instances::running_images(ec2, candidates).await? {
+        found.push((image, format!("instance {instance} runs it")));
+    }
+    let wanted: BTreeSet<&str> = candidates.iter().map(String::as_str).collect();
+    for (image, fleet) in fleet_images(ec2).await? {
+        if wanted.contains(image.as_str()) {
+            found.push((image, format!("Spot Fleet request {fleet} launches it")));
+        }
+    }
+    Ok(found)
 }
 
 /// (image id, fleet request id) for every AMI a live Spot Fleet request launches, from

@@ -104,12 +104,12 @@ impl Resource for AppResource {
             if diags.has_errors() {
                 return;
             }
-                        let arns = if config.launch.target_groups.is_unknown() {
+            let arns = if config.launch.target_groups.is_unknown() {
                 Val::Unknown
             } else {
                 Val::Known(resolved.target_groups.iter().map(|g| g.arn.clone()).collect())
             };
-                        planned.computed.id = config.name.clone();
+            planned.computed.id = config.name.clone();
             // What runs after a create or a rollout (its generation, the commit) is known
             // once it runs: planned known, a failed apply would leave outputs saying what
             // the plan wanted rather than what runs.
@@ -132,7 +132,7 @@ impl Resource for AppResource {
                         planned.computed.plan_cleanup();
                     }
                 }
-                                (Some(prior), _) => {
+                (Some(prior), _) => {
                     planned.computed.target_group_arns = arns;
                     // An app from before ownership gets an owner with its next fleet.
                     planned.computed.owner = match &prior.computed.owner {
@@ -196,7 +196,7 @@ impl Resource for AppResource {
             }
             Found::Legacy => (ownership::new_owner(), ownership::newest_generation(&open, None).unwrap_or(1)),
         };
-                model.computed.owner = Val::Known(owner);
+        model.computed.owner = Val::Known(owner);
         // A fleet of this app left serving (an interrupted create, or one from before
         // ownership that Terraform lost track of) is adopted, or rolled over when it
         // runs another configuration (see deploy).
@@ -436,7 +436,7 @@ async fn plan_create(
         );
         return None;
     }
-        match found {
+    match found {
         Found::Nothing | Found::Legacy => Some(Val::Unknown),
         Found::Beside { predecessor, .. } => {
             if hint.is_some() {

@@ -47,6 +47,7 @@ pub async fn converge(
             }
         }
         sync_user_tags(clients, prior.as_ref(), &config, ami_id, diags).await;
+        state.tags_all = Val::Known(config.user_tags(clients));
         tracing::info!(layer = ?config.layer.known(), ami = %ami_id, "layer adopted an existing AMI");
         return Some(state);
     }
@@ -111,6 +112,7 @@ pub async fn converge(
     };
     state.parent_ami_id = Val::Known(parent.ami_id.clone());
     state.fingerprint = Val::Known(fingerprint.clone());
+    state.tags_all = Val::Known(config.user_tags(clients));
     state.ami = match desired::describe(clients, &image).await {
         Ok(attributes) => attributes,
         Err(e) => {
@@ -158,7 +160,9 @@ async fn retain(clients: &Clients, layer: &str, keep: i64, current: &str, diags:
     }
 }
 
-/// Applies changes of `tags` (and `display_name`) to an adopted AMI.
+/// Applies changes of `tags`, `default_tags` and `display_name` to an adopted AMI, and
+/// repairs those changed outside Terraform: sets what differs, removes what the
+/// configuration decided before (as last read) and no longer does.
 async fn sync_user_tags(
     clients: &Clients,
     prior: Option<&Model>,
@@ -168,7 +172,7 @@ async fn sync_user_tags(
 ) {
     let wanted = config.user_tags(clients);
     let removed: Vec<String> = prior
-        .and_then(|p| p.tags.known())
+        .and_then(|p| p.tags_all.known().or(p.tags.known()))
         .map(|old| old.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect())
         .unwrap_or_default();
     let image = match images::find_image(&clients.ec2, ami_id).await {
@@ -213,12 +217,31 @@ fn build_failed(diags: &mut Diagnostics, layer: &str, identity: &Identity, e: &B
 }
 
 /// Deregisters the layer's current AMI (and its snapshots) unless the configuration of
-/// the last apply said to leave it.
+/// the last apply said to leave it. An AMI that instances run or live Spot Fleets
+/// launch is left, with an error naming them, unless `force_deregister` was applied.
 pub async fn delete(ctx: &Context, clients: &Clients, prior: &Model, diags: &mut Diagnostics) {
     let Some(ami_id) = prior.ami.ami_id.known() else { return };
     if prior.deregister_on_destroy.known() == Some(&false) {
         tracing::info!(ami = %ami_id, "deregister_on_destroy = false: leaving the AMI");
         return;
+    }
+    if prior.force_deregister.known() != Some(&true) {
+        let users = match images::image_runners(&clients.ec2, ami_id).await {
+            Ok(users) => users,
+            Err(e) => return diags.push(e.diagnostic()),
+        };
+        if !users.is_empty() {
+            let layer = prior.layer.known().map_or("", String::as_str);
+            return diags.error(
+                "AMI In Use",
+                format!(
+                    "AMI {ami_id} of layer {layer} is in use ({}), so it was not deregistered. Replace or destroy \
+                     what runs it first; or set deregister_on_destroy = false to leave the AMI, or \
+                     force_deregister = true to deregister it anyway, and apply that before destroying.",
+                    users.join("; ")
+                ),
+            );
+        }
     }
     let limits = Limits::new(Timeouts::limit(&prior.timeouts, "delete", &TIMEOUTS), &ctx.stop);
     match limits

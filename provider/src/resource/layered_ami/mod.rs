@@ -23,6 +23,7 @@ use crate::resource::Base;
 use async_trait::async_trait;
 use conventions::ami_tags;
 use model::{AmiAttributes, Model};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use tfplugin::diag::Diagnostics;
@@ -145,6 +146,9 @@ impl Resource for LayeredAmiResource {
                 }
             }
         }
+        // What the configuration decides of the AMI's tags; a difference from what it
+        // carries (read at refresh) is set right in place.
+        planned.tags_all = config.planned_user_tags(clients);
         self.0.plan_computed(plan, &planned, diags);
     }
 
@@ -177,6 +181,11 @@ impl Resource for LayeredAmiResource {
                 return None;
             }
         };
+        // The tags the configuration decides, now or at the last apply, as the AMI has them.
+        let mut managed: BTreeSet<String> =
+            model.tags_all.known().map(|tags| tags.keys().cloned().collect()).unwrap_or_default();
+        managed.extend(model.user_tags(clients).into_keys());
+        model.tags_all = Val::Known(model::managed_tags(&image.tags, &managed));
         Some(State { private: state.private.clone(), ..self.0.state(&model, diags)? })
     }
 
@@ -220,9 +229,33 @@ impl Resource for LayeredAmiResource {
             );
             return None;
         };
+        // What the configuration would say: `Name` as the display name unless it is the
+        // layer id, and as `tags` the rest but the lineage tags and the provider's
+        // default tags (with their values).
+        let name = image.tag(ami_tags::NAME).filter(|name| *name != layer);
+        let tags: BTreeMap<String, String> = image
+            .tags
+            .iter()
+            .filter(|(k, v)| {
+                !model::is_lineage_tag(k)
+                    && k.as_str() != ami_tags::NAME
+                    && clients.default_tags.get(k.as_str()) != Some(v)
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut model = Model {
             layer: Val::Known(layer.to_owned()),
             commit: image.tag(ami_tags::COMMIT).map(str::to_owned).into(),
+            display_name: name.map(str::to_owned).into(),
+            tags: if tags.is_empty() { Val::Null } else { Val::Known(tags) },
+            tags_all: Val::Known(
+                image
+                    .tags
+                    .iter()
+                    .filter(|(k, _)| !model::is_lineage_tag(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
             fingerprint: image.tag(ami_tags::FINGERPRINT).map(str::to_owned).into(),
             parent_ami_id: image.tag(ami_tags::PARENT_AMI).map(str::to_owned).into(),
             ..Model::default()

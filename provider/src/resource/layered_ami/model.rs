@@ -25,7 +25,9 @@ pub struct Model {
     pub build: Val<BuildModel>,
     pub keep: Val<i64>,
     pub deregister_on_destroy: Val<bool>,
+    pub force_deregister: Val<bool>,
     pub tags: Val<BTreeMap<String, String>>,
+    pub tags_all: Val<BTreeMap<String, String>>,
     pub timeouts: Val<Timeouts>,
     pub parent_ami_id: Val<String>,
     pub fingerprint: Val<String>,
@@ -103,6 +105,19 @@ impl AmiAttributes {
     }
 }
 
+/// Whether the provider sets the AMI tag `key` itself: the lineage tags.
+pub fn is_lineage_tag(key: &str) -> bool {
+    super::schema::OWNED_TAGS.contains(&key) || key.starts_with("immutable:") || key.starts_with("aws:")
+}
+
+/// The AMI's tags among `managed` (the keys the configuration decides now or did).
+pub fn managed_tags(
+    image_tags: &BTreeMap<String, String>,
+    managed: &std::collections::BTreeSet<String>,
+) -> BTreeMap<String, String> {
+    image_tags.iter().filter(|(k, _)| managed.contains(*k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
 /// A value that must be known: `Some(Some)` known, `Some(None)` null, `None` unknown.
 fn settled<T: Clone>(value: &Val<T>) -> Option<Option<T>> {
     match value {
@@ -145,6 +160,9 @@ impl Model {
     ) -> BTreeMap<String, String> {
         let layer = self.layer.known().cloned().unwrap_or_default();
         let mut tags = self.user_tags(clients);
+        // Without a display name, a native build names the AMI after the layer (a Packer
+        // build keeps its template's `Name`, see BuildRequest::explicit_name).
+        tags.entry(ami_tags::NAME.to_owned()).or_insert_with(|| layer.clone());
         tags.insert(ami_tags::LAYER.to_owned(), layer);
         tags.insert(ami_tags::COMMIT.to_owned(), self.commit.known().cloned().unwrap_or_default());
         tags.insert(ami_tags::FINGERPRINT.to_owned(), fingerprint.to_owned());
@@ -156,12 +174,20 @@ impl Model {
         tags
     }
 
-    /// The tags the user decides: default tags, the resource's `tags`, and `Name` (the
-    /// display name, else the layer id).
+    /// [`Self::user_tags`] when the configuration decides them at plan time.
+    pub fn planned_user_tags(&self, clients: &Clients) -> Val<BTreeMap<String, String>> {
+        if self.tags.is_unknown() || self.display_name.is_unknown() {
+            return Val::Unknown;
+        }
+        Val::Known(self.user_tags(clients))
+    }
+
+    /// The tags the user decides: default tags, the resource's `tags`, and `Name` when
+    /// `display_name` is set (else the AMI keeps the `Name` its build gave it).
     pub fn user_tags(&self, clients: &Clients) -> BTreeMap<String, String> {
         let mut tags = clients.default_tags.clone();
         tags.extend(self.tags.known().cloned().unwrap_or_default());
-        if let Some(name) = self.display_name.known().or(self.layer.known()) {
+        if let Some(name) = self.display_name.known() {
             tags.insert(ami_tags::NAME.to_owned(), name.clone());
         }
         tags

@@ -141,7 +141,11 @@ pub fn schema() -> Schema {
         )
         .attribute(
             Attribute::optional("display_name", Type::String)
-                .description("Human name of the layer, the AMI's `Name` tag (default: the layer id).")
+                .description(
+                    "Human name of the layer, the AMI's `Name` tag. Unset, a native build names the AMI after the \
+                     layer id, a Packer build keeps the template's `Name`, and an adopted or imported AMI keeps \
+                     its own.",
+                )
                 .validator(not_empty()),
         )
         .attribute(
@@ -154,15 +158,28 @@ pub fn schema() -> Schema {
                 .description("After a build, keep the newest `keep` AMIs of the layer and deregister older ones (deleting their snapshots), except AMIs that instances, Spot Fleets or child layers still use. Unset: keep all.")
                 .validator(keep_validator()),
         )
-        .attribute(
+                .attribute(
             Attribute::optional("deregister_on_destroy", Type::Bool)
                 .description("Whether destroying the resource deregisters its current AMI and deletes its snapshots (default `true`)."),
+        )
+        .attribute(
+            Attribute::optional("force_deregister", Type::Bool).description(
+                "Whether destroying the resource deregisters its AMI even while instances run it or live Spot \
+                 Fleets launch it (default `false`: the destroy fails, naming them, and deregisters nothing). \
+                 Like every setting a destroy reads, it takes effect once applied.",
+            ),
         )
         .attribute(
             Attribute::optional("tags", Type::map(Type::String))
                 .description("Further AMI tags, over the provider's `default_tags`. The resource sets the lineage tags itself.")
                 .validator(validators::user_tags(&OWNED_TAGS)),
         )
+                .attribute(Attribute::computed("tags_all", Type::map(Type::String)).description(
+            "The tags the configuration decides (the provider's `default_tags`, `tags`, and `Name` when \
+             `display_name` is set) as the AMI carries them, read at refresh: a tag changed or removed outside Terraform shows as a change, and \
+             the apply sets it back. Tags the configuration does not decide (those a Packer template adds) are \
+             left alone.",
+        ))
         .attribute(computed("id", "The current AMI id."))
         .attribute(computed("ami_id", "The current AMI id of the layer: adopted or built."))
         .attribute(computed("ami_name", "The AMI name."))
