@@ -86,12 +86,22 @@ fn a_silent_endpoint_fails_within_the_attempt_timeout_and_ctrl_c_ends_the_wait()
     let workdir = Workdir::new(&account);
     workdir.write("main.tf", &config("  attempt_timeout = \"1s\"\n  max_retries     = 2"));
     workdir.init().expect("init");
+    let log = workdir.path().join("debug.log");
+    let log_path = log.to_string_lossy().into_owned();
+    let debug = [env[0], ("TF_LOG_PROVIDER", "debug"), ("TF_LOG_PATH", log_path.as_str())];
     let started = Instant::now();
-    let plan = workdir.terraform_with_env(&["plan", "-no-color", "-input=false"], &env);
+    let plan = workdir.terraform_with_env(&["plan", "-no-color", "-input=false"], &debug);
     let took = started.elapsed();
     assert!(!plan.success(), "{plan}");
     let errors = errors(&plan.stderr);
     assert_eq!(errors.len(), 1, "{plan}");
+    let logged = std::fs::read_to_string(&log).expect("debug log");
+    let retries: Vec<&str> = logged.lines().filter(|l| l.contains("retrying AWS request")).collect();
+    assert!(!retries.is_empty(), "retries are logged at debug");
+    assert!(
+        retries.iter().any(|l| l.contains("attempt=3") && l.contains(&endpoint) && l.contains("EC2.")),
+        "with the operation, the attempt and the endpoint: {retries:?}"
+    );
     assert!(errors[0].contains(&endpoint) && errors[0].contains("did not answer in time"), "{plan}");
     eprintln!("a silent endpoint failed the plan after {took:?}");
     assert!(took < Duration::from_secs(20), "3 attempts of 1 s and 2 pauses of at most 2 s: {took:?}");
