@@ -477,33 +477,6 @@ fn an_unowned_fleet_with_another_configuration_is_rolled_over() {
     assert!(!workdir.plan_has_changes().expect("plan"), "converged: nothing left to change");
 }
 
-/// `terraform state rm` drops the app from the state while its fleet serves: the
-/// fleet carries the owner of the object that was in the state, so the next plan
-/// fails with a pointer to import, and changes nothing in AWS.
-#[test]
-fn an_app_removed_from_its_state_is_not_taken_over_by_a_plan() {
-    let s = setup();
-    let workdir = deployed(&s);
-    let serving = out_str(&workdir, "fleet_id");
-    let instances = out_list(&workdir, "instance_ids");
-    workdir.run_ok(&["state", "rm", "immutable_app.web"]).expect("state rm");
-    s.account.reset_requests().expect("reset");
-
-    workdir.write("main.tf", &config(&s.amis[1], 2, ""));
-    let apply = workdir.terraform(&["apply", "-auto-approve", "-input=false", "-no-color"]);
-    assert!(!apply.success(), "{apply}");
-    apply.assert_error_at("App Name In Use", r#"name                 = "web""#);
-    assert!(apply.stderr.contains(&serving) && apply.stderr.contains("import"), "{apply}");
-    let requests = s.account.requests().expect("requests");
-    assert!(tests::mutating(&requests).is_empty(), "nothing changed in AWS: {requests:?}");
-    let (open, running) = app_footprint(&s.account, "web");
-    assert_eq!(open, vec![serving], "the serving fleet stays");
-    let (mut running, mut instances) = (running, instances);
-    running.sort();
-    instances.sort();
-    assert_eq!(running, instances, "its instances stay");
-}
-
 /// A workdir with the app deployed from the older AMI at capacity 2.
 pub(super) fn deployed(s: &Setup) -> Workdir {
     let workdir = Workdir::new(&s.account);

@@ -75,6 +75,22 @@ fn a_replacement_with_create_before_destroy_serves_throughout() {
     assert!(!workdir.plan_has_changes().expect("plan"), "converged");
 }
 
+/// Applies `workdir` (whose app `web` another object owns) and asserts what a refused
+/// create must do: fail at plan with `App Name In Use`, naming the serving `fleet` and
+/// the import, with no mutating request, `fleet` still serving alone.
+fn assert_refused(workdir: &Workdir, fleet: &str) {
+    let account = workdir.account();
+    account.reset_requests().expect("reset");
+    let apply = workdir.terraform(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    assert!(!apply.success(), "{apply}");
+    apply.assert_error_at("App Name In Use", r#"name                 = "web""#);
+    assert!(apply.stderr.contains(fleet) && apply.stderr.contains("import"), "{apply}");
+    let requests = account.requests().expect("requests");
+    assert!(mutating(&requests).is_empty(), "nothing changed in AWS: {requests:?}");
+    let (open, _) = app_footprint(account, "web");
+    assert_eq!(open, vec![fleet.to_owned()], "the owner's fleet alone serves");
+}
+
 /// A second state with an app of the same name fails at plan time, pointing at the
 /// import that would move the app, and changes nothing; the first state still plans
 /// no change.
@@ -88,18 +104,27 @@ fn a_second_state_cannot_take_an_app_by_its_name() {
     let second = Workdir::new(&s.account);
     second.write("main.tf", &config(&s.amis[1], 2, ""));
     second.init().expect("init");
-    s.account.reset_requests().expect("reset");
-    let apply = second.terraform(&["apply", "-auto-approve", "-input=false", "-no-color"]);
-    assert!(!apply.success(), "{apply}");
-    apply.assert_error_at("App Name In Use", r#"name                 = "web""#);
-    assert!(apply.stderr.contains(&fleet) && apply.stderr.contains("import"), "{apply}");
-    let requests = s.account.requests().expect("requests");
-    assert!(mutating(&requests).is_empty(), "nothing changed in AWS: {requests:?}");
-
+    assert_refused(&second, &fleet);
     assert_eq!(fleet_owner(&s.account, &fleet), owner, "the fleet keeps its owner");
-    let (open, _) = app_footprint(&s.account, "web");
-    assert_eq!(open, vec![fleet], "the first state's fleet alone serves");
     assert!(!first.plan_has_changes().expect("plan"), "the first state has nothing to change");
+}
+
+/// `terraform state rm` drops the app from the state while its fleet serves: the
+/// fleet carries the owner of the object that was in the state, so the next plan
+/// fails with a pointer to import, and changes nothing in AWS.
+#[test]
+fn an_app_removed_from_its_state_is_not_taken_over_by_a_plan() {
+    let s = setup();
+    let workdir = deployed(&s);
+    let serving = out_str(&workdir, "fleet_id");
+    let mut instances = out_list(&workdir, "instance_ids");
+    workdir.run_ok(&["state", "rm", "immutable_app.web"]).expect("state rm");
+    workdir.write("main.tf", &config(&s.amis[1], 2, ""));
+    assert_refused(&workdir, &serving);
+    let (_, mut running) = app_footprint(&s.account, "web");
+    running.sort();
+    instances.sort();
+    assert_eq!(running, instances, "its instances stay");
 }
 
 /// Two resources of one configuration with the same app name: the plan fails before

@@ -7,7 +7,7 @@ use aws_sdk_ec2::types::{
     LaunchTemplateEbsBlockDeviceRequest, LaunchTemplateHttpTokensState,
     LaunchTemplateIamInstanceProfileSpecificationRequest, LaunchTemplateInstanceMetadataEndpointState,
     LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateTagSpecificationRequest,
-    RequestLaunchTemplateData, ResourceType, TagSpecification, VolumeType,
+    LaunchTemplateVersion, RequestLaunchTemplateData, ResourceType, TagSpecification, VolumeType,
 };
 use base64::Engine as _;
 use conventions::fleet_tags;
@@ -173,15 +173,8 @@ pub async fn retag_launches(
     removed: &[String],
 ) -> Result<(), AwsError> {
     let action = format!("re-tagging what launch template {template_id} launches");
-    let out = ec2
-        .describe_launch_template_versions()
-        .launch_template_id(template_id)
-        .versions("$Latest")
-        .send()
-        .await
-        .map_err(|e| AwsError::new(&action, &e))?;
-    let Some(latest) = out.launch_template_versions().first() else {
-        return Err(AwsError::plain(action, "the template has no version"));
+    let Some(latest) = latest_version(ec2, template_id).await? else {
+        return Err(AwsError::plain(action, "the template is gone"));
     };
     let specs = latest.launch_template_data().map(|d| d.tag_specifications()).unwrap_or_default();
     let specs = specs
@@ -212,8 +205,11 @@ pub async fn retag_launches(
     Ok(())
 }
 
-/// The user data of the template's latest version, decoded.
-pub async fn user_data(ec2: &aws_sdk_ec2::Client, template_id: &str) -> Result<Option<String>, AwsError> {
+/// The template's latest version (the one the app's fleet launches from).
+async fn latest_version(
+    ec2: &aws_sdk_ec2::Client,
+    template_id: &str,
+) -> Result<Option<LaunchTemplateVersion>, AwsError> {
     let out = ec2
         .describe_launch_template_versions()
         .launch_template_id(template_id)
@@ -222,10 +218,14 @@ pub async fn user_data(ec2: &aws_sdk_ec2::Client, template_id: &str) -> Result<O
         .await
         .map_err(|e| AwsError::new(format!("describing launch template {template_id}"), &e))
         .or_not_found(NOT_FOUND)?;
-    Ok(out.and_then(|out| {
-        out.launch_template_versions()
-            .first()
-            .and_then(|v| v.launch_template_data())
+    Ok(out.and_then(|out| out.launch_template_versions().first().cloned()))
+}
+
+/// The user data of the template's latest version, decoded.
+pub async fn user_data(ec2: &aws_sdk_ec2::Client, template_id: &str) -> Result<Option<String>, AwsError> {
+    Ok(latest_version(ec2, template_id).await?.and_then(|version| {
+        version
+            .launch_template_data()
             .and_then(|d| d.user_data())
             .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
             .and_then(|bytes| String::from_utf8(bytes).ok())

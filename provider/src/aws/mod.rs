@@ -76,34 +76,28 @@ impl Clients {
                     .to_owned(),
             });
         };
-        let mut ec2 = aws_sdk_ec2::config::Builder::from(&sdk)
-            .retry_partition(retry_partition())
-            .interceptor(attempts::Attempts)
-            .retry_classifier(attempts::RefusedIsFinal);
-        if let Some(url) = model.endpoints.as_ref().and_then(|e| e.ec2.clone()) {
-            ec2 = ec2.endpoint_url(url);
+        let endpoints = model.endpoints.clone().unwrap_or_default();
+        // Every service's client the same way: the retry partition, the attempts
+        // interceptor and classifier, the endpoint override.
+        macro_rules! client {
+            ($service:ident, $endpoint:expr) => {{
+                let mut config = $service::config::Builder::from(&sdk)
+                    .retry_partition(retry_partition())
+                    .interceptor(attempts::Attempts)
+                    .retry_classifier(attempts::RefusedIsFinal);
+                if let Some(url) = $endpoint {
+                    config = config.endpoint_url(url);
+                }
+                $service::Client::from_conf(config.build())
+            }};
         }
-        let mut elbv2 = aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk)
-            .retry_partition(retry_partition())
-            .interceptor(attempts::Attempts)
-            .retry_classifier(attempts::RefusedIsFinal);
-        if let Some(url) = model.endpoints.as_ref().and_then(|e| e.elbv2.clone()) {
-            elbv2 = elbv2.endpoint_url(url);
-        }
-        let mut iam = aws_sdk_iam::config::Builder::from(&sdk)
-            .retry_partition(retry_partition())
-            .interceptor(attempts::Attempts)
-            .retry_classifier(attempts::RefusedIsFinal);
-        if let Some(url) = model.endpoints.as_ref().and_then(|e| e.iam.clone()) {
-            iam = iam.endpoint_url(url);
-        }
-        let ec2 = aws_sdk_ec2::Client::from_conf(ec2.build());
-        let elbv2 = aws_sdk_elasticloadbalancingv2::Client::from_conf(elbv2.build());
+        let ec2 = client!(aws_sdk_ec2, endpoints.ec2);
+        let elbv2 = client!(aws_sdk_elasticloadbalancingv2, endpoints.elbv2);
         Ok(Self {
             reads: std::sync::Arc::new(reads::Reads::new(ec2.clone(), elbv2.clone())),
             ec2,
             elbv2,
-            iam: aws_sdk_iam::Client::from_conf(iam.build()),
+            iam: client!(aws_sdk_iam, endpoints.iam),
             region,
             default_tags: model.default_tags.known().cloned().unwrap_or_default(),
             credentials: sdk.credentials_provider(),
