@@ -60,6 +60,8 @@ impl Provider for ImmutableProvider {
         config: &Value,
         diags: &mut Diagnostics,
     ) {
+        // Terraform configures the provider at the start of every run.
+        resource::app::new_run();
         config::configure(ctx, &self.shared, config, diags).await;
     }
 

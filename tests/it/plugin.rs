@@ -89,9 +89,10 @@ fn refuses_clients_without_terraforms_certificate() {
 fn debug_mode_serves_terraform_through_reattach() {
     let aws = LocalAws::shared();
     let account = aws.account();
-    runtime().block_on(async {
+    let ami = runtime().block_on(async {
         let ec2 = account.ec2().await;
-        seed_lineage(&ec2, &[LayerSeed::new("debugged", "Debugged", "d".repeat(40))]).await;
+        tests::core_infra(&account).await.expect("core infrastructure");
+        seed_lineage(&ec2, &[LayerSeed::new("debugged", "Debugged", "d".repeat(40))]).await.remove(0)
     });
 
     let mut child = Command::new(provider_binary())
@@ -117,29 +118,31 @@ fn debug_mode_serves_terraform_through_reattach() {
     assert_eq!(entry["ProtocolVersion"], 6, "{parsed}");
     assert_eq!(entry["Addr"]["Network"], "tcp", "{parsed}");
 
+    // One process serves every run: the plan and the apply of a new app (whose
+    // duplicate-name check must not see the apply's plan as a second resource), and
+    // the plan after.
     let workdir = Workdir::new(&account);
     workdir.write(
         "main.tf",
-        r#"
-terraform {
-  required_providers {
-    immutable = { source = "terraform.local/immutable/immutable" }
-  }
-}
+        &(tests::web_app_config(&ami, 1, "5s", "")
+            + r#"
 data "immutable_ami" "x" {
   layer = "debugged"
 }
 output "layer" {
   value = data.immutable_ami.x.lineage[0].layer
 }
-"#,
+"#),
     );
     let env = [("TF_REATTACH_PROVIDERS", reattach.as_str())];
     let init = workdir.terraform_with_env(&["init", "-no-color"], &env);
     assert!(init.success(), "{init}");
     let apply = workdir.terraform_with_env(&["apply", "-auto-approve", "-no-color"], &env);
+    let plan = workdir.terraform_with_env(&["plan", "-no-color", "-detailed-exitcode"], &env);
     let _ = child.kill();
     let _ = child.wait();
     assert!(apply.success(), "{apply}");
     assert!(apply.stdout.contains("layer = \"debugged\""), "{apply}");
+    assert!(apply.stdout.contains("1 added"), "{apply}");
+    assert_eq!(plan.status.code(), Some(0), "nothing left to change:\n{plan}");
 }

@@ -38,7 +38,12 @@ pub(crate) struct ProviderService {
     resources: HashMap<String, Entry<dyn Resource>>,
     data_sources: HashMap<String, Entry<dyn DataSource>>,
     functions: HashMap<String, (Arc<dyn Function>, Signature)>,
-    stop: CancellationToken,
+    /// Cancelled when the process must stop everything (Terraform is gone).
+    stop_root: CancellationToken,
+    /// The stop of the current Terraform run, a child of `stop_root`: StopProvider
+    /// cancels it, and the next ConfigureProvider (a new run of a long-lived process,
+    /// as in debug mode) starts a fresh one.
+    stop: std::sync::Mutex<CancellationToken>,
     /// ApplyResourceChange calls in progress (see [`ProviderService::applying`]).
     applying: Arc<AtomicUsize>,
 }
@@ -80,7 +85,22 @@ impl ProviderService {
             .map(|f| (f.name().to_owned(), (f.clone(), f.signature())))
             .collect();
         let applying = Arc::new(AtomicUsize::new(0));
-        Self { provider, provider_schema, provider_type, resources, data_sources, functions, stop, applying }
+        Self {
+            provider,
+            provider_schema,
+            provider_type,
+            resources,
+            data_sources,
+            functions,
+            stop: std::sync::Mutex::new(stop.child_token()),
+            stop_root: stop,
+            applying,
+        }
+    }
+
+    /// The current run's stop.
+    fn stop(&self) -> CancellationToken {
+        self.stop.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// How many ApplyResourceChange calls are in progress: the ones that change
@@ -90,7 +110,7 @@ impl ProviderService {
     }
 
     fn ctx(&self) -> Context {
-        Context { stop: self.stop.clone() }
+        Context { stop: self.stop() }
     }
 
     /// Runs `work` unless Terraform asks the provider to stop first (Ctrl-C). Plans,
@@ -98,10 +118,11 @@ impl ProviderService {
     /// (a retry's pause, a request that gets no answer); applies see the stop through
     /// their [`Context`] and finish or roll back what they started.
     async fn or_stopped<T>(&self, what: &str, work: impl Future<Output = T>) -> Result<T, Diagnostics> {
+        let stop = self.stop();
         tokio::select! {
             biased;
             out = work => Ok(out),
-            () = self.stop.cancelled() => Err(Diagnostic::error(
+            () = stop.cancelled() => Err(Diagnostic::error(
                 "Stopped",
                 format!("Terraform asked the provider to stop; the {what} was abandoned, and nothing was changed"),
             )
@@ -513,6 +534,13 @@ impl ProviderRpc for ProviderService {
         req: Request<pb::configure_provider::Request>,
     ) -> Result<Response<pb::configure_provider::Response>, Status> {
         let req = req.into_inner();
+        {
+            // A new run: a stop asked for in an earlier one no longer applies.
+            let mut stop = self.stop.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if stop.is_cancelled() {
+                *stop = self.stop_root.child_token();
+            }
+        }
         let result = async {
             let config = decode(req.config.as_ref(), &self.provider_type, "provider configuration")?;
             let mut diags = Diagnostics::new();
@@ -639,7 +667,7 @@ impl ProviderRpc for ProviderService {
         _: Request<pb::stop_provider::Request>,
     ) -> Result<Response<pb::stop_provider::Response>, Status> {
         tracing::info!("stop requested: cancelling operations in progress");
-        self.stop.cancel();
+        self.stop().cancel();
         Ok(Response::new(pb::stop_provider::Response::default()))
     }
 }
@@ -784,6 +812,16 @@ mod tests {
             .expect("task")
             .expect("response");
         assert_eq!(summaries(&response.diagnostics), ["Stopped"]);
+
+        // The next run of the same process (debug mode) starts unstopped.
+        let configure = pb::configure_provider::Request {
+            config: msgpack(&Value::Object(Default::default())),
+            ..Default::default()
+        };
+        ProviderRpc::configure_provider(&*svc, Request::new(configure)).await.expect("configure");
+        assert!(!svc.ctx().stop.is_cancelled(), "a new run is not stopped");
+        svc.stop_root.cancel();
+        assert!(svc.ctx().stop.is_cancelled(), "stopping the process stops the run");
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ mod model;
 mod ownership;
 mod schema;
 
+pub use ownership::new_run;
 pub use schema::{DEFAULT_FLEET_ROLE, TYPE_NAME};
 
 use crate::aws::Clients;

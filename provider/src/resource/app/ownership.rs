@@ -14,7 +14,7 @@
 //! without it, so the plan also leaves a note on this machine ([`Replacements`]).
 
 use crate::aws::fleets::Fleet;
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -145,20 +145,22 @@ impl Default for Replacements {
     }
 }
 
-/// Plans of new apps made by this process, by region and name: two resources of one
-/// configuration with the same `name` are planned by the same process, one after the
-/// other. Entries expire, so that a long-lived process (debug mode) does not see a
-/// later plan of the same app as a second resource.
-static PLANNED: Mutex<Option<HashMap<(String, String), SystemTime>>> = Mutex::new(None);
-const PLANNED_FOR: Duration = Duration::from_secs(30);
+/// Plans of new apps in this Terraform run, by region and name: two resources of one
+/// configuration with the same `name` are planned by the same process in the same
+/// run. A run starts with the provider's configuration ([`new_run`]), so a
+/// long-lived process (debug mode) does not see the next run's plan of the same app
+/// as a second resource.
+static PLANNED: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
 
 /// Records the plan of a new app named `app`; `false` when another one was planned
-/// under this name moments ago.
+/// under this name in this run.
 pub fn first_plan_of(region: &str, app: &str) -> bool {
-    let mut planned = PLANNED.lock().unwrap_or_else(PoisonError::into_inner);
-    let planned = planned.get_or_insert_with(HashMap::new);
-    planned.retain(|_, at| at.elapsed().is_ok_and(|age| age < PLANNED_FOR));
-    planned.insert((region.to_owned(), app.to_owned()), SystemTime::now()).is_none()
+    PLANNED.lock().unwrap_or_else(PoisonError::into_inner).insert((region.to_owned(), app.to_owned()))
+}
+
+/// Starts a Terraform run (each plan and apply configures the provider first).
+pub fn new_run() {
+    PLANNED.lock().unwrap_or_else(PoisonError::into_inner).clear();
 }
 
 #[cfg(test)]
