@@ -1,7 +1,7 @@
 //! Killing Terraform or the provider at a chosen point of an apply.
 //!
 //! [`Account::hold`] asks the emulator to hold an account's requests for one action
-//! (`scripts/moto_launcher.py`, "Holding requests"): the client blocks in that call,
+//! (`scripts/emulator/holds.py`): the client blocks in that call,
 //! so a test knows exactly where it is when it kills it. [`RunningTerraform`] runs
 //! `terraform` in the background in a [`Workdir`] and finds its provider process.
 

@@ -12,6 +12,7 @@
 //! The same harness backs the integration tests (`tests/it`) and the demo and
 //! benchmark commands of `cargo xtask`.
 
+mod behaviour;
 mod builders;
 mod crash;
 mod faults;
@@ -22,6 +23,7 @@ mod requests;
 mod seed;
 mod terraform;
 
+pub use behaviour::{TEST_CLOCK_SCALE, realistic_health, scaled};
 pub use builders::{BUILDER_TAG, BuilderPlayer, builder_instances, stand_in_packer};
 pub use crash::{Hold, RunningTerraform, children, is_alive, kill9, parent_of, wait_until};
 pub use faults::{FAULT_SEED_ENV, FaultCounts, FaultKind, FaultPlan, FaultProxy, fault_seed};

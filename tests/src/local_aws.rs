@@ -14,7 +14,7 @@ use aws_sdk_ec2::config::{Credentials, Region};
 use crate::paths::repo_root;
 
 /// Access key ids handed out by [`LocalAws::account`] are this prefix followed by
-/// the 12-digit account id. The emulator's launcher (`scripts/moto_launcher.py`)
+/// the 12-digit account id. The emulator (`scripts/emulator/fixes.py`)
 /// maps such a key to that account, so every key is its own isolated account.
 pub const ACCESS_KEY_PREFIX: &str = "AKIAMOTO";
 

@@ -1,6 +1,6 @@
 //! What each account asked AWS to do, as counted by the emulator.
 //!
-//! The emulator's launcher (`scripts/moto_launcher.py`, "Request accounting")
+//! The emulator (`scripts/emulator/accounting.py`)
 //! counts every request it receives under its account as `"<service>:<Action>"`,
 //! e.g. `"ec2:DescribeImages"` or `"elbv2:CreateTargetGroup"`, and serves the counts
 //! on `GET /_immutable/requests?account=ID` (reset with `POST .../reset`). With
@@ -145,6 +145,17 @@ fn parse_stats(body: &str) -> anyhow::Result<RequestStats> {
 /// One HTTP/1.1 request without a body to `endpoint` (`http://HOST:PORT`); the
 /// response body when the status is 200.
 pub(crate) fn http_call(endpoint: &str, method: &str, target: &str) -> anyhow::Result<String> {
+    http_call_with(endpoint, method, target, "")
+}
+
+/// An HTTP/1.1 call to the emulator's control paths with a JSON `body` (may be
+/// empty); the body of a 200 answer, or an error with the status and body.
+pub(crate) fn http_call_with(
+    endpoint: &str,
+    method: &str,
+    target: &str,
+    body: &str,
+) -> anyhow::Result<String> {
     let authority = endpoint
         .strip_prefix("http://")
         .with_context(|| format!("not an http:// endpoint: {endpoint}"))?
@@ -153,7 +164,8 @@ pub(crate) fn http_call(endpoint: &str, method: &str, target: &str) -> anyhow::R
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,
-        "{method} {target} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).context("reading the response")?;

@@ -60,11 +60,11 @@ fn children_of(parent: u32) -> Vec<(u32, String)> {
         .collect()
 }
 
-/// The emulator's server process: the child of this process running the launcher.
+/// The emulator's server process: the child of this process running `python -m emulator`.
 pub fn emulator_pid() -> Option<u32> {
     children_of(std::process::id()).into_iter().map(|(pid, _)| pid).find(|pid| {
         std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("moto_launcher"))
+            .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("-m\0emulator"))
     })
 }
 

@@ -1,0 +1,28 @@
+"""The local AWS emulator of the end-to-end tests: moto in server mode on 127.0.0.1,
+made to behave like AWS where the provider's behaviour depends on it.
+
+Modules, in the order they are installed:
+
+    core        request classification, the server, routes and wrappers
+    fixes       corrections of moto where it answers otherwise than AWS (always on)
+    accounting  requests counted and timed per account (/_immutable/requests)
+    holds       requests held at an exact point for crash tests (/_immutable/hold)
+    switches    behaviours switched on per account, the scaled clock
+                (/_immutable/behaviour)
+    throttling  EC2's and ELBv2's per-account request token buckets (/_immutable/throttled)
+    elb         target health (from tags, or timed as an ALB computes it) and draining
+
+Every module that changes an answer says what AWS does and cites where AWS documents
+it. Run with ``python -m emulator`` (``scripts/local-aws serve`` does).
+"""
+
+from . import accounting, elb, fixes, holds, switches, throttling
+
+MODULES = [
+    fixes,
+    accounting,
+    holds,
+    switches,
+    throttling,
+    elb,
+]
