@@ -20,6 +20,8 @@ pub(super) struct Setup {
 pub(super) fn setup() -> Setup {
     let account = LocalAws::shared().account();
     let commits = ["1".repeat(40), "2".repeat(40)];
+    // Targets take AWS's time to turn healthy and to drain, on the test clock.
+    account.behave(tests::realistic_health()).expect("realistic target health");
     let (infra, amis) = runtime().block_on(async {
         let infra = core_infra(&account).await.expect("core infrastructure");
         let ec2 = account.ec2().await;

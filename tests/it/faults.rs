@@ -209,6 +209,8 @@ struct App {
 
 fn app_setup() -> App {
     let account = LocalAws::shared().account();
+    // Targets take AWS's time to turn healthy and to drain, on the test clock.
+    account.behave(tests::realistic_health()).expect("realistic target health");
     let (infra, amis) = runtime().block_on(async {
         let infra = core_infra(&account).await.expect("core infrastructure");
         let ec2 = account.ec2().await;

@@ -3,6 +3,7 @@ mod app;
 mod corpus;
 mod crash;
 mod data_ami;
+mod emulator_elb;
 mod endpoints;
 mod faults;
 mod functions;
