@@ -93,7 +93,13 @@ pub struct Backoff {
     /// Whether the first poll (and the first after a reset) is at once.
     immediate_first: bool,
     immediate: bool,
+    /// When the awaited state is due, if known (see [`Backoff::expecting`]).
+    expected: Option<Instant>,
 }
+
+/// How long after an expected moment the poll for it is made: AWS's own clock and
+/// the request's way there are not exact.
+const AFTER_EXPECTED: Duration = Duration::from_millis(100);
 
 impl Backoff {
     /// A rollout: the first poll at once, then 250 ms growing by half up to 3 s. A real
@@ -110,7 +116,17 @@ impl Backoff {
     }
 
     pub fn new(start: Duration, max: Duration, immediate: bool) -> Self {
-        Self { start, max, next: start, immediate_first: immediate, immediate }
+        Self { start, max, next: start, immediate_first: immediate, immediate, expected: None }
+    }
+
+    /// The awaited state is due at `at` (the end of a delay AWS announced, such as a
+    /// target group's deregistration delay): the poll that would come after it comes
+    /// just after it instead, so the state is seen at once rather than up to one
+    /// back-off step late. Polls before it keep their pace (AWS may finish early).
+    #[must_use]
+    pub fn expecting(mut self, at: Instant) -> Self {
+        self.expected = Some(at + AFTER_EXPECTED);
+        self
     }
 
     pub fn next_delay(&mut self) -> Duration {
@@ -119,6 +135,15 @@ impl Backoff {
         }
         let delay = self.next;
         self.next = (self.next * 3 / 2).min(self.max);
+        if let Some(due) = self.expected {
+            let now = Instant::now();
+            if due <= now {
+                self.expected = None;
+            } else if now + delay > due {
+                self.expected = None;
+                return due - now;
+            }
+        }
         delay
     }
 
@@ -230,6 +255,26 @@ mod tests {
         rollout.reset();
         assert_eq!(rollout.next_delay(), Duration::ZERO, "after a reset, at once again");
         assert_eq!(rollout.next_delay(), Duration::from_millis(250));
+    }
+
+    /// A poll lands just after the expected moment, then the back-off goes on.
+    #[tokio::test(start_paused = true)]
+    async fn an_expected_moment_gets_a_poll_just_after_it() {
+        let started = Instant::now();
+        let mut backoff = Backoff::rollout().expecting(started + Duration::from_millis(10_000));
+        let mut at = Duration::ZERO;
+        let mut polls = Vec::new();
+        for _ in 0..12 {
+            at += backoff.next_delay();
+            tokio::time::advance(at - started.elapsed()).await;
+            polls.push(at.as_millis());
+        }
+        // 0, 250, 625, ... growing by half to 3 s; the poll that would land past 10 s
+        // lands at 10.1 s instead, and the pace goes on from there.
+        assert!(polls.contains(&10_100), "{polls:?}");
+        let before = polls.iter().filter(|&&p| p < 10_100).count();
+        assert_eq!(polls[..before], [0, 250, 625, 1187, 2031, 3296, 5195, 8042]);
+        assert_eq!(polls[before + 1] - polls[before], 3000, "{polls:?}");
     }
 
     /// On a paused clock the waits take no real time: the waiter polls until the

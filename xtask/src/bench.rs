@@ -14,11 +14,12 @@ const SCHEMA_CALLS: usize = 200;
 const PLANS: usize = 5;
 
 /// The parts of the benchmark, in the order they run; `--only` picks some.
-const SECTIONS: [(&str, &str); 5] = [
+const SECTIONS: [(&str, &str); 6] = [
     ("startup", "exec to handshake, GetProviderSchema latency, RSS"),
     ("lineage", "terraform plan of examples/terraform/lineage"),
     ("plan", "terraform plan over N applied immutable_app, and its AWS requests"),
     ("rollout", "blue/green rollout of one app: orchestration overhead"),
+    ("timed-rollout", "blue/green rollout of one app on AWS's health timing, against the physical floor"),
     ("codegen", "immutable-codegen packer over a 1,000-layer file"),
 ];
 
@@ -28,7 +29,7 @@ const DEFAULT_SIZES: [usize; 3] = [1, 10, 100];
 pub const USAGE: &str = "\
 cargo xtask bench [--only SECTION,...] [--sizes N,...] [--runs K]
 
-  --only    run only these sections (startup, lineage, plan, rollout, codegen)
+    --only    run only these sections (startup, lineage, plan, rollout, timed-rollout, codegen)
   --sizes   numbers of applied apps for the plan section (default 1,10,100)
   --runs    timed repetitions of each plan and rollout (default 5)
 
@@ -129,7 +130,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let binary = crate::build_provider(crate::Profile::Release)?;
     tests::use_provider_binary(binary.clone());
     let runtime = tokio::runtime::Runtime::new()?;
-    let needs_emulator = options.sections.iter().any(|s| matches!(*s, "lineage" | "plan" | "rollout"));
+    let needs_emulator =
+        options.sections.iter().any(|s| matches!(*s, "lineage" | "plan" | "rollout" | "timed-rollout"));
     let aws = if needs_emulator {
         progress("starting the local AWS emulator");
         Some(LocalAws::start()?)
@@ -147,6 +149,7 @@ pub fn run(args: &[String]) -> Result<()> {
             "lineage" => Findings { rows: vec![plan_time(&runtime, aws()?)?], details: vec![] },
             "plan" => crate::bench_plan::run(aws()?, &runtime, &options.sizes, options.runs)?,
             "rollout" => crate::bench_rollout::run(aws()?, &runtime, options.runs)?,
+            "timed-rollout" => crate::bench_timed::run(aws()?, &runtime, options.runs.min(3))?,
             "codegen" => {
                 let (what, measured, baseline, ratio) = crate::bench_codegen::codegen_row()?;
                 Findings { rows: vec![Row { what, measured, baseline, ratio }], details: vec![] }
@@ -379,7 +382,7 @@ mod unit {
     #[test]
     fn no_options_run_everything_and_may_write_the_report() {
         let all = options(&[]).expect("defaults");
-        assert_eq!(all.sections, ["startup", "lineage", "plan", "rollout", "codegen"]);
+        assert_eq!(all.sections, ["startup", "lineage", "plan", "rollout", "timed-rollout", "codegen"]);
         assert_eq!((all.sizes, all.runs, all.complete), (vec![1, 10, 100], PLANS, true));
     }
 

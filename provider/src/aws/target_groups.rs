@@ -85,6 +85,24 @@ async fn describe(
 }
 
 /// Health of `instances` (or of every registered target when `None`).
+/// The group's deregistration delay (`deregistration_delay.timeout_seconds`): how long
+/// a deregistered target drains at most.
+pub async fn deregistration_delay(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    target_group_arn: &str,
+) -> Result<Option<std::time::Duration>, AwsError> {
+    let out =
+        elb.describe_target_group_attributes().target_group_arn(target_group_arn).send().await.map_err(
+            |e| AwsError::new(format!("reading the attributes of {}", short(target_group_arn)), &e),
+        )?;
+    Ok(out
+        .attributes()
+        .iter()
+        .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+        .and_then(|a| a.value()?.parse::<u64>().ok())
+        .map(std::time::Duration::from_secs))
+}
+
 pub async fn health(
     elb: &aws_sdk_elasticloadbalancingv2::Client,
     target_group_arn: &str,

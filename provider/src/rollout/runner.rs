@@ -263,10 +263,22 @@ impl Runner<'_> {
         Ok(Observation::Health { instances: status.instances, by_group })
     }
 
-    /// Waits until no blue target is still draining, or `limit`.
+    /// Waits until no blue target is still draining, or `limit`. AWS ends a drain at the
+    /// latest when the group's deregistration delay has passed (sooner when the target
+    /// has no connection left), so a poll is made just after that moment.
     async fn wait_drained(&self, instances: &[String], limit: Duration) -> Observation {
-        let limits = self.limits.until(Instant::now() + limit);
-        let drained = poll_until(&limits, Backoff::rollout(), "draining the old fleet", || async {
+        let started = Instant::now();
+        let limits = self.limits.until(started + limit);
+        let mut delay = Duration::ZERO;
+        for group in &self.spec.target_group_arns {
+            match target_groups::deregistration_delay(&self.clients.elbv2, group).await {
+                Ok(found) => delay = delay.max(found.unwrap_or_default()),
+                // Unknown: polls at the usual pace find the end.
+                Err(e) => tracing::debug!("{e}"),
+            }
+        }
+        let backoff = Backoff::rollout().expecting(started + delay.min(limit));
+        let drained = poll_until(&limits, backoff, "draining the old fleet", || async {
             let mut draining = 0;
             for group in &self.spec.target_group_arns {
                 match target_groups::health(&self.clients.elbv2, group, None).await {
