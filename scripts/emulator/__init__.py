@@ -11,12 +11,13 @@ Modules, in the order they are installed:
                 (/_immutable/behaviour)
     throttling  EC2's and ELBv2's per-account request token buckets (/_immutable/throttled)
     elb         target health (from tags, or timed as an ALB computes it) and draining
+    spot        Spot interruptions and capacity, IMDS (/_immutable/spot, /_immutable/imds)
 
 Every module that changes an answer says what AWS does and cites where AWS documents
 it. Run with ``python -m emulator`` (``scripts/local-aws serve`` does).
 """
 
-from . import accounting, elb, fixes, holds, switches, throttling
+from . import accounting, elb, fixes, holds, spot, switches, throttling
 
 MODULES = [
     fixes,
@@ -25,4 +26,5 @@ MODULES = [
     switches,
     throttling,
     elb,
+    spot,
 ]

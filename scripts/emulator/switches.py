@@ -16,7 +16,12 @@ moto answers, corrected by ``fixes``):
                             buckets (see ``throttling``); an object of
                             {"<service>:<Action>": [bucket size, refill per second]}
                             switches them on with those buckets replaced.
-    spot              {}    Spot interruptions and capacity (see ``spot``).
+    spot              {}    Spot interruptions and capacity (see ``spot``):
+                            {"interruptions_per_minute": x} interrupts a share x of
+                            the running Spot Instances per AWS minute ("seed": n
+                            picks them reproducibly); {"no_capacity": [{"instance_type":
+                            "t3.small", "zone": "eu-west-1a"}, ...]} ("zone" optional)
+                            leaves those Spot pools without capacity.
 
     GET  /_immutable/behaviour?account=ID        -> the account's settings
     POST /_immutable/behaviour?account=ID        JSON object: the settings to change

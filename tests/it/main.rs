@@ -4,6 +4,7 @@ mod corpus;
 mod crash;
 mod data_ami;
 mod emulator_elb;
+mod emulator_spot;
 mod emulator_throttling;
 mod endpoints;
 mod faults;

@@ -1,0 +1,1166 @@
+"""Spot interruptions, the instance metadata a Spot Instance reads them from, Spot
+Fleets that keep their target capacity, and Spot capacity that runs out.
+
+Moto never interrupts a Spot Instance, serves no instance metadata, never replaces
+an instance of a Spot Fleet, has capacity for everything, and has no
+DescribeSpotFleetRequestHistory. Here, per account (every time is on the account's
+scaled clock, ``switches``: ``clock_scale``):
+
+Interruptions
+-------------
+    POST /_immutable/spot/interrupt?account=ID&instance=i-...[&rebalance_lead=AWS_SECONDS]
+         -> the interruption (as listed below); 404 for an unknown instance, 400 for
+            one that is not a Spot Instance or does not terminate on interruption,
+            409 for one that is not running or is being interrupted already
+    GET  /_immutable/spot?account=ID
+         -> {"now": ..., "interruptions": [{"instance", "region", "fleet", "cause"
+            ("request" or "random"), "state" ("scheduled", "noticed", "terminated",
+            or "gone": stopped or terminated otherwise first), "rebalance_time",
+            "notice_time", "termination_time" (UTC, milliseconds), and the same as
+            "..._epoch" seconds}, ...]}
+
+AWS: "A Spot Instance interruption notice is a warning that is issued two minutes
+before Amazon EC2 stops or terminates your Spot Instance", and "If your Spot Instance
+is marked to be stopped or terminated by Amazon EC2, the instance-action item is
+present in your instance metadata", as {"action": "terminate", "time":
+"2017-09-18T08:22:00Z"}, the approximate time of the action; otherwise the item "is
+not present ... and you receive an HTTP 404 error". The older spot/termination-time
+item holds the same time (Amazon EC2 User Guide, "Spot Instance interruption
+notices",
+https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-instance-termination-notices.html).
+An interruption of instance I, requested at instant T:
+
+  - without rebalance_lead: the notice is posted at T; I is terminated at T + 120
+    AWS seconds, the notice's "time";
+  - with rebalance_lead=L (AWS seconds, L >= 0): the rebalance recommendation is
+    posted at T (events/recommendations/rebalance = {"noticeTime": T}); the
+    interruption notice follows at T + L; I is terminated at T + L + 120. AWS: the
+    recommendation "can arrive sooner than the two-minute Spot Instance interruption
+    notice", or "along with" it (L = 0) (Amazon EC2 User Guide, "EC2 instance
+    rebalance recommendations",
+    https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/rebalance-recommendations.html).
+
+Only Spot Instances that are running and whose interruption behaviour is terminate
+(the default, and what Spot Fleet requests of the provider use) are interrupted.
+
+When the notice is posted, the instance's Spot request gets the status code
+instance-terminated-no-capacity, its state closed (one-time request) or open
+(persistent): "When Amazon EC2 interrupts a Spot Instance if it needs the capacity
+back and the instance is configured to terminate on interruption, the status is
+immediately set to instance-terminated-no-capacity ... However, the instance remains
+in the running state for 2 minutes ... After 2 minutes, the instance state is set to
+terminated" (Amazon EC2 User Guide, "Spot request status",
+https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-request-status.html).
+An interruption here is Amazon EC2 taking its capacity back; the -by-price codes
+(the Spot price above a maximum price) are not emulated. The status message reads as
+AWS words it for that code: "Your Spot instance was terminated because there is no
+Spot capacity available that matches your request."
+
+At the termination time the instance is terminated (state transition reason
+"Service initiated (<time> GMT)") with the state reason
+Server.SpotInstanceTermination, the code that marks an interrupted, terminated Spot
+Instance (Amazon EC2 User Guide, "Find interrupted Spot Instances",
+https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/finding-an-interrupted-Spot-Instance.html;
+Amazon EC2 API Reference, StateReason,
+https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_StateReason.html), leaves
+its target groups as any terminated instance does, and its fleet's history records
+it (below).
+
+Random interruptions: the setting ``spot`` = {"interruptions_per_minute": x} (a
+number >= 0, optional "seed": an integer) interrupts, per AWS minute, a share x of
+the account's running Spot Instances that are not being interrupted already (x = 0.5:
+half of them a minute). Shares accumulate between requests; which instances go is
+drawn by a generator seeded with the seed and the account id, from the candidates in
+instance-id order. Each is interrupted as above, without a rebalance recommendation.
+
+Spot Fleet
+----------
+A fleet's type comes from its request (RequestSpotFleet Type, default maintain).
+AWS: "When this value is maintain, the Spot Fleet maintains the target capacity. The
+Spot Fleet places the required requests to meet capacity and automatically
+replenishes any interrupted instances." With request, it "does not attempt to
+replenish Spot Instances if capacity is diminished, nor does it submit requests in
+alternative Spot pools if capacity is not available" (Amazon EC2 API Reference,
+SpotFleetRequestConfigData, Type,
+https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_SpotFleetRequestConfigData.html).
+DescribeSpotFleetRequests shows the Type. In every account that uses this module (a
+``spot`` setting, or an interruption asked for), an active maintain fleet whose
+running instances weigh less than its target capacity launches the difference
+through moto's own launch path (SpotFleetRequest.create_spot_requests): the
+replacement gets the fleet's launch specification, instance tags and the
+aws:ec2spot:fleet-request-id tag (``fixes``) as the first instances did. That is due
+before each AWS request of the account, so a replacement appears at the first
+request after the termination.
+
+Every override of a launch template configuration is a pool of the fleet (moto used
+only the first override of each configuration): one launch specification per
+override, so a fleet of two instance types in three subnets has six pools. Which
+pools a launch uses is moto's allocation (the cheapest pool, or round-robin for
+"diversified").
+
+ActivityStatus is reported as AWS defines it: "If there is an error, the status is
+error. After all requests are placed, the status is pending_fulfillment. If the size
+of the fleet is equal to or greater than its target capacity, the status is
+fulfilled" (Amazon EC2 API Reference, SpotFleetRequestConfig,
+https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_SpotFleetRequestConfig.html):
+fulfilled when the running instances reach the target, error while the last launch
+attempt found no capacity, pending_fulfillment otherwise.
+
+Capacity shortages
+------------------
+The setting ``spot`` = {"no_capacity": [{"instance_type": "t3.small", "zone":
+"eu-west-1a"}, ...]} ("zone" optional: every zone) takes the Spot capacity of those
+pools away. A pool's zone is its subnet's (a pool without a subnet launches where
+moto puts such instances, the region's first zone). A launch wants the pools moto's
+allocation picks from all of the fleet's pools; for each of them without capacity the
+fleet history records an error event, as AWS recorded it for a fleet that found no
+capacity: EventType error, EventSubType spotFleetRequestConfigurationInvalid,
+EventDescription "<instance type>, <AMI id>, Linux/UNIX: There is no Spot capacity
+available that matches your request." (AWS's answer in an acceptance test of the
+Terraform AWS provider, hashicorp/terraform-provider-aws pull request 26493,
+https://github.com/hashicorp/terraform-provider-aws/pull/26493; sub-types: Amazon EC2
+API Reference, EventInformation,
+https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_EventInformation.html).
+A maintain fleet then launches in its pools that have capacity; a request fleet does
+not (see Type above). A fleet left below its target for want of capacity reports
+activity error and tries again every RETRY_SECONDS AWS seconds, and at once when the
+account's no_capacity setting changes (removed: capacity is back).
+
+Fleet history
+-------------
+DescribeSpotFleetRequestHistory (Amazon EC2 API Reference,
+https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSpotFleetRequestHistory.html)
+answers from the events recorded here, oldest first, from StartTime on, optionally
+one EventType, paged by MaxResults (1..1000, default 1000) and NextToken:
+fleetRequestChange submitted and active at creation, modify_in_progress and
+modify_succeeded around ModifySpotFleetRequest, cancelled_running or
+cancelled_terminating at cancellation; instanceChange launched and terminated with
+the instance id and, as AWS describes a launch, {"instanceType", "image",
+"productDescription", "availabilityZone"} (Amazon EC2 User Guide, "Spot Fleet event
+types", https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-fleet-event-types.html);
+error events as above. The history outlives the fleet's cancellation (moto forgets a
+fleet cancelled with its instances). An unknown id is InvalidSpotFleetRequestId.NotFound.
+
+Instance metadata (IMDSv2 only)
+-------------------------------
+    PUT  /_immutable/imds/<instance-id>/latest/api/token
+    GET  /_immutable/imds/<instance-id>/latest/meta-data/<item>
+    GET  /_immutable/imds/<instance-id>/latest/dynamic/instance-identity/document
+    POST /_immutable/imds/<instance-id>/outage?seconds=AWS_SECONDS[&mode=unavailable|drop]
+    GET  /_immutable/imds/<instance-id>/outage
+
+What 169.254.169.254 answers on the instance, as on an instance that requires IMDSv2
+(HttpTokens required): "Use a PUT request to initiate a session ... The PUT request
+must include a header that specifies the time to live (TTL) for the token, in
+seconds, up to a maximum of six hours (21,600 seconds)"; a token lasts "a minimum of
+one second"; "When token usage is set to required, requests without a valid token or
+with an expired token receive a 401 - Unauthorized HTTP error code"; "The token is an
+instance-specific key"; "PUT requests are rejected if they contain an X-Forwarded-For
+header" (Amazon EC2 User Guide, "Use IMDSv2",
+https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-instance-metadata-service.html).
+"All instance metadata is returned as text (HTTP content type text/plain)", a missing
+item is "404 - Not Found", an invalid PUT "400 - Missing or Invalid Parameters", a
+PUT to a version-specific token path "403 Forbidden" (Amazon EC2 User Guide,
+"Retrieve instance metadata",
+https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html).
+The token's TTL runs on the scaled clock. Items (Amazon EC2 User Guide, "Instance
+metadata categories",
+https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-categories.html):
+ami-id, instance-id, instance-type, instance-life-cycle ("The purchasing option of
+this instance": spot or on-demand), local-ipv4, placement/availability-zone,
+placement/region, spot/instance-action, spot/termination-time and
+events/recommendations/rebalance (those three once posted, above); a path ending in
+"/" lists what is below it. The dynamic instance-identity/document is the JSON of
+"Instance identity documents"
+(https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instance-identity-documents.html).
+Before answering, the account's timed events that are due happen (``switches.tick``).
+
+Nothing answers for an instance that is not running (stopped or terminated): such a
+request gets a 503. An outage makes one instance's metadata
+unavailable for AWS_SECONDS: mode "unavailable" (the default) answers 503, mode
+"drop" closes the connection without an answer. seconds=0 ends it.
+
+Time stamps in the metadata are whole UTC seconds, as AWS writes them; the control
+paths give milliseconds and epoch seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import secrets
+import socket
+import struct
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from . import core, switches
+
+PREFIX = "/_immutable/spot"
+IMDS_PREFIX = "/_immutable/imds"
+
+NOTICE_SECONDS = 120.0
+# AWS seconds between the launch attempts of a fleet that found no capacity.
+RETRY_SECONDS = 30.0
+TOKEN_TTL_MAX = 21600
+PRODUCT = "Linux/UNIX"
+NO_CAPACITY = "There is no Spot capacity available that matches your request."
+INTERRUPTED_STATUS = "instance-terminated-no-capacity"
+INTERRUPTED_MESSAGE = (
+    "Your Spot instance was terminated because there is no Spot capacity available that matches your request."
+)
+STATE_REASON_CODE = "Server.SpotInstanceTermination"
+STATE_REASON_MESSAGE = "Server.SpotInstanceTermination: Spot instance termination"
+CAPACITY_ERROR = "spotFleetRequestConfigurationInvalid"
+EVENT_TYPES = ("instanceChange", "fleetRequestChange", "error", "information")
+
+# One lock for everything below (re-entrant: a launch made while due events are
+# handled records its history under the same lock).
+LOCK = threading.RLock()
+
+
+class Interruption:
+    """One instance's interruption, on real monotonic instants (with their wall
+    clock equivalents fixed when it was scheduled)."""
+
+    def __init__(
+        self, account: str, region: str, instance_id: str, fleet_id: str | None, cause: str, lead: float | None
+    ) -> None:
+        self.account = account
+        self.region = region
+        self.instance_id = instance_id
+        self.fleet_id = fleet_id
+        self.cause = cause
+        now = switches.now()
+        self.offset = time.time() - now  # wall = real + offset
+        self.rebalance_at: float | None = now if lead is not None else None
+        self.notice_at = now + switches.real_seconds(account, lead or 0.0)
+        self.terminate_at = self.notice_at + switches.real_seconds(account, NOTICE_SECONDS)
+        self.state = "scheduled"  # noticed, terminated, or gone (ended otherwise first)
+
+    def wall(self, at: float) -> float:
+        return at + self.offset
+
+    def describe(self) -> dict[str, Any]:
+        def stamp(name: str, at: float | None) -> dict[str, Any]:
+            if at is None:
+                return {f"{name}_time": None, f"{name}_epoch": None}
+            return {f"{name}_time": iso_millis(self.wall(at)), f"{name}_epoch": round(self.wall(at), 3)}
+
+        return {
+            "instance": self.instance_id,
+            "region": self.region,
+            "fleet": self.fleet_id,
+            "cause": self.cause,
+            "state": self.state,
+            **stamp("rebalance", self.rebalance_at),
+            **stamp("notice", self.notice_at),
+            **stamp("termination", self.terminate_at),
+        }
+
+
+class AccountState:
+    def __init__(self) -> None:
+        self.interruptions: list[Interruption] = []
+        self.pending: dict[str, Interruption] = {}  # instance id -> not yet over
+        self.carry = 0.0
+        self.last_random: float | None = None
+        self.rng: random.Random | None = None
+        self.rng_seed: Any = None
+        self.capacity_key: str | None = None
+
+
+STATE: dict[str, AccountState] = {}
+# (account, region, fleet id) -> history records, oldest first
+HISTORY: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+# token -> (instance id, real instant it expires)
+TOKENS: dict[str, tuple[str, float]] = {}
+# instance id -> (real instant it ends, mode)
+OUTAGES: dict[str, tuple[float, str]] = {}
+# instance id -> (account, region)
+LOCATIONS: dict[str, tuple[str, str]] = {}
+# What the request being served asked for, and when recorded events happened.
+_CONTEXT = threading.local()
+
+
+# ----------------------------------------------------------------------------------
+# Time stamps
+# ----------------------------------------------------------------------------------
+
+
+def iso_seconds(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_millis(epoch: float) -> str:
+    moment = datetime.fromtimestamp(epoch, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(text), timezone.utc)
+    except ValueError:
+        pass
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+# ----------------------------------------------------------------------------------
+# Settings
+# ----------------------------------------------------------------------------------
+
+
+def _check(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return 'must be an object: {"interruptions_per_minute": x, "seed": n, "no_capacity": [...]}'
+    unknown = set(value) - {"interruptions_per_minute", "seed", "no_capacity"}
+    if unknown:
+        return f"unknown keys {sorted(unknown)} (known: interruptions_per_minute, seed, no_capacity)"
+    rate = value.get("interruptions_per_minute", 0)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0:
+        return "interruptions_per_minute must be a number >= 0"
+    seed = value.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        return "seed must be an integer"
+    pools = value.get("no_capacity", [])
+    if not isinstance(pools, list):
+        return 'no_capacity must be a list of {"instance_type": ..., "zone": ...}'
+    for pool in pools:
+        if (
+            not isinstance(pool, dict)
+            or not isinstance(pool.get("instance_type"), str)
+            or not pool["instance_type"]
+            or set(pool) - {"instance_type", "zone"}
+            or not isinstance(pool.get("zone", ""), str)
+        ):
+            return f'no_capacity entries are {{"instance_type": "t3.small", "zone": "eu-west-1a"}} (zone optional): {pool!r}'
+    return None
+
+
+def settings_of(account: str) -> dict[str, Any]:
+    value = switches.setting(account, "spot")
+    return value if isinstance(value, dict) else {}
+
+
+# ----------------------------------------------------------------------------------
+# Moto's objects
+# ----------------------------------------------------------------------------------
+
+
+def account_regions(account: str) -> list[tuple[str, Any]]:
+    """The account's EC2 backends that exist (none is created here)."""
+    from moto.ec2.models import ec2_backends
+
+    regions = dict.get(ec2_backends, account)
+    return list(dict.items(regions)) if regions is not None else []
+
+
+def backend_of(account: str, region: str) -> Any:
+    from moto.ec2.models import ec2_backends
+
+    regions = dict.get(ec2_backends, account)
+    return dict.get(regions, region) if regions is not None else None
+
+
+def locate(instance_id: str, account: str | None = None) -> tuple[str, str, Any, Any] | None:
+    """(account, region, backend, instance) of an instance, in `account` or any."""
+    from moto.ec2.models import ec2_backends
+
+    known = LOCATIONS.get(instance_id)
+    if known and (account is None or known[0] == account):
+        backend = backend_of(*known)
+        instance = backend.get_instance_by_id(instance_id) if backend is not None else None
+        if instance is not None:
+            return known[0], known[1], backend, instance
+    accounts = [account] if account is not None else list(dict.keys(ec2_backends))
+    for owner in accounts:
+        for region, backend in account_regions(owner):
+            instance = backend.get_instance_by_id(instance_id)
+            if instance is not None:
+                LOCATIONS[instance_id] = (owner, region)
+                return owner, region, backend, instance
+    return None
+
+
+def fleet_type(fleet: Any) -> str:
+    return str(fleet.__dict__.get("_immutable_type", "maintain"))
+
+
+def spec_zone(fleet: Any, spec: Any) -> str:
+    backend = fleet.ec2_backend
+    if spec.subnet_id:
+        try:
+            return str(backend.get_subnet(spec.subnet_id).availability_zone)
+        except Exception:  # noqa: BLE001 - an unknown subnet fails the launch in moto itself
+            pass
+    return f"{backend.region_name}a"
+
+
+def spec_weight(fleet: Any, instance: Any) -> float:
+    for spec in fleet.launch_specs:
+        if spec.instance_type == instance.instance_type and spec.subnet_id == instance.subnet_id:
+            return float(spec.weighted_capacity)
+    return 1.0
+
+
+def live_capacity(fleet: Any) -> float:
+    """The weight of the fleet's pending and running instances."""
+    total = 0.0
+    for request in fleet.spot_requests:
+        instance = getattr(request, "instance", None)
+        if instance is not None and instance.state in ("pending", "running"):
+            total += spec_weight(fleet, instance)
+    return total
+
+
+def blocked(account: str, fleet: Any, spec: Any) -> bool:
+    zone = None
+    for pool in settings_of(account).get("no_capacity", []):
+        if pool["instance_type"] != spec.instance_type:
+            continue
+        if not pool.get("zone"):
+            return True
+        zone = zone or spec_zone(fleet, spec)
+        if pool["zone"] == zone:
+            return True
+    return False
+
+
+def interruption_behaviour(backend: Any, instance: Any) -> str:
+    fleet_id = getattr(instance, "_spot_fleet_id", None)
+    fleet = backend.spot_fleet_requests.get(fleet_id) if fleet_id else None
+    if fleet is not None:
+        return str(fleet.instance_interruption_behaviour or "terminate")
+    request = spot_request_of(backend, instance)
+    if request is not None:
+        return str(request.instance_interruption_behaviour or "terminate")
+    return "terminate"
+
+
+def spot_request_of(backend: Any, instance: Any) -> Any:
+    for request in list(backend.spot_instance_requests.values()):
+        if getattr(request, "instance", None) is instance:
+            return request
+    return None
+
+
+def launch_description(instance: Any) -> str:
+    return json.dumps(
+        {
+            "instanceType": instance.instance_type,
+            "image": instance.image_id,
+            "productDescription": PRODUCT,
+            "availabilityZone": instance.placement.zone,
+        },
+        separators=(",", ":"),
+    )
+
+
+# ----------------------------------------------------------------------------------
+# Fleet history
+# ----------------------------------------------------------------------------------
+
+
+def record(
+    account: str,
+    region: str,
+    fleet_id: str,
+    event_type: str,
+    sub_type: str,
+    description: str | None = None,
+    instance_id: str | None = None,
+    known_only: bool = False,
+) -> None:
+    with LOCK:
+        key = (account, region, fleet_id)
+        if known_only and key not in HISTORY:
+            return
+        when = getattr(_CONTEXT, "when", None) or time.time()
+        information: dict[str, str] = {"EventSubType": sub_type}
+        if description is not None:
+            information["EventDescription"] = description
+        if instance_id is not None:
+            information["InstanceId"] = instance_id
+        HISTORY.setdefault(key, []).append(
+            {
+                "Timestamp": datetime.fromtimestamp(when, timezone.utc),
+                "EventType": event_type,
+                "EventInformation": information,
+            }
+        )
+
+
+def capacity_error(account: str, region: str, fleet: Any, spec: Any) -> None:
+    record(
+        account, region, fleet.id, "error", CAPACITY_ERROR,
+        f"{spec.instance_type}, {spec.image_id}, {PRODUCT}: {NO_CAPACITY}",
+    )
+
+
+# ----------------------------------------------------------------------------------
+# Interruptions and the timed events of an account
+# ----------------------------------------------------------------------------------
+
+
+def schedule(account: str, region: str, instance: Any, cause: str, lead: float | None) -> Interruption:
+    state = STATE.setdefault(account, AccountState())
+    interruption = Interruption(account, region, instance.id, getattr(instance, "_spot_fleet_id", None), cause, lead)
+    state.interruptions.append(interruption)
+    state.pending[instance.id] = interruption
+    LOCATIONS[instance.id] = (account, region)
+    if interruption.notice_at <= switches.now():
+        post_notice(interruption)
+    return interruption
+
+
+def post_notice(interruption: Interruption) -> None:
+    interruption.state = "noticed"
+    backend = backend_of(interruption.account, interruption.region)
+    instance = backend.get_instance_by_id(interruption.instance_id) if backend is not None else None
+    if instance is None or instance.state != "running":
+        finish(interruption, "gone")
+        return
+    request = spot_request_of(backend, instance)
+    if request is not None:
+        request._status_code = INTERRUPTED_STATUS
+        request.status_message = INTERRUPTED_MESSAGE
+        request.state = "open" if request.type == "persistent" else "closed"
+        request.__dict__["_immutable_updated"] = iso_millis(interruption.wall(interruption.notice_at))
+
+
+def terminate(interruption: Interruption) -> None:
+    from moto.ec2.models.instances import StateReason
+
+    backend = backend_of(interruption.account, interruption.region)
+    instance = backend.get_instance_by_id(interruption.instance_id) if backend is not None else None
+    if instance is None or instance.state != "running":
+        finish(interruption, "gone")
+        return
+    when = interruption.wall(interruption.terminate_at)
+    _CONTEXT.when = when
+    try:
+        instance.terminate()
+    finally:
+        _CONTEXT.when = None
+    instance._reason = f"Service initiated ({datetime.fromtimestamp(when, timezone.utc):%Y-%m-%d %H:%M:%S} GMT)"
+    instance.state_reason = StateReason(STATE_REASON_MESSAGE, STATE_REASON_CODE)
+    for module, name in (("moto.elbv2", "elbv2_backends"), ("moto.autoscaling", "autoscaling_backends")):
+        backends = getattr(__import__(module, fromlist=[name]), name)
+        regions = dict.get(backends, interruption.account)
+        service = dict.get(regions, interruption.region) if regions is not None else None
+        if service is not None:
+            service.notify_terminate_instances([instance.id])
+    finish(interruption, "terminated")
+
+
+def finish(interruption: Interruption, state: str) -> None:
+    interruption.state = state
+    own = STATE.get(interruption.account)
+    if own is not None and own.pending.get(interruption.instance_id) is interruption:
+        own.pending.pop(interruption.instance_id)
+
+
+def running_spot_instances(account: str, state: AccountState) -> list[tuple[str, Any, Any]]:
+    found = []
+    for region, backend in account_regions(account):
+        for instance in backend.all_instances():
+            if (
+                instance.lifecycle == "spot"
+                and instance.state == "running"
+                and instance.id not in state.pending
+                and interruption_behaviour(backend, instance) == "terminate"
+            ):
+                found.append((region, backend, instance))
+    found.sort(key=lambda f: f[2].id)
+    return found
+
+
+def random_interruptions(account: str, state: AccountState, settings: dict[str, Any], now: float) -> None:
+    rate = float(settings.get("interruptions_per_minute", 0) or 0)
+    if rate <= 0:
+        state.last_random, state.carry = None, 0.0
+        return
+    if state.last_random is None:
+        state.last_random = now
+        return
+    elapsed = switches.aws_seconds(account, now - state.last_random)
+    state.last_random = now
+    candidates = running_spot_instances(account, state)
+    if not candidates:
+        state.carry = 0.0
+        return
+    state.carry += rate * len(candidates) * elapsed / 60.0
+    count = min(int(state.carry), len(candidates))
+    state.carry = min(max(state.carry - count, 0.0), 0.999999)
+    if not count:
+        return
+    seed = settings.get("seed", 0)
+    if state.rng is None or state.rng_seed != seed:
+        state.rng, state.rng_seed = random.Random(f"{seed}:{account}"), seed
+    for region, _, instance in state.rng.sample(candidates, count):
+        schedule(account, region, instance, "random", None)
+
+
+def replenish(account: str, now: float, capacity_changed: bool) -> None:
+    """Active maintain fleets below their target launch the difference."""
+    for _, backend in account_regions(account):
+        for fleet in list(backend.spot_fleet_requests.values()):
+            if fleet.state != "active" or fleet_type(fleet) != "maintain":
+                continue
+            live = live_capacity(fleet)
+            missing = float(fleet.target_capacity) - live
+            if missing <= 0:
+                fleet.__dict__["_immutable_short"] = False
+                continue
+            if now < fleet.__dict__.get("_immutable_retry_at", 0.0) and not capacity_changed:
+                continue
+            fleet.fulfilled_capacity = live
+            fleet.create_spot_requests(missing)
+
+
+def tick(account: str) -> None:
+    """Makes the account's due events happen: random interruptions, notices,
+    terminations, fleet replacements and retries."""
+    with LOCK:
+        settings = settings_of(account)
+        state = STATE.get(account)
+        if state is None:
+            if not settings:
+                return
+            state = STATE[account] = AccountState()
+        now = switches.now()
+        capacity_key = json.dumps(settings.get("no_capacity", []), sort_keys=True)
+        capacity_changed = capacity_key != state.capacity_key
+        state.capacity_key = capacity_key
+        random_interruptions(account, state, settings, now)
+        for interruption in list(state.pending.values()):
+            if interruption.state == "scheduled" and now >= interruption.notice_at:
+                post_notice(interruption)
+            if interruption.state == "noticed" and now >= interruption.terminate_at:
+                terminate(interruption)
+        replenish(account, now, capacity_changed)
+
+
+def events(environ, start_response, account, key, following) -> Iterable[bytes]:  # type: ignore[no-untyped-def]
+    # Accounts with settings are ticked by ``switches``; an account that only asked
+    # for an interruption is ticked here.
+    if account in STATE and account not in switches.ACCOUNTS:
+        tick(account)
+    return following(environ, start_response)
+
+
+# ----------------------------------------------------------------------------------
+# Control paths
+# ----------------------------------------------------------------------------------
+
+
+def serve(environ, start_response) -> Iterable[bytes]:  # type: ignore[no-untyped-def]
+    path = environ.get("PATH_INFO", "")
+    method = environ.get("REQUEST_METHOD", "GET")
+    params = core.query(environ)
+    account = params.get("account", "")
+
+    def answer(status: str, payload: object) -> list[bytes]:
+        return core.answer(start_response, status, payload)
+
+    if not account:
+        return answer("400 Bad Request", {"error": "the account query parameter is required"})
+    if path == PREFIX and method == "GET":
+        switches.tick(account)
+        with LOCK:
+            own = STATE.get(account)
+            listed = [i.describe() for i in own.interruptions] if own else []
+            return answer("200 OK", {"now": iso_millis(time.time()), "interruptions": listed})
+    if path == PREFIX + "/interrupt" and method == "POST":
+        instance_id = params.get("instance", "")
+        lead: float | None = None
+        if "rebalance_lead" in params:
+            try:
+                lead = float(params["rebalance_lead"])
+            except ValueError:
+                lead = -1.0
+            if lead < 0:
+                return answer("400 Bad Request", {"error": "rebalance_lead must be AWS seconds >= 0"})
+        switches.tick(account)
+        with LOCK:
+            found = locate(instance_id, account) if instance_id else None
+            if found is None:
+                return answer("404 Not Found", {"error": f"no instance {instance_id!r} in account {account}"})
+            _, region, backend, instance = found
+            if instance.lifecycle != "spot":
+                return answer("400 Bad Request", {"error": f"{instance_id} is not a Spot Instance"})
+            behaviour = interruption_behaviour(backend, instance)
+            if behaviour != "terminate":
+                return answer(
+                    "400 Bad Request",
+                    {"error": f"{instance_id} is set to {behaviour} on interruption; only terminate is emulated"},
+                )
+            if instance.state != "running":
+                return answer("409 Conflict", {"error": f"{instance_id} is {instance.state}"})
+            own = STATE.get(account)
+            if own is not None and instance_id in own.pending:
+                return answer(
+                    "409 Conflict",
+                    {"error": f"{instance_id} is being interrupted", "interruption": own.pending[instance_id].describe()},
+                )
+            interruption = schedule(account, region, instance, "request", lead)
+            return answer("200 OK", interruption.describe())
+    return answer("404 Not Found", {"error": f"no {method} {path}"})
+
+
+# ----------------------------------------------------------------------------------
+# Instance metadata
+# ----------------------------------------------------------------------------------
+
+
+def text(start_response, status: str, body: str, headers: list[tuple[str, str]] | None = None) -> list[bytes]:  # type: ignore[no-untyped-def]
+    data = body.encode("utf-8")
+    start_response(
+        status,
+        [("Content-Type", "text/plain"), ("Content-Length", str(len(data)))] + (headers or []),
+    )
+    return [data]
+
+
+def unavailable(environ, start_response, mode: str, why: str) -> Iterable[bytes]:  # type: ignore[no-untyped-def]
+    if mode == "drop":
+        sock = environ.get("werkzeug.socket")
+        if sock is not None:
+            try:
+                # Linger 0: closing resets the connection instead of finishing it.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        # The server treats this as a connection the client dropped: no answer, no log.
+        raise ConnectionResetError(why)
+    return text(start_response, "503 Service Unavailable", why)
+
+
+def metadata(region: str, instance: Any, interruption: Interruption | None, now: float) -> dict[str, str]:
+    items = {
+        "ami-id": str(instance.image_id),
+        "instance-id": instance.id,
+        "instance-type": str(instance.instance_type),
+        "instance-life-cycle": "spot" if instance.lifecycle == "spot" else "on-demand",
+        "local-ipv4": str(instance.private_ip or ""),
+        "placement/availability-zone": str(instance.placement.zone),
+        "placement/region": region,
+    }
+    if interruption is not None:
+        if interruption.rebalance_at is not None and now >= interruption.rebalance_at:
+            noticed = iso_seconds(interruption.wall(interruption.rebalance_at))
+            items["events/recommendations/rebalance"] = json.dumps({"noticeTime": noticed})
+        if now >= interruption.notice_at:
+            at = iso_seconds(interruption.wall(interruption.terminate_at))
+            items["spot/instance-action"] = json.dumps({"action": "terminate", "time": at})
+            items["spot/termination-time"] = at
+    return items
+
+
+def identity_document(account: str, region: str, instance: Any) -> str:
+    launched = instance.launch_time
+    return json.dumps(
+        {
+            "accountId": account,
+            "architecture": instance.architecture,
+            "availabilityZone": instance.placement.zone,
+            "billingProducts": None,
+            "devpayProductCodes": None,
+            "marketplaceProductCodes": None,
+            "imageId": instance.image_id,
+            "instanceId": instance.id,
+            "instanceType": instance.instance_type,
+            "kernelId": None,
+            "pendingTime": launched.strftime("%Y-%m-%dT%H:%M:%SZ") if hasattr(launched, "strftime") else str(launched),
+            "privateIp": instance.private_ip,
+            "ramdiskId": None,
+            "region": region,
+            "version": "2017-09-30",
+        },
+        indent=2,
+    )
+
+
+def listing(items: dict[str, str], directory: str) -> str | None:
+    """The entries below `directory` ("" is the top), or None when there are none."""
+    prefix = directory.strip("/")
+    prefix = prefix + "/" if prefix else ""
+    entries = []
+    for name in items:
+        if not name.startswith(prefix):
+            continue
+        rest = name[len(prefix):]
+        entry = rest.split("/", 1)[0] + ("/" if "/" in rest else "")
+        if entry not in entries:
+            entries.append(entry)
+    return "\n".join(sorted(entries)) if entries else None
+
+
+def serve_imds(environ, start_response) -> Iterable[bytes]:  # type: ignore[no-untyped-def]
+    path = environ.get("PATH_INFO", "")[len(IMDS_PREFIX):].lstrip("/")
+    instance_id, _, rest = path.partition("/")
+    method = environ.get("REQUEST_METHOD", "GET")
+    with LOCK:
+        found = locate(instance_id) if instance_id.startswith("i-") else None
+    if found is None:
+        return core.answer(start_response, "404 Not Found", {"error": f"no instance {instance_id!r}"})
+    account = found[0]
+    switches.tick(account)
+    if rest == "outage":
+        return serve_outage(environ, start_response, account, instance_id, method)
+    items: dict[str, str] = {}
+    document, tokens_ok = "", False
+    with LOCK:
+        located = locate(instance_id, account)
+        if located is None:
+            return core.answer(start_response, "404 Not Found", {"error": f"no instance {instance_id!r}"})
+        _, region, _, instance = located
+        now = switches.now()
+        outage = OUTAGES.get(instance_id)
+        if outage is not None and now >= outage[0]:
+            OUTAGES.pop(instance_id)
+            outage = None
+        if outage is not None:
+            mode, why = outage[1], f"instance metadata of {instance_id} is unavailable"
+        elif instance.state != "running":
+            mode, why = "unavailable", f"{instance_id} is {instance.state}"
+        else:
+            mode = why = ""
+        if not mode:
+            own = STATE.get(account)
+            interruption = None
+            if own is not None:
+                interruption = own.pending.get(instance_id) or next(
+                    (i for i in reversed(own.interruptions) if i.instance_id == instance_id), None
+                )
+            items = metadata(region, instance, interruption, now)
+            document = identity_document(account, region, instance)
+            tokens_ok = token_valid(environ, instance_id, now)
+    if mode:
+        return unavailable(environ, start_response, mode, why)
+
+    if rest.endswith("api/token"):
+        if method != "PUT":
+            return text(start_response, "405 Method Not Allowed", "405 - Method Not Allowed")
+        if rest != "latest/api/token":
+            return text(start_response, "403 Forbidden", "403 - Forbidden")
+        if environ.get("HTTP_X_FORWARDED_FOR"):
+            return text(start_response, "403 Forbidden", "403 - Forbidden")
+        ttl_text = environ.get("HTTP_X_AWS_EC2_METADATA_TOKEN_TTL_SECONDS", "")
+        if not ttl_text.strip().isdigit() or not 1 <= int(ttl_text) <= TOKEN_TTL_MAX:
+            return text(start_response, "400 Bad Request", "400 - Missing or Invalid Parameters")
+        ttl = int(ttl_text)
+        token = base64.b64encode(secrets.token_bytes(42)).decode("ascii")
+        with LOCK:
+            now = switches.now()
+            for old in [t for t, (_, until) in TOKENS.items() if until <= now]:
+                TOKENS.pop(old)
+            TOKENS[token] = (instance_id, now + switches.real_seconds(account, ttl))
+        return text(start_response, "200 OK", token, [("X-aws-ec2-metadata-token-ttl-seconds", str(ttl))])
+
+    if method not in ("GET", "HEAD"):
+        return text(start_response, "405 Method Not Allowed", "405 - Method Not Allowed")
+    if not tokens_ok:
+        return text(start_response, "401 Unauthorized", "401 - Unauthorized")
+    if rest in ("latest/dynamic/instance-identity/document",):
+        return text(start_response, "200 OK", document)
+    if rest in ("latest/dynamic", "latest/dynamic/"):
+        return text(start_response, "200 OK", "instance-identity/")
+    if rest in ("latest/dynamic/instance-identity", "latest/dynamic/instance-identity/"):
+        return text(start_response, "200 OK", "document")
+    if rest in ("latest", "latest/"):
+        return text(start_response, "200 OK", "dynamic\nmeta-data")
+    if rest.startswith("latest/meta-data"):
+        item = rest[len("latest/meta-data"):].strip("/")
+        if item in items and not rest.endswith("/"):
+            return text(start_response, "200 OK", items[item])
+        listed = listing(items, item)
+        if listed is not None:
+            return text(start_response, "200 OK", listed)
+    return text(start_response, "404 Not Found", "404 - Not Found")
+
+
+def token_valid(environ: dict, instance_id: str, now: float) -> bool:  # type: ignore[type-arg]
+    token = environ.get("HTTP_X_AWS_EC2_METADATA_TOKEN", "")
+    held = TOKENS.get(token) if token else None
+    return held is not None and held[0] == instance_id and now < held[1]
+
+
+def serve_outage(environ, start_response, account: str, instance_id: str, method: str) -> Iterable[bytes]:  # type: ignore[no-untyped-def]
+    params = core.query(environ)
+
+    def describe() -> dict[str, Any]:
+        outage = OUTAGES.get(instance_id)
+        now = switches.now()
+        if outage is None or outage[0] <= now:
+            return {"instance": instance_id, "until": None, "mode": None}
+        return {"instance": instance_id, "until": iso_millis(time.time() + outage[0] - now), "mode": outage[1]}
+
+    if method == "GET":
+        with LOCK:
+            return core.answer(start_response, "200 OK", describe())
+    if method != "POST":
+        return core.answer(start_response, "404 Not Found", {"error": f"no {method} outage"})
+    mode = params.get("mode", "unavailable")
+    try:
+        seconds = float(params.get("seconds", ""))
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0 or mode not in ("unavailable", "drop"):
+        return core.answer(
+            start_response, "400 Bad Request",
+            {"error": "seconds=AWS_SECONDS (>= 0) is required; mode is unavailable or drop"},
+        )
+    with LOCK:
+        if seconds == 0:
+            OUTAGES.pop(instance_id, None)
+        else:
+            OUTAGES[instance_id] = (switches.now() + switches.real_seconds(account, seconds), mode)
+        return core.answer(start_response, "200 OK", describe())
+
+
+# ----------------------------------------------------------------------------------
+# Moto: fleet types, pools, capacity, activity, history
+# ----------------------------------------------------------------------------------
+
+
+def expand_overrides(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One launch template configuration per override: each override is a pool."""
+    expanded = []
+    for config in configs:
+        overrides = config.get("Overrides") or []
+        if len(overrides) <= 1:
+            expanded.append(config)
+        else:
+            expanded.extend({**config, "Overrides": [override]} for override in overrides)
+    return expanded
+
+
+def patch_fleets() -> None:
+    import moto.ec2.models.spot_requests as spot_models
+    import moto.ec2.responses.spot_fleets as fleet_responses
+
+    Fleet = spot_models.SpotFleetRequest
+
+    original_request = fleet_responses.SpotFleets.request_spot_fleet
+
+    def request_spot_fleet(self):  # type: ignore[no-untyped-def]
+        config = self._get_param("SpotFleetRequestConfig", {}) or {}
+        _CONTEXT.fleet_type = config.get("Type") or "maintain"
+        try:
+            return original_request(self)
+        finally:
+            _CONTEXT.fleet_type = None
+
+    fleet_responses.SpotFleets.request_spot_fleet = request_spot_fleet
+
+    original_init = Fleet.__init__
+
+    def fleet_init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if kwargs.get("launch_template_config"):
+            kwargs["launch_template_config"] = expand_overrides(kwargs["launch_template_config"])
+        backend = kwargs.get("ec2_backend", args[0] if args else None)
+        fleet_id = kwargs.get("spot_fleet_request_id", args[2] if len(args) > 2 else None)
+        self.__dict__["_immutable_type"] = getattr(_CONTEXT, "fleet_type", None) or "maintain"
+        key = (backend.account_id, backend.region_name, fleet_id)
+        with LOCK:
+            record(*key, "fleetRequestChange", "submitted")
+            record(*key, "fleetRequestChange", "active")
+            try:
+                original_init(self, *args, **kwargs)
+            except Exception:
+                HISTORY.pop(key, None)
+                raise
+
+    Fleet.__init__ = fleet_init
+
+    original_create = Fleet.create_spot_requests
+
+    def create_spot_requests(self, weight_to_add):  # type: ignore[no-untyped-def]
+        account, region = self.ec2_backend.account_id, self.ec2_backend.region_name
+        with LOCK:
+            empty = (
+                [s for s in self.launch_specs if blocked(account, self, s)]
+                if weight_to_add > 0 and self.launch_specs and settings_of(account).get("no_capacity")
+                else []
+            )
+            if not empty:
+                self.__dict__["_immutable_short"] = False
+                return original_create(self, weight_to_add)
+            wanted, _ = self.get_launch_spec_counts(weight_to_add)
+            for spec in wanted:
+                if spec in empty:
+                    capacity_error(account, region, self, spec)
+            if fleet_type(self) == "request":
+                usable = [s for s in wanted if s not in empty]
+                weight = weight_to_add - sum(
+                    count * s.weighted_capacity for s, count in wanted.items() if s in empty
+                )
+            else:
+                usable = [s for s in self.launch_specs if s not in empty]
+                weight = weight_to_add
+            if usable and weight > 0:
+                every = self.launch_specs
+                self.launch_specs = usable
+                try:
+                    original_create(self, weight)
+                finally:
+                    self.launch_specs = every
+            short = not usable or weight < weight_to_add
+            self.__dict__["_immutable_short"] = short
+            if short:
+                STATE.setdefault(account, AccountState())
+                self.__dict__["_immutable_retry_at"] = switches.now() + switches.real_seconds(
+                    account, RETRY_SECONDS
+                )
+            return None
+
+    Fleet.create_spot_requests = create_spot_requests
+
+    def activity_status(self):  # type: ignore[no-untyped-def]
+        if live_capacity(self) >= float(self.target_capacity):
+            return "fulfilled"
+        return "error" if self.__dict__.get("_immutable_short") else "pending_fulfillment"
+
+    Fleet.activity_status = property(activity_status)
+
+    original_config = Fleet.spot_fleet_request_config
+
+    def spot_fleet_request_config(self):  # type: ignore[no-untyped-def]
+        config = original_config.fget(self)
+        config["Type"] = fleet_type(self)
+        return config
+
+    Fleet.spot_fleet_request_config = property(spot_fleet_request_config)
+
+    original_cancel = spot_models.SpotRequestBackend.cancel_spot_fleet_requests
+
+    def cancel_spot_fleet_requests(self, spot_fleet_request_ids, terminate_instances):  # type: ignore[no-untyped-def]
+        sub_type = "cancelled_terminating" if terminate_instances else "cancelled_running"
+        for fleet_id in spot_fleet_request_ids:
+            if fleet_id in self.spot_fleet_requests:
+                record(self.account_id, self.region_name, fleet_id, "fleetRequestChange", sub_type, known_only=True)
+        return original_cancel(self, spot_fleet_request_ids, terminate_instances)
+
+    spot_models.SpotRequestBackend.cancel_spot_fleet_requests = cancel_spot_fleet_requests
+
+    original_modify = spot_models.SpotRequestBackend.modify_spot_fleet_request
+
+    def modify_spot_fleet_request(self, spot_fleet_request_id, target_capacity, terminate_instances):  # type: ignore[no-untyped-def]
+        key = (self.account_id, self.region_name, spot_fleet_request_id)
+        record(*key, "fleetRequestChange", "modify_in_progress", known_only=True)
+        result = original_modify(self, spot_fleet_request_id, target_capacity, terminate_instances)
+        record(*key, "fleetRequestChange", "modify_succeeded", known_only=True)
+        return result
+
+    spot_models.SpotRequestBackend.modify_spot_fleet_request = modify_spot_fleet_request
+
+
+def patch_instances() -> None:
+    import moto.ec2.models.instances as instance_models
+    import moto.ec2.models.spot_requests as spot_models
+
+    original_launch = spot_models.SpotInstanceRequest.launch_instance
+
+    def launch_instance(self):  # type: ignore[no-untyped-def]
+        instance = original_launch(self)
+        if self.spot_fleet_id:
+            backend = self.ec2_backend
+            record(
+                backend.account_id, backend.region_name, self.spot_fleet_id, "instanceChange", "launched",
+                launch_description(instance), instance.id, known_only=True,
+            )
+        return instance
+
+    spot_models.SpotInstanceRequest.launch_instance = launch_instance
+
+    def status(self):  # type: ignore[no-untyped-def]
+        return {
+            "Code": self._status_code,
+            "Message": self.status_message,
+            "UpdateTime": self.__dict__.get("_immutable_updated", "2015-01-01T00:00:00.000Z"),
+        }
+
+    spot_models.SpotInstanceRequest.status = property(status)
+
+    original_terminate = instance_models.Instance.terminate
+
+    def terminate_instance(self):  # type: ignore[no-untyped-def]
+        was = self._state.name
+        result = original_terminate(self)
+        fleet_id = getattr(self, "_spot_fleet_id", None)
+        if fleet_id and was != "terminated":
+            backend = self.ec2_backend
+            record(
+                backend.account_id, backend.region_name, fleet_id, "instanceChange", "terminated",
+                launch_description(self), self.id, known_only=True,
+            )
+        return result
+
+    instance_models.Instance.terminate = terminate_instance
+
+
+def patch_history() -> None:
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import EC2ClientError
+    import moto.ec2.responses.spot_fleets as fleet_responses
+
+    def describe_spot_fleet_request_history(self):  # type: ignore[no-untyped-def]
+        fleet_id = self._get_param("SpotFleetRequestId") or ""
+        start_text = self._get_param("StartTime")
+        event_type = self._get_param("EventType")
+        if not start_text:
+            raise EC2ClientError("MissingParameter", "The request must contain the parameter startTime")
+        try:
+            start = parse_time(str(start_text))
+        except ValueError:
+            raise EC2ClientError("InvalidParameterValue", f"Invalid value '{start_text}' for startTime") from None
+        if event_type is not None and event_type not in EVENT_TYPES:
+            raise EC2ClientError("InvalidParameterValue", f"Invalid value '{event_type}' for eventType")
+        limit = self._get_int_param("MaxResults") or 1000
+        if not 1 <= limit <= 1000:
+            raise EC2ClientError("InvalidParameterValue", f"Invalid value '{limit}' for maxResults")
+        token = self._get_param("NextToken")
+        offset = int(token) if token and str(token).isdigit() else 0
+        key = (self.current_account, self.region, fleet_id)
+        with LOCK:
+            records = HISTORY.get(key)
+            if records is None and fleet_id in self.ec2_backend.spot_fleet_requests:
+                records = []
+            if records is None:
+                raise EC2ClientError(
+                    "InvalidSpotFleetRequestId.NotFound", f"The spot fleet request ID '{fleet_id}' does not exist"
+                )
+            chosen = [
+                r for r in records
+                if r["Timestamp"] >= start and (event_type is None or r["EventType"] == event_type)
+            ]
+        page = chosen[offset:offset + limit]
+        result: dict[str, Any] = {
+            "SpotFleetRequestId": fleet_id,
+            "StartTime": start,
+            "HistoryRecords": page,
+        }
+        if offset + limit < len(chosen):
+            result["NextToken"] = str(offset + limit)
+        else:
+            result["LastEvaluatedTime"] = datetime.now(timezone.utc)
+        return ActionResult(result)
+
+    fleet_responses.SpotFleets.describe_spot_fleet_request_history = describe_spot_fleet_request_history
+
+
+def install() -> None:
+    switches.declare("spot", {}, _check)
+    switches.on_tick(tick)
+    patch_fleets()
+    patch_instances()
+    patch_history()
+    core.route(PREFIX, serve)
+    core.route(IMDS_PREFIX, serve_imds)
+    core.wrap(core.RANK_EVENTS, "Spot interruptions and fleets", events)
