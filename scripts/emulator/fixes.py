@@ -296,6 +296,229 @@ def patch_launch_template_source_version() -> None:
     LaunchTemplates.create_launch_template_version = create_launch_template_version
 
 
+# Images made by CreateImage are EBS-backed, with the instance's volumes as their
+# block device mapping.
+#
+# AWS: CreateImage "Creates an Amazon EBS-backed AMI from an Amazon EBS-backed
+# instance", and "If you customized your instance with instance store volumes or
+# Amazon EBS volumes in addition to the root device volume, the new AMI contains block
+# device mapping information for those volumes"; their size cannot be changed (Amazon
+# EC2 API Reference, CreateImage,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateImage.html). An
+# image's rootDeviceType is one of ebs | instance-store (Amazon EC2 API Reference,
+# Image, https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Image.html).
+# Moto reports rootDeviceType "standard" and one made-up 15 GiB "standard" volume that
+# is kept on termination, whatever the instance has; Packer's amazon-ebs builder
+# refuses such an image as a source ("The provided source AMI has an invalid root
+# device type. Expected 'ebs', got 'standard'"). Here the image's root device is the
+# instance's, and each volume attached to the instance maps to a snapshot of it with
+# the volume's size, type, encryption and DeleteOnTermination.
+def patch_created_images_are_ebs() -> None:
+    import moto.ec2.models.amis as ami_models
+
+    original_create = ami_models.AmiBackend.create_image
+    moto_mappings = ami_models.Ami.block_device_mappings
+
+    def create_image(self, instance_id, name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        ami = original_create(self, instance_id, name, *args, **kwargs)
+        instance = self.get_instance(instance_id)
+        ami.root_device_type = "ebs"
+        ami.root_device_name = instance.root_device_name
+        mappings = []
+        for device, block in instance.get_block_device_mapping:
+            volume = self.get_volume(block.volume_id)
+            if device == instance.root_device_name:
+                # The snapshot moto made for the image stands for the root volume's.
+                snapshot = ami.ebs_snapshot
+                snapshot.volume = volume
+            else:
+                snapshot = self.create_snapshot(
+                    volume.id,
+                    f"Created by CreateImage({instance_id}) for {ami.id}",
+                    ami.owner_id,
+                    from_ami=ami.id,
+                )
+            ebs = {
+                "DeleteOnTermination": bool(block.delete_on_termination),
+                "SnapshotId": snapshot.id,
+                "VolumeSize": volume.size,
+                "VolumeType": volume.volume_type,
+                "Encrypted": bool(volume.encrypted),
+            }
+            mappings.append({"DeviceName": device, "Ebs": ebs})
+        ami.__dict__["_immutable_block_device_mappings"] = mappings
+        return ami
+
+    def block_device_mappings(self):  # type: ignore[no-untyped-def]
+        own = self.__dict__.get("_immutable_block_device_mappings")
+        return own if own is not None else moto_mappings.fget(self)
+
+    ami_models.AmiBackend.create_image = create_image
+    ami_models.Ami.block_device_mappings = property(block_device_mappings)
+
+
+# DescribeImages with image ids applies its owners and filters too.
+#
+# AWS: "If you specify multiple filters, the filters are joined with an AND, and the
+# request returns only results that match all of the specified filters" (Amazon EC2
+# API Reference, Filter,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Filter.html); Owners
+# "Scopes the results to images with the specified owners" (Amazon EC2 API Reference,
+# DescribeImages,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeImages.html);
+# "If you specify one or more AMI IDs, only AMIs that have the specified IDs are
+# returned. If you specify an invalid AMI ID, a fault is returned", and given owners
+# too, only AMIs from those owners are returned (Amazon EC2 Developer Guide,
+# 2008-02-01, DescribeImages,
+# http://docs.amazonwebservices.com/AWSEC2/2008-02-01/DeveloperGuide/ApiReference-SOAP-DescribeImages.html).
+# The fault is InvalidAMIID.NotFound (Error codes for the Amazon EC2 API,
+# https://docs.aws.amazon.com/ec2/latest/devguide/errors-overview.html). So an image
+# that exists but does not match the owners or filters is left out of an answer that
+# is not an error (an empty list when it was the only one), and an id that does not
+# exist fails the call, whatever the other ids. Moto returns the images of the ids
+# whatever owners and filters say (a Packer source_ami pinned to an image its
+# source_ami_filter rules out is found anyway), and fails on an unknown id only when
+# no other id is known. A deregistered image stays known but unlisted: "Recently
+# deregistered images appear in the returned results for a short interval and then
+# return empty results" (DescribeImages, above).
+def patch_describe_images_by_id_and_filters() -> None:
+    import moto.ec2.models.amis as ami_models
+    from moto.ec2.exceptions import InvalidAMIIdError
+
+    original = ami_models.AmiBackend.describe_images
+
+    def describe_images(  # type: ignore[no-untyped-def]
+        self, ami_ids=None, filters=None, exec_users=None, owners=None
+    ):
+        scope = {"filters": filters, "exec_users": exec_users, "owners": owners}
+        if not ami_ids:
+            return original(self, ami_ids=ami_ids, **scope)
+        images = original(self, ami_ids=ami_ids)
+        unknown = [i for i in ami_ids if i not in self.amis and i not in self.deleted_amis]
+        if unknown:
+            raise InvalidAMIIdError(unknown)
+        if filters or exec_users or owners:
+            matching = {ami.id for ami in original(self, ami_ids=None, **scope)}
+            images = [ami for ami in images if ami.id in matching]
+        return images
+
+    ami_models.AmiBackend.describe_images = describe_images
+
+
+# ModifyImageAttribute changes an image's description.
+#
+# AWS: "To specify the attribute, you can use the Attribute parameter, or one of the
+# following parameters: Description, ImdsSupport, or LaunchPermission"; Description is
+# "A new description for the AMI", and Value goes with Attribute=description (Amazon
+# EC2 API Reference, ModifyImageAttribute,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifyImageAttribute.html).
+# DescribeImages and DescribeImageAttribute (description) then report the new one.
+# Moto answers such a request with success and keeps the old description. Packer sends
+# it after CreateImage when a template has an ami_description.
+def patch_image_description() -> None:
+    import moto.ec2.responses.amis as ami_responses
+    from moto.core.responses import EmptyResult
+    from moto.ec2.exceptions import InvalidAMIIdError, UnvailableAMIIdError
+
+    original = ami_responses.AmisResponse.modify_image_attribute
+
+    def modify_image_attribute(self):  # type: ignore[no-untyped-def]
+        description = (self._get_param("Description", {}) or {}).get("Value")
+        if description is None and self._get_param("Attribute") == "description":
+            description = self._get_param("Value")
+        if description is None:
+            return original(self)
+        ami_id = self._get_param("ImageId")
+        self.error_on_dryrun()
+        ami = self.ec2_backend.amis.get(ami_id)
+        if ami is None:
+            if ami_id in self.ec2_backend.deleted_amis:
+                raise UnvailableAMIIdError(ami_id)
+            raise InvalidAMIIdError(ami_id)
+        ami.description = description
+        return EmptyResult()
+
+    ami_responses.AmisResponse.modify_image_attribute = modify_image_attribute
+
+
+# A Spot Fleet request's On-Demand capacity, and its fulfilled capacity once it shrinks.
+#
+# AWS: "In your Spot Fleet request, you specify your desired target capacity and how
+# much of that capacity must be On-Demand. The balance comprises Spot capacity" (Amazon
+# EC2 User Guide, On-Demand in Spot Fleet,
+# https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/on-demand-in-spot.html).
+# DescribeSpotFleetRequests reports OnDemandTargetCapacity, OnDemandFulfilledCapacity
+# ("The number of On-Demand units fulfilled by this request compared to the set target
+# On-Demand capacity") and FulfilledCapacity ("The number of units fulfilled by this
+# request compared to the set target capacity") (Amazon EC2 API Reference,
+# SpotFleetRequestConfigData,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_SpotFleetRequestConfigData.html),
+# and ModifySpotFleetRequest takes a new OnDemandTargetCapacity (Amazon EC2 API
+# Reference, ModifySpotFleetRequest,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifySpotFleetRequest.html).
+# Moto drops OnDemandTargetCapacity, so a client reading the fleet back sees none; and
+# when a lower target capacity terminates instances it keeps the old fulfilled
+# capacity, so the fleet reports capacity it no longer has, a later increase launches
+# too few instances and a later decrease terminates every one. Here the On-Demand
+# target is kept and reported; the emulated fleet launches all of its capacity at once
+# (as Spot Instances), so its On-Demand part counts as fulfilled as far as the fleet's
+# fulfilled capacity goes; and once a decrease has terminated instances, the fulfilled
+# capacity is that of the fleet's pending and running instances.
+def patch_fleet_on_demand_capacity() -> None:
+    import moto.ec2.models.spot_requests as spot_models
+    import moto.ec2.responses.spot_fleets as fleet_responses
+
+    fleet_cls = spot_models.SpotFleetRequest
+    original_config = fleet_cls.spot_fleet_request_config
+    original_terminate = fleet_cls.terminate_instances
+    original_request = fleet_responses.SpotFleets.request_spot_fleet
+    original_modify = fleet_responses.SpotFleets.modify_spot_fleet_request
+
+    def spot_fleet_request_config(self):  # type: ignore[no-untyped-def]
+        config = original_config.fget(self)
+        on_demand = int(self.__dict__.get("_immutable_on_demand_target", 0))
+        config["OnDemandTargetCapacity"] = on_demand
+        config["OnDemandFulfilledCapacity"] = float(min(on_demand, self.fulfilled_capacity))
+        return config
+
+    def weight(fleet, request) -> float:  # type: ignore[no-untyped-def]
+        # An instance's launch specification, as moto's terminate_instances finds it.
+        instance = request.instance
+        for spec in fleet.launch_specs:
+            if spec.instance_type == instance.instance_type and spec.subnet_id == instance.subnet_id:
+                return float(spec.weighted_capacity)
+        return 1.0
+
+    def terminate_instances(self):  # type: ignore[no-untyped-def]
+        original_terminate(self)
+        live = [
+            r for r in self.spot_requests
+            if getattr(r, "instance", None) is not None and r.instance.state in ("pending", "running")
+        ]
+        self.fulfilled_capacity = float(sum(weight(self, r) for r in live))
+
+    def request_spot_fleet(self):  # type: ignore[no-untyped-def]
+        result = original_request(self)
+        config = self._get_param("SpotFleetRequestConfig", {}) or {}
+        fleet = self.ec2_backend.spot_fleet_requests.get((result.result or {}).get("SpotFleetRequestId"))
+        if fleet is not None:
+            fleet.__dict__["_immutable_on_demand_target"] = int(config.get("OnDemandTargetCapacity") or 0)
+        return result
+
+    def modify_spot_fleet_request(self):  # type: ignore[no-untyped-def]
+        result = original_modify(self)
+        on_demand = self._get_int_param("OnDemandTargetCapacity")
+        fleet = self.ec2_backend.spot_fleet_requests.get(self._get_param("SpotFleetRequestId"))
+        if on_demand is not None and fleet is not None:
+            fleet.__dict__["_immutable_on_demand_target"] = on_demand
+        return result
+
+    fleet_cls.spot_fleet_request_config = property(spot_fleet_request_config)
+    fleet_cls.terminate_instances = terminate_instances
+    fleet_responses.SpotFleets.request_spot_fleet = request_spot_fleet
+    fleet_responses.SpotFleets.modify_spot_fleet_request = modify_spot_fleet_request
+
+
 PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("account id from access key", patch_account_from_access_key),
     ("fleet id tag on Spot Fleet instances", patch_fleet_instance_tag),
@@ -304,6 +527,10 @@ PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("cancelling unknown Spot Fleet requests", patch_cancel_unknown_fleets),
     ("tags of Spot Fleet requests after their creation", patch_fleet_request_tags),
     ("launch template versions based on a source version", patch_launch_template_source_version),
+    ("EBS-backed images from CreateImage", patch_created_images_are_ebs),
+    ("owners and filters with image ids on DescribeImages", patch_describe_images_by_id_and_filters),
+    ("image descriptions on ModifyImageAttribute", patch_image_description),
+    ("On-Demand and fulfilled capacity of Spot Fleet requests", patch_fleet_on_demand_capacity),
 ]
 
 
