@@ -164,6 +164,9 @@ fn assert_refused(workdir: &Workdir, account: &Account, parent: &str, child: &Ch
         format!("Name: \"tag:Fingerprint\", Values: [\"{}\"]", child.parent_fingerprint),
         "Owners: [\"self\"]".to_owned(),
         "no artifacts were created".to_owned(),
+        // Packer's reason, however long its dump of the filters.
+        "errored after".to_owned(),
+        "No AMI was found matching filters".to_owned(),
     ] {
         assert!(error.contains(&expected), "{why}: {expected:?} in the error:\n{apply}");
     }

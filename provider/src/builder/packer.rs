@@ -85,7 +85,7 @@ impl PackerSpec {
         let Some(child) = running.0.as_mut() else {
             return Err(BuildError::Packer("Packer was not started".to_owned()));
         };
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let tail = Arc::new(Mutex::new(Output::default()));
         let mut readers = Vec::new();
         if let Some(stdout) = child.stdout.take() {
             readers.push(tokio::spawn(stream_lines(stdout, layer.to_owned(), tail.clone())));
@@ -110,9 +110,11 @@ impl PackerSpec {
         }
         let status = status.map_err(|e| BuildError::Packer(format!("waiting for Packer: {e}")))?;
         if !status.success() {
-            let lines: Vec<String> = tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default();
+            let (errors, lines): (Vec<String>, Vec<String>) =
+                tail.lock().map(|t| (t.errors.clone(), t.tail.iter().cloned().collect())).unwrap_or_default();
+            let said = if errors.is_empty() { String::new() } else { format!("; {}", errors.join("; ")) };
             return Err(BuildError::Packer(format!(
-                "{} exited with {status}; its last lines:\n{}",
+                "{} exited with {status}{said}; its last lines:\n{}",
                 self.command.join(" "),
                 lines.join("\n")
             )));
@@ -155,19 +157,38 @@ async fn interrupt(child: &mut tokio::process::Child) {
     let _ = child.kill().await;
 }
 
-async fn stream_lines(
-    reader: impl tokio::io::AsyncRead + Unpin,
-    layer: String,
-    tail: Arc<Mutex<VecDeque<String>>>,
-) {
+/// What an error quotes of Packer's output: its last lines, and every line saying a
+/// build errored (Packer's reason, which a long dump of the source AMI filters can
+/// push out of the last lines).
+#[derive(Default)]
+struct Output {
+    tail: VecDeque<String>,
+    errors: Vec<String>,
+}
+
+/// The lines in which Packer says why a build failed: `Build 'amazon-ebs' errored
+/// after 210 milliseconds: No AMI was found matching filters: ...` (a reason that
+/// quotes the filters over several lines keeps its first).
+fn is_build_error(line: &str) -> bool {
+    line.contains("Build '") && line.contains("' errored")
+}
+
+async fn stream_lines(reader: impl tokio::io::AsyncRead + Unpin, layer: String, tail: Arc<Mutex<Output>>) {
     let mut lines = BufReader::new(reader).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         tracing::info!(layer = %layer, "packer: {line}");
-        if let Ok(mut tail) = tail.lock() {
-            if tail.len() == TAIL_LINES {
-                tail.pop_front();
+        if let Ok(mut output) = tail.lock() {
+            let trimmed = line.trim();
+            if is_build_error(trimmed)
+                && !output.errors.iter().any(|e| e == trimmed)
+                && output.errors.len() < TAIL_LINES
+            {
+                output.errors.push(trimmed.to_owned());
             }
-            tail.push_back(line);
+            if output.tail.len() == TAIL_LINES {
+                output.tail.pop_front();
+            }
+            output.tail.push_back(line);
         }
     }
 }
@@ -300,6 +321,16 @@ pub fn manifest_output(template: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packer_s_reason_is_picked_out_of_its_output() {
+        assert!(is_build_error(
+            "Build 'amazon-ebs' errored after 212 milliseconds: No AMI was found matching filters: {"
+        ));
+        assert!(!is_build_error("==> Some builds didn't complete successfully and had errors:"));
+        assert!(!is_build_error("    amazon-ebs: Found Image ID: ami-1"));
+        assert!(!is_build_error("--> amazon-ebs: Build 'x' finished."));
+    }
 
     const FP: &str = "5736a4ecb4d1114b73a8df798dddce6fe381a25d5cbbbc213b4e30d87183acab";
 
