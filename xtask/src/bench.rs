@@ -14,23 +14,25 @@ const SCHEMA_CALLS: usize = 200;
 const PLANS: usize = 5;
 
 /// The parts of the benchmark, in the order they run; `--only` picks some.
-const SECTIONS: [(&str, &str); 6] = [
+const SECTIONS: [(&str, &str); 7] = [
     ("startup", "exec to handshake, GetProviderSchema latency, RSS"),
     ("lineage", "terraform plan of examples/terraform/lineage"),
     ("plan", "terraform plan over N applied immutable_app, and its AWS requests"),
     ("rollout", "blue/green rollout of one app: orchestration overhead"),
     ("timed-rollout", "blue/green rollout of one app on AWS's health timing, against the physical floor"),
+    ("throttled", "100 apps rolled out by one apply under EC2's and ELB's request limits"),
     ("codegen", "immutable-codegen packer over a 1,000-layer file"),
 ];
 
 /// Numbers of applied apps the plan section measures unless `--sizes` says otherwise.
-const DEFAULT_SIZES: [usize; 3] = [1, 10, 100];
+const DEFAULT_SIZES: [usize; 4] = [1, 10, 100, 1000];
 
 pub const USAGE: &str = "\
 cargo xtask bench [--only SECTION,...] [--sizes N,...] [--runs K]
 
-    --only    run only these sections (startup, lineage, plan, rollout, timed-rollout, codegen)
-  --sizes   numbers of applied apps for the plan section (default 1,10,100)
+    --only    run only these sections (startup, lineage, plan, rollout, timed-rollout,
+            throttled, codegen)
+  --sizes   numbers of applied apps for the plan section (default 1,10,100,1000)
   --runs    timed repetitions of each plan and rollout (default 5)
 
 Only a full run with the defaults rewrites BENCHMARKS.md; others print the table.
@@ -130,8 +132,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let binary = crate::build_provider(crate::Profile::Release)?;
     tests::use_provider_binary(binary.clone());
     let runtime = tokio::runtime::Runtime::new()?;
-    let needs_emulator =
-        options.sections.iter().any(|s| matches!(*s, "lineage" | "plan" | "rollout" | "timed-rollout"));
+    let needs_emulator = options.sections.iter().any(|s| !matches!(*s, "startup" | "codegen"));
     let aws = if needs_emulator {
         progress("starting the local AWS emulator");
         Some(LocalAws::start()?)
@@ -150,6 +151,7 @@ pub fn run(args: &[String]) -> Result<()> {
             "plan" => crate::bench_plan::run(aws()?, &runtime, &options.sizes, options.runs)?,
             "rollout" => crate::bench_rollout::run(aws()?, &runtime, options.runs)?,
             "timed-rollout" => crate::bench_timed::run(aws()?, &runtime, options.runs.min(3))?,
+            "throttled" => crate::bench_throttled::run(aws()?, &runtime)?,
             "codegen" => {
                 let (what, measured, baseline, ratio) = crate::bench_codegen::codegen_row()?;
                 Findings { rows: vec![Row { what, measured, baseline, ratio }], details: vec![] }
@@ -382,8 +384,11 @@ mod unit {
     #[test]
     fn no_options_run_everything_and_may_write_the_report() {
         let all = options(&[]).expect("defaults");
-        assert_eq!(all.sections, ["startup", "lineage", "plan", "rollout", "timed-rollout", "codegen"]);
-        assert_eq!((all.sizes, all.runs, all.complete), (vec![1, 10, 100], PLANS, true));
+        assert_eq!(
+            all.sections,
+            ["startup", "lineage", "plan", "rollout", "timed-rollout", "throttled", "codegen"]
+        );
+        assert_eq!((all.sizes, all.runs, all.complete), (vec![1, 10, 100, 1000], PLANS, true));
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod bench_codegen;
 mod bench_cpu;
 mod bench_plan;
 mod bench_rollout;
+mod bench_throttled;
 mod bench_timed;
 mod demo;
 mod demo_layers;
