@@ -30,7 +30,7 @@ const DEFAULT_SIZES: [usize; 4] = [1, 10, 100, 1000];
 pub const USAGE: &str = "\
 cargo xtask bench [--only SECTION,...] [--sizes N,...] [--runs K]
 
-    --only    run only these sections (startup, lineage, plan, rollout, timed-rollout,
+  --only    run only these sections (startup, lineage, plan, rollout, timed-rollout,
             throttled, codegen)
   --sizes   numbers of applied apps for the plan section (default 1,10,100,1000)
   --runs    timed repetitions of each plan and rollout (default 5)
