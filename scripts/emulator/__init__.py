@@ -4,6 +4,7 @@ made to behave like AWS where the provider's behaviour depends on it.
 Modules, in the order they are installed:
 
     core        request classification, the server, routes and wrappers
+    performance speed-ups of moto that change no answer (estates of 1,000 apps)
     fixes       corrections of moto where it answers otherwise than AWS (always on)
     accounting  requests counted and timed per account (/_immutable/requests)
     holds       requests held at an exact point for crash tests (/_immutable/hold)
@@ -17,9 +18,10 @@ Every module that changes an answer says what AWS does and cites where AWS docum
 it. Run with ``python -m emulator`` (``scripts/local-aws serve`` does).
 """
 
-from . import accounting, elb, fixes, holds, spot, switches, throttling
+from . import accounting, elb, fixes, holds, performance, spot, switches, throttling
 
 MODULES = [
+    performance,
     fixes,
     accounting,
     holds,

@@ -254,10 +254,15 @@ def install() -> None:
 
     def describe_target_health(self, target_group_arn, targets):  # type: ignore[no-untyped-def]
         group = self.target_groups.get(target_group_arn)
-        if not targets and group is not None and timed(group):
-            targets = list(group.targets.values()) + [t for _, t in draining(group).values()]
-            if not targets:
-                return []
-        return original_describe(self, target_group_arn, targets)
+        if group is None:
+            return original_describe(self, target_group_arn, targets)
+        if not targets:
+            targets = list(group.targets.values())
+            if timed(group):
+                targets += [t for _, t in draining(group).values()]
+        # Moto looks the EC2 backend up once per target, each time under a lock global
+        # to the server: a group of 1,000 targets then serialises every request.
+        ec2_backend = self.ec2_backend
+        return [group.health_for(target, ec2_backend) for target in targets]
 
     elbv2_models.ELBv2Backend.describe_target_health = describe_target_health
