@@ -7,13 +7,22 @@ that looks a backend up per item (an instance per target of a target group, a ta
 per resource) then serialises every concurrent request of every account behind that
 lock. Here a backend that exists is returned at once; the first lookup of an account
 still creates it under moto's lock.
+
+Moto's server also picks the service of every request under one lock, and on the way
+lists moto's package directory (a directory scan per request, ``list_of_moto_modules``).
+The directory does not change while the server runs: it is listed once.
 """
 
 from __future__ import annotations
 
 
 def install() -> None:
+    import moto.backends as backends
     from moto.core.base_backend import BackendDict
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+
 
     original = BackendDict.__getitem__
 
