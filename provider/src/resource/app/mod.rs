@@ -14,7 +14,7 @@ mod ownership;
 mod schema;
 
 pub use ownership::new_run;
-pub use schema::{DEFAULT_FLEET_ROLE, TYPE_NAME};
+pub use schema::{DEFAULT_FLEET_ROLE, TYPE_NAME, schema};
 
 use crate::aws::Clients;
 use crate::aws::fleets::Fleet;
