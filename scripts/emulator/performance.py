@@ -11,6 +11,12 @@ still creates it under moto's lock.
 Moto's server also picks the service of every request under one lock, and on the way
 lists moto's package directory (a directory scan per request, ``list_of_moto_modules``).
 The directory does not change while the server runs: it is listed once.
+
+An EC2 object's tags (``TaggedEC2Resource.get_tags``, called for every instance a
+DescribeInstances filter or answer looks at) are found by scanning every tag of the
+region for the object's id, so describing N tagged instances costs N times all the
+tags of the account. The tag store is a map by resource id: the object's tags are
+read from it directly, in the same order and shape.
 """
 
 from __future__ import annotations
@@ -32,3 +38,19 @@ def install() -> None:
         return original(self, account_id)
 
     BackendDict.__getitem__ = getitem
+
+    from moto.ec2.models.core import TaggedEC2Resource
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    def get_tags(self):  # type: ignore[no-untyped-def]
+        resource_id = self.id
+        if not resource_id:
+            return []
+        tags = dict(self.ec2_backend.tags.get(resource_id, {}))
+        resource_type = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
+        return [
+            {"resource_id": resource_id, "key": key, "value": value, "resource_type": resource_type}
+            for key, value in tags.items()
+        ]
+
+    TaggedEC2Resource.get_tags = get_tags
