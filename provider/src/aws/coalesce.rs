@@ -174,6 +174,18 @@ pub struct Registry {
     members: Vec<Arc<dyn Forget>>,
 }
 
+/// A coalescer that remembers nothing: a call is shared only by those who ask while it
+/// is in flight, so every answer is at least as new as the call it came from. Not part
+/// of a [`Registry`]: there is nothing to forget.
+pub fn in_flight_only<K, V, F>(name: &'static str, fetch: F) -> Arc<Coalescer<K, V>>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    F: Fn(Vec<K>) -> BoxFuture<'static, Found<K, V>> + Send + Sync + 'static,
+{
+    Arc::new(Coalescer::new(name, Mode::PerKey, Duration::ZERO, Box::new(fetch)))
+}
+
 impl Registry {
     /// Coalescers made here remember answers for `ttl`.
     pub fn new(ttl: Duration) -> Self {
@@ -220,6 +232,25 @@ mod tests {
             }
             .boxed()
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_flight_only_shares_a_call_while_it_runs_and_remembers_nothing() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let listing = in_flight_only("listing", recording(calls.clone()));
+        // Three asks while the first call runs share it.
+        let (a, b, c) = tokio::join!(listing.get(7), listing.get(7), async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            listing.get(7).await
+        });
+        assert_eq!(
+            [a.ok().flatten(), b.ok().flatten(), c.ok().flatten()],
+            [Some("v7".to_owned()), Some("v7".to_owned()), Some("v7".to_owned())]
+        );
+        assert_eq!(lock(&calls).len(), 1);
+        // Asked again once it has answered: a new call, at once.
+        assert_eq!(listing.get(7).await.ok().flatten().as_deref(), Some("v7"));
+        assert_eq!(lock(&calls).len(), 2);
     }
 
     #[tokio::test(start_paused = true)]

@@ -16,11 +16,17 @@
 //! - AMIs: lookups by id that arrive while a `DescribeImages` call is in flight wait
 //!   for the next call, which asks for all of them.
 //!
+//! - Spot Fleets as they are now ([`Reads::fleets_now`], for the checks before a change:
+//!   a create's ownership check, a rollout looking for a fleet left by an interrupted
+//!   run, the clean-up of strays): a listing in flight is shared by everyone who asks
+//!   meanwhile, and nothing is remembered, so the hundred creates of one apply list the
+//!   account's fleets a few times rather than three hundred times.
+//!
 //! A lone read makes the same number of calls as without sharing and starts them at
 //! once, so it waits no longer. Answers live [`SNAPSHOT_TTL`] at most, and anything the
 //! provider changes drops them all ([`Reads::changing`]).
 
-use super::coalesce::{Coalescer, Mode, Registry};
+use super::coalesce::{Coalescer, Mode, Registry, in_flight_only};
 use super::images::{self, Image};
 use super::{AwsError, fleets, target_groups};
 use crate::health::TargetHealth;
@@ -54,6 +60,7 @@ pub struct Reads {
     fleets: Arc<Coalescer<(), Arc<FleetView>>>,
     health: Arc<Coalescer<String, Arc<Vec<TargetHealth>>>>,
     images: Arc<Coalescer<String, Image>>,
+    listing: Arc<Coalescer<(), Arc<Vec<fleets::Fleet>>>>,
 }
 
 impl std::fmt::Debug for Reads {
@@ -96,7 +103,12 @@ impl Reads {
             let ec2 = client.clone();
             async move { images::find_images_by_ids(&ec2, &ids).await }.boxed()
         });
-        Self { ec2, registry, fleets, health, images }
+        let client = ec2.clone();
+        let listing = in_flight_only("listing Spot Fleets", move |_: Vec<()>| {
+            let ec2 = client.clone();
+            async move { Ok(HashMap::from([((), Arc::new(fleets::all_fleets(&ec2).await?))])) }.boxed()
+        });
+        Self { ec2, registry, fleets, health, images, listing }
     }
 
     /// Forgets everything read so far.
@@ -134,6 +146,13 @@ impl Reads {
         let instances =
             if found.is_open() { fleets::fleet_instances(&self.ec2, id).await? } else { Vec::new() };
         Ok(Some(ObservedFleet { fleet: found, instances }))
+    }
+
+    /// Every Spot Fleet request of the account, from a listing made after this call
+    /// began or in flight when it did (see the module's documentation).
+    pub async fn fleets_now(&self) -> Result<Arc<Vec<fleets::Fleet>>, AwsError> {
+        let listing = self.listing.get(()).await?;
+        listing.ok_or_else(|| AwsError::plain("listing Spot Fleets", "the listing went missing"))
     }
 
     /// The open fleets tagged with `app`, from the same snapshot as [`Reads::fleet`]: the

@@ -15,6 +15,9 @@ pub struct SpotFleet {
     fleet_role_arn: Option<String>,
     /// RFC 3339; the request expires then (its instances are terminated).
     valid_until: Option<String>,
+    /// Listings of the account's fleets shared with the run's other resources; without
+    /// it, each [`Capacity::find`] lists them itself.
+    reads: Option<std::sync::Arc<crate::aws::reads::Reads>>,
 }
 
 impl SpotFleet {
@@ -25,7 +28,16 @@ impl SpotFleet {
         fleet_role_arn: Option<String>,
         valid_until: Option<String>,
     ) -> Self {
-        Self { ec2, fleet_role_arn, valid_until }
+        Self { ec2, fleet_role_arn, valid_until, reads: None }
+    }
+
+    /// Looks for fleets through `reads`' shared listing ([`Reads::fleets_now`]).
+    ///
+    /// [`Reads::fleets_now`]: crate::aws::reads::Reads::fleets_now
+    #[must_use]
+    pub fn listing_through(mut self, reads: std::sync::Arc<crate::aws::reads::Reads>) -> Self {
+        self.reads = Some(reads);
+        self
     }
 }
 
@@ -53,7 +65,18 @@ impl Capacity for SpotFleet {
     }
 
     async fn find(&self, app: &str, generation: u64) -> Result<Option<Group>, AwsError> {
-        Ok(fleets::find_open_fleet(&self.ec2, app, generation).await?.map(group))
+        let Some(reads) = &self.reads else {
+            return Ok(fleets::find_open_fleet(&self.ec2, app, generation).await?.map(group));
+        };
+        let generation = generation.to_string();
+        let listing = reads.fleets_now().await?;
+        Ok(listing
+            .iter()
+            .find(|f| {
+                f.is_open_of(app) && f.tags.get(conventions::fleet_tags::GENERATION) == Some(&generation)
+            })
+            .cloned()
+            .map(group))
     }
 
     async fn request(&self, spec: &GroupSpec, template_id: &str, token: &str) -> Result<String, AwsError> {

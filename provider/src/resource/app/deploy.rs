@@ -6,7 +6,7 @@ use super::model::{Model, list};
 use super::schema::{DEFAULT_ALLOCATION, DEFAULT_FLEET_ROLE, DEFAULT_INTERRUPTION};
 use crate::aws::images::Image;
 use crate::aws::launch_templates::TemplateData;
-use crate::aws::{AwsError, Clients, fleets, instances, launch_templates, target_groups};
+use crate::aws::{AwsError, Clients, instances, launch_templates, target_groups};
 use crate::capacity::spot_fleet::SpotFleet;
 use crate::capacity::{Capacity, GroupSpec, SpotOptions};
 use crate::health;
@@ -104,11 +104,12 @@ pub fn requesting(clients: &Clients, model: &Model, resolved: &Resolved) -> Spot
         resolved.fleet_role_arn.clone(),
         model.launch.valid_until.known().cloned(),
     )
+    .listing_through(clients.reads.clone())
 }
 
 /// The capacity backend for groups that exist (status, resize, cancel).
 pub fn existing(clients: &Clients) -> SpotFleet {
-    SpotFleet::new(clients.ec2.clone(), None, None)
+    SpotFleet::new(clients.ec2.clone(), None, None).listing_through(clients.reads.clone())
 }
 
 /// One deploy: the generation to launch, the fleet it replaces, the time limit.
@@ -331,11 +332,11 @@ pub async fn cancel_strays(clients: &Clients, state: &mut Model, diags: &mut Dia
     else {
         return;
     };
-    let fleets = match fleets::all_fleets(&clients.ec2).await {
+    let fleets = match clients.reads.fleets_now().await {
         Ok(fleets) => fleets,
         Err(e) => {
             diags.warning("Cleanup Incomplete", format!("looking for stray fleets of app {app}: {e}"));
-            Vec::new()
+            std::sync::Arc::new(Vec::new())
         }
     };
     let capacity = existing(clients);
@@ -399,9 +400,10 @@ pub async fn take_over(clients: &Clients, state: &mut Model, owner: &str, diags:
     }
 }
 
-/// The open fleets of the app, asked now (not from shared reads).
+/// The open fleets of the app, from a listing made now or in flight now (not from the
+/// shared snapshot of reads).
 pub async fn open_fleets(clients: &Clients, app: &str) -> Result<Vec<crate::aws::fleets::Fleet>, AwsError> {
-    fleets::open_fleets(&clients.ec2, app).await
+    Ok(clients.reads.fleets_now().await?.iter().filter(|f| f.is_open_of(app)).cloned().collect())
 }
 
 /// Deletes the launch template of the generation before `generation` (its state went
