@@ -121,6 +121,26 @@ def checks(group: Any, account: str, registered: float, instance: Any, tags: dic
     return state, made, timeout
 
 
+class InstancesById:
+    """An EC2 backend whose get_instance_by_id answers from one scan of the instances
+    (for the length of one request); everything else is the backend's."""
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+        self._by_id: dict[str, Any] | None = None
+
+    def get_instance_by_id(self, instance_id: str) -> Any:
+        if self._by_id is None:
+            self._by_id = {}
+            for reservation in self._backend.all_reservations():
+                for instance in reservation.instances:
+                    self._by_id.setdefault(instance.id, instance)
+        return self._by_id.get(instance_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
 def install() -> None:
     import moto.ec2.models.instances as instance_models
     import moto.elbv2.models as elbv2_models
@@ -261,8 +281,10 @@ def install() -> None:
             if timed(group):
                 targets += [t for _, t in draining(group).values()]
         # Moto looks the EC2 backend up once per target, each time under a lock global
-        # to the server: a group of 1,000 targets then serialises every request.
-        ec2_backend = self.ec2_backend
+        # to the server, and each target's instance up by scanning every instance of
+        # the region: a group of 1,000 targets cost a million comparisons per call.
+        # Once per call here, and the instances by id from one scan.
+        ec2_backend = InstancesById(self.ec2_backend)
         return [group.health_for(target, ec2_backend) for target in targets]
 
     elbv2_models.ELBv2Backend.describe_target_health = describe_target_health
