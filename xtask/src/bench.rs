@@ -26,8 +26,8 @@ const SECTIONS: [(&str, &str); 7] = [
 
 /// Numbers of applied apps the plan section measures unless `--sizes` says otherwise.
 /// 1000 is left to `--sizes 1000`: the emulator's answers grow with the estate (every
-/// Spot Fleet and instance of the account), so building 1,000 apps takes it over an
-/// hour on two cores.
+/// Spot Fleet and instance of the account), and building 1,000 apps takes it about ten
+/// minutes on two cores, more than the rest of the benchmark.
 const DEFAULT_SIZES: [usize; 3] = [1, 10, 100];
 
 pub const USAGE: &str = "\
@@ -36,7 +36,7 @@ cargo xtask bench [--only SECTION,...] [--sizes N,...] [--runs K]
   --only    run only these sections (startup, lineage, plan, rollout, timed-rollout,
             throttled, codegen)
   --sizes   numbers of applied apps for the plan section (default 1,10,100; 1000 takes
-            the emulator over an hour to build)
+            the emulator about ten minutes to build)
   --runs    timed repetitions of each plan and rollout (default 5)
 
 Only a full run with the defaults rewrites BENCHMARKS.md; others print the table.
