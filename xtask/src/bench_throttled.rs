@@ -90,7 +90,7 @@ fn roll_out(estate: &Estate) -> Result<Rollouts> {
     let started = Instant::now();
     let out = estate.workdir.terraform(&["apply", "-auto-approve", "-no-color", "-input=false"]);
     let wall = started.elapsed();
-        let by_action: BTreeMap<String, u64> = estate.account.requests()?.into_iter().collect();
+    let by_action: BTreeMap<String, u64> = estate.account.requests()?.into_iter().collect();
     let requests = by_action.values().sum();
     let refused: BTreeMap<String, u64> =
         serde_json::from_str(&estate.account.control("GET", "/_immutable/throttled", None)?)
@@ -105,7 +105,7 @@ fn roll_out(estate: &Estate) -> Result<Rollouts> {
     if !failed && !out.stdout.contains(&format!("{APPS} changed")) {
         bail!("the apply did not roll out every app:\n{out}");
     }
-        Ok(Rollouts { wall, requests, by_action, refused, throttled, surfaced, failed })
+    Ok(Rollouts { wall, requests, by_action, refused, throttled, surfaced, failed })
 }
 
 pub fn run(aws: &LocalAws, runtime: &tokio::runtime::Runtime) -> Result<Findings> {
@@ -144,7 +144,7 @@ pub fn run(aws: &LocalAws, runtime: &tokio::runtime::Runtime) -> Result<Findings
             ratio: per_rollout(&measured) / per_rollout(&baseline),
         },
     ];
-        let mut details = format!(
+    let mut details = format!(
         "## Rollouts under throttling\n\n\
          {APPS} apps (1 instance each, one target group) rolled out to a new AMI by one `terraform apply` with \
          Terraform's default parallelism (10), in an account where the emulator applies AWS's published \
@@ -156,7 +156,7 @@ pub fn run(aws: &LocalAws, runtime: &tokio::runtime::Runtime) -> Result<Findings
         measured.throttled,
         measured.surfaced,
         if measured.failed { "failed" } else { "succeeded" },
-                baseline.requests,
+        baseline.requests,
     );
     details.push_str(
         "\n| action | requests without throttling | requests under throttling | throttled |\n|---|---|---|---|\n",
