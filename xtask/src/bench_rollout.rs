@@ -9,9 +9,12 @@ use anyhow::{Result, bail};
 use std::time::{Duration, Instant};
 use tests::{LocalAws, RequestStats, Workdir, core_infra, register_ami};
 
-const CAPACITY: u32 = 2;
+/// Instances of the app the rollout benchmarks roll out.
+pub const CAPACITY: u32 = 2;
 
-fn app_config(ami: &str) -> String {
+/// App `web` on the core infrastructure's names, `CAPACITY` instances of `ami`, default
+/// rollout settings.
+pub fn app_config(ami: &str) -> String {
     format!(
         r#"terraform {{
   required_providers {{

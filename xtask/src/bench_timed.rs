@@ -12,11 +12,11 @@
 //! AWS with these settings.
 
 use crate::bench::{Findings, Row, median, progress, secs};
+use crate::bench_rollout::{CAPACITY, app_config};
 use anyhow::{Context as _, Result, bail};
 use std::time::{Duration, Instant};
 use tests::{LocalAws, Workdir, core_infra, register_ami};
 
-const CAPACITY: u32 = 2;
 const INTERVAL: u32 = 5;
 const HEALTHY_THRESHOLD: u32 = 2;
 const DEREGISTRATION_DELAY: u32 = 10;
@@ -26,27 +26,6 @@ const BOOT: u32 = 23;
 fn floor() -> Duration {
     let first_pass = BOOT.div_ceil(INTERVAL) * INTERVAL;
     Duration::from_secs(u64::from(first_pass + (HEALTHY_THRESHOLD - 1) * INTERVAL + DEREGISTRATION_DELAY))
-}
-
-fn app_config(ami: &str) -> String {
-    format!(
-        r#"terraform {{
-  required_providers {{
-    immutable = {{ source = "terraform.local/immutable/immutable" }}
-  }}
-}}
-
-resource "immutable_app" "web" {{
-  name                 = "web"
-  ami_id               = "{ami}"
-  instance_types       = ["t3.small", "t3a.small"]
-  target_capacity      = {CAPACITY}
-  security_groups      = ["web-sg"]
-  target_groups        = ["web"]
-  iam_instance_profile = "web-profile"
-}}
-"#
-    )
 }
 
 pub fn run(aws: &LocalAws, runtime: &tokio::runtime::Runtime, runs: usize) -> Result<Findings> {
