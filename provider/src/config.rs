@@ -50,6 +50,7 @@ pub struct Endpoints {
     pub ec2: Option<String>,
     pub elbv2: Option<String>,
     pub iam: Option<String>,
+    pub cloudwatch: Option<String>,
     pub sts: Option<String>,
 }
 
@@ -184,6 +185,7 @@ pub fn schema() -> Schema {
                 .attribute(endpoint("ec2"))
                 .attribute(endpoint("elbv2"))
                 .attribute(endpoint("iam"))
+                .attribute(endpoint("cloudwatch"))
                 .attribute(
                     Attribute::optional("sts", Type::String)
                         .description(

@@ -133,6 +133,9 @@ pub struct SpotOptions {
     pub max_price: Option<String>,
     /// `terminate`, `stop` or `hibernate`.
     pub interruption_behavior: String,
+    /// Capacity rebalancing: `launch` or `launch-before-terminate`, with the
+    /// termination delay in seconds for the latter.
+    pub capacity_rebalance: Option<(String, Option<u32>)>,
 }
 
 /// One Spot Fleet request, tagged at creation.
@@ -202,6 +205,16 @@ pub async fn request(ec2: &aws_sdk_ec2::Client, request: &FleetRequest<'_>) -> R
         .set_instance_pools_to_use_count(
             spot.instance_pools_to_use_count.and_then(|n| i32::try_from(n).ok()),
         );
+    if let Some((strategy, delay)) = &spot.capacity_rebalance {
+        use aws_sdk_ec2::types::{ReplacementStrategy, SpotCapacityRebalance, SpotMaintenanceStrategies};
+        let rebalance = SpotCapacityRebalance::builder()
+            .replacement_strategy(ReplacementStrategy::from(strategy.as_str()))
+            .set_termination_delay(delay.and_then(|d| i32::try_from(d).ok()))
+            .build();
+        config = config.spot_maintenance_strategies(
+            SpotMaintenanceStrategies::builder().capacity_rebalance(rebalance).build(),
+        );
+    }
     if let Some(until) = request.valid_until {
         let parsed =
             aws_smithy_types::DateTime::from_str(until, aws_smithy_types::date_time::Format::DateTime)
@@ -405,6 +418,39 @@ pub async fn modify_capacity(
         .send()
         .await
         .map_err(|e| AwsError::new(format!("changing the capacity of Spot Fleet {id} to {target}"), &e))?;
+    Ok(())
+}
+
+/// Lowers the fleet's capacity to `target` without letting it choose what to
+/// terminate (`noTermination`), then terminates exactly `instances`: the fleet is at its
+/// target once they are gone, so a `maintain` fleet does not replace them.
+pub async fn shrink(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    target: u32,
+    on_demand: u32,
+    instances: &[String],
+) -> Result<(), AwsError> {
+    use aws_sdk_ec2::types::ExcessCapacityTerminationPolicy;
+    ec2.modify_spot_fleet_request()
+        .spot_fleet_request_id(id)
+        .target_capacity(i32::try_from(target).unwrap_or(i32::MAX))
+        .on_demand_target_capacity(i32::try_from(on_demand).unwrap_or(i32::MAX))
+        .excess_capacity_termination_policy(ExcessCapacityTerminationPolicy::NoTermination)
+        .send()
+        .await
+        .map_err(|e| AwsError::new(format!("shrinking Spot Fleet {id} to {target}"), &e))?;
+    if instances.is_empty() {
+        return Ok(());
+    }
+    ec2.terminate_instances()
+        .set_instance_ids(Some(instances.to_vec()))
+        .send()
+        .await
+        .map_err(|e| {
+            AwsError::new(format!("terminating {} instances of Spot Fleet {id}", instances.len()), &e)
+        })
+        .or_not_found(super::instances::NOT_FOUND)?;
     Ok(())
 }
 

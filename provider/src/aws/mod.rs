@@ -1,10 +1,11 @@
 //! Everything that talks to AWS, organised by AWS object: `images`, `fleets` (Spot
 //! Fleet requests), `launch_templates`, `instances`, `network` (security groups,
-//! subnets, zones, key pairs, instance types), `target_groups`, `iam`. Finders return
+//! subnets, zones, key pairs, instance types), `target_groups`, `iam`, `alarms` (CloudWatch). Finders return
 //! `Ok(None)` for an object that is not there ([`OrNotFound`]), waiters take
 //! [`crate::wait::Limits`], and every error carries what the provider was doing and
 //! AWS's code and message ([`AwsError`]). `reads` shares the reads of a Terraform run.
 
+pub mod alarms;
 pub mod attempts;
 mod coalesce;
 pub mod fleets;
@@ -31,6 +32,7 @@ pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub iam: aws_sdk_iam::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub region: String,
     pub default_tags: BTreeMap<String, String>,
     /// Describe calls shared by concurrent reads.
@@ -98,6 +100,7 @@ impl Clients {
             ec2,
             elbv2,
             iam: client!(aws_sdk_iam, endpoints.iam),
+            cloudwatch: client!(aws_sdk_cloudwatch, endpoints.cloudwatch),
             region,
             default_tags: model.default_tags.known().cloned().unwrap_or_default(),
             credentials: sdk.credentials_provider(),
@@ -111,12 +114,20 @@ impl Clients {
         iam: aws_sdk_iam::Client,
         region: impl Into<String>,
     ) -> Self {
+        let region = region.into();
+        let cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
+            aws_sdk_cloudwatch::Config::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new(region.clone()))
+                .build(),
+        );
         Self {
             reads: std::sync::Arc::new(reads::Reads::new(ec2.clone(), elbv2.clone())),
             ec2,
             elbv2,
             iam,
-            region: region.into(),
+            cloudwatch,
+            region,
             default_tags: BTreeMap::new(),
             credentials: None,
         }

@@ -13,6 +13,20 @@ pub const NOT_FOUND: &[&str] = &["TargetGroupNotFound", "ValidationError"];
 pub struct TargetGroup {
     pub name: String,
     pub arn: String,
+    /// Seconds between health checks, and consecutive successes a target needs to
+    /// be healthy.
+    pub health_check_interval: Option<u32>,
+    pub healthy_threshold: Option<u32>,
+}
+
+impl TargetGroup {
+    /// The least time a new target takes to be healthy once it answers: the healthy
+    /// threshold's checks, one interval apart.
+    pub fn time_to_healthy(&self) -> std::time::Duration {
+        let interval = self.health_check_interval.unwrap_or(30);
+        let threshold = self.healthy_threshold.unwrap_or(5);
+        std::time::Duration::from_secs(u64::from(interval) * u64::from(threshold))
+    }
 }
 
 pub fn is_arn(text: &str) -> bool {
@@ -78,6 +92,10 @@ async fn describe(
                 Some(TargetGroup {
                     name: g.target_group_name()?.to_owned(),
                     arn: g.target_group_arn()?.to_owned(),
+                    health_check_interval: g
+                        .health_check_interval_seconds()
+                        .and_then(|s| u32::try_from(s).ok()),
+                    healthy_threshold: g.healthy_threshold_count().and_then(|c| u32::try_from(c).ok()),
                 })
             })
             .collect()

@@ -128,6 +128,16 @@ pub trait Capacity: Send + Sync {
 
     async fn resize(&self, id: &str, target: u32, on_demand: u32) -> Result<(), AwsError>;
 
+    /// Shrinks the group to `target` by terminating exactly `instances` (deregistered
+    /// and drained by the caller), which the group does not replace.
+    async fn retire(
+        &self,
+        id: &str,
+        instances: &[String],
+        target: u32,
+        on_demand: u32,
+    ) -> Result<(), AwsError>;
+
     /// Cancels the group and terminates its instances; a group already gone is fine.
     async fn cancel(&self, id: &str) -> Result<(), AwsError>;
 }

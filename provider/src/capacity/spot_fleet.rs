@@ -129,6 +129,16 @@ impl Capacity for SpotFleet {
         fleets::modify_capacity(&self.ec2, id, target, on_demand).await
     }
 
+    async fn retire(
+        &self,
+        id: &str,
+        instances: &[String],
+        target: u32,
+        on_demand: u32,
+    ) -> Result<(), AwsError> {
+        fleets::shrink(&self.ec2, id, target, on_demand, instances).await
+    }
+
     async fn cancel(&self, id: &str) -> Result<(), AwsError> {
         fleets::cancel_fleet(&self.ec2, id).await
     }

@@ -8,7 +8,8 @@
 //! time ran out.
 
 use super::machine::{Action, Blue, FleetState, Observation, Outcome, Rollout, Settings};
-use crate::aws::{AwsError, Clients, launch_templates, target_groups};
+use super::record::Record;
+use crate::aws::{AwsError, Clients, alarms, launch_templates, target_groups};
 use crate::capacity::{Capacity, GroupSpec};
 use crate::health::{self, TargetHealth};
 use crate::wait::{Backoff, Limits, Poll, WaitError, poll_until};
@@ -30,15 +31,23 @@ pub struct RunResult {
     /// Problems after the outcome was decided (e.g. a group that could not be
     /// cancelled), for the user to see.
     pub cleanup_errors: Vec<String>,
+    /// The steps as they went.
+    pub record: Record,
 }
 
 pub struct Runner<'a> {
     pub clients: &'a Clients,
     pub capacity: &'a dyn Capacity,
     pub spec: &'a GroupSpec,
-    /// The health deadline (the rollout rolls back when it passes before green is
-    /// healthy) and Terraform's stop.
+    /// The whole rollout's deadline (Terraform's timeout for the operation) and
+    /// Terraform's stop.
     pub limits: Limits,
+    /// How long green has to get healthy at each step (afresh after a Spot
+    /// replacement); the rollout rolls back when it passes.
+    pub health_timeout: Duration,
+    /// CloudWatch alarms that roll the rollout back when in ALARM during a step or its
+    /// bake.
+    pub alarms: &'a [String],
 }
 
 impl Runner<'_> {
@@ -49,19 +58,50 @@ impl Runner<'_> {
         let mut backoff = Backoff::rollout();
         let mut green_template: Option<String> = None;
         let mut cleanup_errors = Vec::new();
+        let mut record = Record::start();
         let mut stop_seen = false;
+        let mut epoch = rollout.health_epoch();
+        let mut health_deadline = Instant::now() + self.health_timeout;
         let mut deadline_seen = false;
         let mut last_progress = String::new();
         let mut attempts = 0u32;
+        let steps = settings.steps.len();
         loop {
-            if !stop_seen && self.limits.stop.is_cancelled() {
+            if rollout.health_epoch() != epoch {
+                epoch = rollout.health_epoch();
+                health_deadline = Instant::now() + self.health_timeout;
+                deadline_seen = false;
+                backoff.reset();
+            }
+            let advancing = !rollout.green_is_healthy() && !rollout.is_rolling_back() && !rollout.is_done();
+            if advancing {
+                let (index, size) = rollout.step();
+                if index >= record.steps.len() && steps > 1 {
+                    tracing::info!(app = %app, "step {} of {steps}: {size} of {} instances on the new fleet", index + 1, settings.target());
+                }
+                record.step(index, size, settings.target());
+                if !rollout.awaits_health() {
+                    record.healthy();
+                }
+            }
+            if !stop_seen && self.limits.stop.is_cancelled() && advancing {
                 stop_seen = true;
                 tracing::warn!(app = %app, "stop requested during {}", rollout.phase_name());
                 rollout.observe(Observation::StopRequested);
+            } else if !stop_seen && self.limits.stop.is_cancelled() && rollout.green_is_healthy() {
+                stop_seen = true;
+                rollout.observe(Observation::StopRequested);
             }
-            if !deadline_seen && Instant::now() >= self.limits.deadline && !rollout.green_is_healthy() {
+            let now = Instant::now();
+            let late = (rollout.awaits_health() && now >= health_deadline) || now >= self.limits.deadline;
+            if !deadline_seen
+                && late
+                && advancing
+                && !rollout.is_rolling_back()
+                && !rollout.green_is_healthy()
+            {
                 deadline_seen = true;
-                tracing::warn!(app = %app, "health deadline passed during {}", rollout.phase_name());
+                tracing::warn!(app = %app, "deadline passed during {}", rollout.phase_name());
                 rollout.observe(Observation::DeadlinePassed);
             }
             let action = rollout.next_action();
@@ -80,13 +120,28 @@ impl Runner<'_> {
                             }
                         }
                     }
-                    return RunResult { outcome: outcome.clone(), green_template, cleanup_errors };
+                    if let Some(problem) = rollout.restore_problem() {
+                        cleanup_errors.push(format!("the previous fleet was not fully restored: {problem}"));
+                    }
+                    record.finish(matches!(outcome, Outcome::Switched { .. }));
+                    return RunResult { outcome: outcome.clone(), green_template, cleanup_errors, record };
                 }
-                Action::RequestGreen => self.request_green(&mut green_template).await.map(Some),
-                Action::PollGreen { fleet_id } => match self.pause(&rollout, backoff.next_delay()).await {
-                    Ok(()) => self.poll_green(fleet_id, &mut last_progress).await.map(Some),
-                    Err(_) => Ok(None),
-                },
+                Action::RequestGreen { capacity, on_demand } => {
+                    self.request_green(&mut green_template, *capacity, *on_demand).await.map(Some)
+                }
+                Action::GrowGreen { fleet_id, capacity, on_demand } => {
+                    tracing::info!(app = %app, "growing green fleet {fleet_id} to {capacity} instances");
+                    self.capacity
+                        .resize(fleet_id, *capacity, *on_demand)
+                        .await
+                        .map(|()| Some(Observation::Grown))
+                }
+                Action::PollGreen { fleet_id } => {
+                    match self.pause(&rollout, health_deadline, backoff.next_delay()).await {
+                        Ok(()) => self.poll_green(fleet_id, &mut last_progress).await.map(Some),
+                        Err(_) => Ok(None),
+                    }
+                }
                 Action::Register { instances } => {
                     register(&self.clients.elbv2, app, &self.spec.target_group_arns, instances).await.map(
                         |()| {
@@ -95,22 +150,49 @@ impl Runner<'_> {
                         },
                     )
                 }
-                Action::PollHealth { fleet_id } => match self.pause(&rollout, backoff.next_delay()).await {
-                    Ok(()) => self.poll_health(fleet_id, &settings, &mut last_progress).await.map(Some),
+                Action::PollHealth { fleet_id } => match self
+                    .pause(&rollout, health_deadline, backoff.next_delay())
+                    .await
+                {
+                    Ok(()) => match self.firing().await {
+                        Ok(Some(alarms)) => Ok(Some(alarms)),
+                        Ok(None) => self.poll_health(fleet_id, &settings, &mut last_progress).await.map(Some),
+                        Err(e) => Err(e),
+                    },
                     Err(_) => Ok(None),
                 },
+                Action::Bake { fleet_id, duration } => {
+                    self.bake(&rollout, fleet_id, *duration).await.map(Some)
+                }
+                Action::ListBlue { fleet_id } => self
+                    .capacity
+                    .instances(fleet_id)
+                    .await
+                    .map(|instances| Some(Observation::BlueInstances { instances })),
                 Action::Deregister { instances } => {
-                    let which = if blue.as_ref().is_some_and(|b| &b.instances == instances) {
-                        "blue"
-                    } else {
-                        "green"
-                    };
+                    let which = if rollout.is_rolling_back() { "green" } else { "blue" };
                     tracing::info!(app = %app, "draining {which}: deregistering {} instances", instances.len());
                     self.deregister(instances).await.map(|()| Some(Observation::Deregistered))
                 }
-                Action::WaitDrain(limit) => {
-                    let instances = blue.as_ref().map(|b| b.instances.clone()).unwrap_or_default();
-                    Ok(Some(self.wait_drained(&instances, *limit).await))
+                Action::WaitDrain { instances, limit } => {
+                    let drained = self.wait_drained(instances, *limit).await;
+                    // A rollback's drain of green ends early on stop, without undoing it.
+                    if rollout.is_rolling_back() && drained == Observation::StopRequested {
+                        Ok(Some(Observation::DrainDone))
+                    } else {
+                        Ok(Some(drained))
+                    }
+                }
+                Action::Retire { fleet_id, instances, capacity, on_demand } => {
+                    tracing::info!(app = %app, "blue fleet {fleet_id} down to {capacity} instances: terminating {}", instances.join(", "));
+                    self.capacity
+                        .retire(fleet_id, instances, *capacity, *on_demand)
+                        .await
+                        .map(|()| Some(Observation::Retired))
+                }
+                Action::RestoreBlue { fleet_id, capacity, on_demand } => {
+                    tracing::warn!(app = %app, "restoring blue fleet {fleet_id} to {capacity} instances");
+                    self.restore_blue(fleet_id, *capacity, *on_demand, &settings).await.map(Some)
                 }
                 Action::Cancel { fleet_id } => {
                     let which =
@@ -132,15 +214,19 @@ impl Runner<'_> {
                     attempts += 1;
                     tracing::warn!(app = %app, "{error} (attempt {attempts} of {ACTION_ATTEMPTS})");
                     let cleanup = rollout.green_is_healthy()
-                        || matches!(action, Action::Cancel { .. } | Action::Deregister { .. });
+                        || rollout.is_rolling_back()
+                        || matches!(action, Action::Cancel { .. });
                     if attempts < ACTION_ATTEMPTS {
                         // Every action is safe to repeat (polls read, requests carry a
-                        // client token), so one that failed even after the SDK's retries
-                        // gets a few more tries: a poll lost to a burst of AWS errors
-                        // must not roll back a rollout that would succeed. Before green
-                        // is healthy the pause still ends at the health deadline.
-                        let limits =
-                            if cleanup { self.limits.without_deadline() } else { self.poll_limits(&rollout) };
+                        // client token, resizes set an absolute size), so one that failed
+                        // even after the SDK's retries gets a few more tries: a poll lost
+                        // to a burst of AWS errors must not roll back a rollout that would
+                        // succeed. Before the switch the pause still ends at the deadline.
+                        let limits = if cleanup {
+                            self.limits.without_deadline()
+                        } else {
+                            self.poll_limits(&rollout, health_deadline)
+                        };
                         let _ = limits.sleep(Duration::from_millis(500) * attempts, "retrying").await;
                     } else if !cleanup {
                         attempts = 0;
@@ -148,30 +234,115 @@ impl Runner<'_> {
                     } else {
                         // Cleanup that keeps failing: report it rather than loop forever.
                         cleanup_errors.push(format!("{error}; finish this by hand"));
-                        return RunResult {
-                            outcome: give_up(&rollout, error),
-                            green_template,
-                            cleanup_errors,
-                        };
+                        let outcome = give_up(&rollout, error);
+                        record.finish(matches!(outcome, Outcome::Switched { .. }));
+                        return RunResult { outcome, green_template, cleanup_errors, record };
                     }
                 }
             }
         }
     }
 
-    /// Polls stop at the health deadline until green is healthy; after that only
-    /// stop interrupts them.
-    fn poll_limits(&self, rollout: &Rollout) -> Limits {
-        if rollout.green_is_healthy() { self.limits.without_deadline() } else { self.limits.clone() }
+    /// Polls stop at the step's health deadline (or the rollout's) until the switch;
+    /// after that only stop interrupts them.
+    fn poll_limits(&self, rollout: &Rollout, health_deadline: Instant) -> Limits {
+        if rollout.green_is_healthy() || rollout.is_rolling_back() {
+            self.limits.without_deadline()
+        } else if rollout.awaits_health() {
+            self.limits.until(health_deadline.min(self.limits.deadline))
+        } else {
+            self.limits.clone()
+        }
     }
 
     /// The pause before a poll; an error means stop or deadline came first (the loop
     /// then observes which).
-    async fn pause(&self, rollout: &Rollout, delay: Duration) -> Result<(), WaitError> {
-        self.poll_limits(rollout).sleep(delay, rollout.phase_name()).await
+    async fn pause(
+        &self,
+        rollout: &Rollout,
+        health_deadline: Instant,
+        delay: Duration,
+    ) -> Result<(), WaitError> {
+        self.poll_limits(rollout, health_deadline).sleep(delay, rollout.phase_name()).await
     }
 
-    async fn request_green(&self, template: &mut Option<String>) -> Result<Observation, AwsError> {
+    /// The gating alarms in ALARM, as an observation; none when all are clear.
+    async fn firing(&self) -> Result<Option<Observation>, AwsError> {
+        let firing = alarms::firing(&self.clients.cloudwatch, self.alarms).await?;
+        if firing.is_empty() {
+            return Ok(None);
+        }
+        tracing::warn!(app = %self.spec.app, "alarm in ALARM: {}", firing.join(", "));
+        Ok(Some(Observation::Alarms { firing }))
+    }
+
+    /// Holds the step for `duration`: green must stay healthy and the alarms clear.
+    async fn bake(
+        &self,
+        rollout: &Rollout,
+        fleet_id: &str,
+        duration: Duration,
+    ) -> Result<Observation, AwsError> {
+        let until = Instant::now() + duration;
+        tracing::info!(app = %self.spec.app, "baking for {}", tfplugin::duration::format(duration));
+        let mut backoff = Backoff::rollout();
+        loop {
+            if let Some(alarms) = self.firing().await? {
+                return Ok(alarms);
+            }
+            let status = self.capacity.status(fleet_id).await?;
+            if !status.open {
+                return Ok(closed());
+            }
+            let by_group =
+                group_health(&self.clients.elbv2, &rollout.settings().target_groups, &status.instances)
+                    .await?;
+            if !rollout.holds(&status.instances, &by_group) {
+                tracing::warn!(app = %self.spec.app, "green no longer holds while baking: {}", health_line(&status.instances, &by_group));
+                return Ok(Observation::Health { instances: status.instances, by_group });
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(Observation::Baked);
+            }
+            let pause = backoff.next_delay().min(until - now);
+            match self.limits.sleep(pause, "baking").await {
+                Ok(()) => {}
+                Err(WaitError::Cancelled(_)) => return Ok(Observation::StopRequested),
+                Err(_) => return Ok(Observation::DeadlinePassed),
+            }
+        }
+    }
+
+    /// Brings blue back to `capacity`, registered and healthy, within the health
+    /// timeout; Terraform's stop does not cut it short (blue must serve in full before
+    /// green goes).
+    async fn restore_blue(
+        &self,
+        fleet_id: &str,
+        capacity: u32,
+        on_demand: u32,
+        settings: &Settings,
+    ) -> Result<Observation, AwsError> {
+        let request = Resize {
+            app: &self.spec.app,
+            group_id: fleet_id,
+            target_capacity: capacity,
+            on_demand_capacity: on_demand,
+            target_groups: &settings.target_groups,
+            required_healthy: health::required_healthy(capacity, settings.min_healthy_percent),
+        };
+        let limits = Limits::cleanup().until(Instant::now() + self.health_timeout);
+        let restored = resize(self.clients, self.capacity, &request, &limits).await?;
+        Ok(Observation::BlueRestored { incomplete: restored.incomplete })
+    }
+
+    async fn request_green(
+        &self,
+        template: &mut Option<String>,
+        capacity: u32,
+        on_demand: u32,
+    ) -> Result<Observation, AwsError> {
         let spec = self.spec;
         let token = self.capacity.token(spec);
         match self.capacity.find(&spec.app, spec.generation).await? {
@@ -213,10 +384,12 @@ impl Runner<'_> {
         )
         .await?;
         *template = Some(template_id.clone());
-        match self.capacity.request(spec, &template_id, &token).await {
+        // The first step's size; the token stays the configuration's.
+        let sized = GroupSpec { target_capacity: capacity, on_demand_capacity: on_demand, ..spec.clone() };
+        match self.capacity.request(&sized, &template_id, &token).await {
             Ok(fleet_id) => {
                 tracing::info!(app = %spec.app, "requested green fleet {fleet_id} (generation {}, {} x {})",
-                    spec.generation, spec.target_capacity, spec.instance_types.join("/"));
+                    spec.generation, capacity, spec.instance_types.join("/"));
                 Ok(Observation::GreenRequested { fleet_id })
             }
             Err(e) => Ok(Observation::RequestFailed { reason: e.to_string() }),
@@ -516,6 +689,7 @@ mod mocked {
                 instance_pools_to_use_count: None,
                 max_price: None,
                 interruption_behavior: "terminate".into(),
+                capacity_rebalance: None,
             },
             target_group_arns: vec!["arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/web/1".into()],
             tags: BTreeMap::from([("immutable:app".into(), "web".into())]),
@@ -636,12 +810,16 @@ mod mocked {
         );
         let capacity = backend(&ec2);
         let clients = clients(ec2);
-        let runner = Runner { clients: &clients, capacity: &capacity, spec: &spec, limits: limits() };
-        let settings = Settings {
-            target_groups: spec.target_group_arns.clone(),
-            required_healthy: 2,
-            drain: Duration::from_secs(1),
+        let runner = Runner {
+            clients: &clients,
+            capacity: &capacity,
+            spec: &spec,
+            limits: limits(),
+            health_timeout: Duration::from_secs(60),
+            alarms: &[],
         };
+        let settings =
+            Settings::all_at_once(spec.target_group_arns.clone(), 2, 0, 100, Duration::from_secs(1));
         let started = Instant::now();
         let result = runner.run(settings, None).await;
         assert!(started.elapsed() < Duration::from_secs(5), "fails fast, not at the deadline");
@@ -717,12 +895,16 @@ mod mocked {
         let elbv2 = mocked_elbv2(&[&health]);
         let capacity = backend(&ec2);
         let clients = Clients { elbv2, ..clients(ec2) };
-        let runner = Runner { clients: &clients, capacity: &capacity, spec: &spec, limits: limits() };
-        let settings = Settings {
-            target_groups: spec.target_group_arns.clone(),
-            required_healthy: 2,
-            drain: Duration::from_secs(1),
+        let runner = Runner {
+            clients: &clients,
+            capacity: &capacity,
+            spec: &spec,
+            limits: limits(),
+            health_timeout: Duration::from_secs(60),
+            alarms: &[],
         };
+        let settings =
+            Settings::all_at_once(spec.target_group_arns.clone(), 2, 0, 100, Duration::from_secs(1));
         let result = runner.run(settings, None).await;
         match result.outcome {
             Outcome::Switched { fleet_id, .. } => assert_eq!(fleet_id, "sfr-green"),

@@ -2,7 +2,7 @@
 //! it out (a first deploy is a rollout without blue), resize in place, cancel stray
 //! fleets, and delete.
 
-use super::model::{Model, list};
+use super::model::{LastRollout, Model, RolloutStep, list};
 use super::schema::{DEFAULT_ALLOCATION, DEFAULT_FLEET_ROLE, DEFAULT_INTERRUPTION};
 use crate::aws::images::Image;
 use crate::aws::launch_templates::TemplateData;
@@ -12,6 +12,7 @@ use crate::capacity::{Capacity, GroupSpec, SpotOptions};
 use crate::health;
 use crate::resource::resolve::{Lookups, Resolved, resolve};
 use crate::rollout::machine::{Blue, Outcome, Settings};
+use crate::rollout::record::Record;
 use crate::rollout::runner::{self, Resize, Runner};
 use crate::wait::{Backoff, Limits, Poll, WaitError, poll_until};
 use conventions::{ami_tags, fleet_tags};
@@ -91,6 +92,9 @@ fn group_spec(clients: &Clients, model: &Model, resolved: &Resolved, generation:
             instance_pools_to_use_count: launch.instance_pools_to_use_count.known().copied(),
             max_price: launch.max_price.known().cloned(),
             interruption_behavior: or(&launch.interruption_behavior, DEFAULT_INTERRUPTION),
+            capacity_rebalance: launch.capacity_rebalance.known().map(|strategy| {
+                (strategy.clone(), launch.capacity_rebalance_termination_delay.known().copied())
+            }),
         },
         target_group_arns: resolved.target_groups.iter().map(|g| g.arn.clone()).collect(),
         tags,
@@ -131,6 +135,7 @@ pub async fn deploy(
     clients: &Clients,
     model: &Model,
     step: Step,
+    record: &mut Option<LastRollout>,
     diags: &mut Diagnostics,
 ) -> Option<Model> {
     let Step { mut generation, mut blue, timeout, lost_track } = step;
@@ -153,8 +158,8 @@ pub async fn deploy(
             }
         };
         if let Some(serving) = serving {
-            let instances = match capacity.instances(&serving.id).await {
-                Ok(instances) => instances,
+            let status = match capacity.status(&serving.id).await {
+                Ok(status) => status,
                 Err(e) => {
                     diags.push(e.diagnostic());
                     return None;
@@ -162,18 +167,34 @@ pub async fn deploy(
             };
             tracing::info!(app = %spec.app, "fleet {} (generation {generation}) serves another configuration; rolling out over it", serving.id);
             generation += 1;
-            blue = Some(Blue { fleet_id: serving.id, instances });
+            blue = Some(Blue {
+                fleet_id: serving.id,
+                instances: status.instances,
+                capacity: status.target_capacity,
+                on_demand: spec.on_demand_capacity.min(status.target_capacity),
+            });
             spec = group_spec(clients, model, &resolved, generation)?;
         }
     }
     let settings = Settings {
         target_groups: spec.target_group_arns.clone(),
-        required_healthy: health::required_healthy(spec.target_capacity, model.min_healthy_percent()),
+        min_healthy_percent: model.min_healthy_percent(),
         drain: model.drain_timeout(),
+        steps: model.step_plan(spec.target_capacity).sizes,
+        on_demand: spec.on_demand_capacity,
+        bake: model.bake_time(),
     };
-    let limits = Limits::new(model.health_timeout().min(timeout), &ctx.stop);
-    let runner = Runner { clients, capacity: &capacity, spec: &spec, limits };
+    let alarms = model.alarms();
+    let runner = Runner {
+        clients,
+        capacity: &capacity,
+        spec: &spec,
+        limits: Limits::new(timeout, &ctx.stop),
+        health_timeout: model.health_timeout().min(timeout),
+        alarms: &alarms,
+    };
     let result = runner.run(settings, blue.clone()).await;
+    *record = Some(last_rollout(generation, &result.record, &result.outcome, &resolved));
     for problem in &result.cleanup_errors {
         diags.warning("Cleanup Incomplete", problem.clone());
     }
@@ -203,13 +224,11 @@ pub async fn deploy(
             computed.commit = resolved.image.and_then(|i| i.tag(ami_tags::COMMIT).map(str::to_owned)).into();
             computed.target_group_arns = Val::Known(spec.target_group_arns.clone());
             computed.launch_template_id = result.green_template.into();
+            computed.last_rollout = record.clone().into();
             Some(state)
         }
         Outcome::RolledBack { failure } => {
-            let mut failure = failure.to_string();
-            for group in &resolved.target_groups {
-                failure = failure.replace(&group.arn, &group.name);
-            }
+            let failure = with_group_names(&failure.to_string(), &resolved);
             let blue_note = match &blue {
                 Some(b) => format!("; the previous fleet {} keeps serving", b.fleet_id),
                 None => String::new(),
@@ -220,6 +239,52 @@ pub async fn deploy(
             );
             None
         }
+    }
+}
+
+/// `text` with target group ARNs replaced by their names.
+fn with_group_names(text: &str, resolved: &Resolved) -> String {
+    let mut text = text.to_owned();
+    for group in &resolved.target_groups {
+        text = text.replace(&group.arn, &group.name);
+    }
+    text
+}
+
+/// The `last_rollout` of a finished run.
+fn last_rollout(generation: u64, record: &Record, outcome: &Outcome, resolved: &Resolved) -> LastRollout {
+    let time = |t: std::time::SystemTime| {
+        aws_smithy_types::DateTime::from(t)
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .unwrap_or_default()
+    };
+    let seconds = |d: Duration| tfplugin::duration::format(Duration::from_secs(d.as_secs()));
+    let (verdict, reason) = match outcome {
+        Outcome::Switched { .. } => ("switched", Val::Null),
+        Outcome::RolledBack { failure } => {
+            ("rolled back", Val::Known(with_group_names(&failure.to_string(), resolved)))
+        }
+    };
+    LastRollout {
+        generation: Val::Known(generation),
+        started: Val::Known(time(record.started)),
+        finished: record.finished.map(time).into(),
+        outcome: Val::Known(verdict.to_owned()),
+        reason,
+        steps: Val::Known(
+            record
+                .steps
+                .iter()
+                .map(|s| RolloutStep {
+                    instances: Val::Known(s.instances),
+                    percent: Val::Known(s.percent),
+                    started: Val::Known(time(s.started)),
+                    healthy_after: s.healthy_after.map(seconds).into(),
+                    duration: s.duration.map(seconds).into(),
+                    verdict: Val::Known(s.verdict.clone()),
+                })
+                .collect(),
+        ),
     }
 }
 

@@ -122,6 +122,8 @@ pub async fn model_of(clients: &Clients, fleet: &Fleet, diags: &mut Diagnostics)
             stray_launch_template_ids: Val::Known(Vec::new()),
             owner: fleet.owner().map(str::to_owned).into(),
             tags_all: Val::Known(user_visible(&fleet.tags)),
+            rollout_plan: Val::Null,
+            last_rollout: Val::Null,
         },
     })
 }

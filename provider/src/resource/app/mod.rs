@@ -11,6 +11,7 @@ mod deploy;
 mod import;
 mod model;
 mod ownership;
+mod preview;
 mod schema;
 
 pub use ownership::new_run;
@@ -98,6 +99,24 @@ impl Resource for AppResource {
             if prior.computed.has_strays() {
                 planned.computed.plan_cleanup();
             }
+            if prior.rollout != config.rollout {
+                // What the next rollout does changed.
+                let Some(clients) = self.0.clients(diags) else { return };
+                let arns = list(&prior.computed.target_group_arns);
+                let groups = match crate::aws::target_groups::resolve(&clients.elbv2, &arns).await {
+                    Ok(Ok(groups)) => groups,
+                    Ok(Err(_)) => Vec::new(),
+                    Err(e) => {
+                        diags.push(e.diagnostic());
+                        return;
+                    }
+                };
+                planned.computed.rollout_plan =
+                    preview::preview(clients, &config, &groups, true, diags).await;
+                if diags.has_errors() {
+                    return;
+                }
+            }
         } else {
             // Plan-time checks: the AMI and every name must resolve before apply.
             let Some(clients) = self.0.clients(diags) else { return };
@@ -124,6 +143,7 @@ impl Resource for AppResource {
                     };
                     planned.computed.owner = owner;
                     planned.computed.target_group_arns = arns;
+                    planned.computed.last_rollout = Val::Unknown;
                 }
                 (Some(prior), Some(ChangeKind::Capacity)) => {
                     planned.computed = prior.computed.clone();
@@ -135,12 +155,18 @@ impl Resource for AppResource {
                 }
                 (Some(prior), _) => {
                     planned.computed.target_group_arns = arns;
+                    planned.computed.last_rollout = Val::Unknown;
                     // An app from before ownership gets an owner with its next fleet.
                     planned.computed.owner = match &prior.computed.owner {
                         Val::Known(owner) => Val::Known(owner.clone()),
                         _ => Val::Unknown,
                     };
                 }
+            }
+            planned.computed.rollout_plan =
+                preview::preview(clients, &config, &resolved.target_groups, prior.is_some(), diags).await;
+            if diags.has_errors() {
+                return;
             }
         }
         // The tags the fleet should carry: a difference from what it carries (read at
@@ -203,7 +229,7 @@ impl Resource for AppResource {
         // runs another configuration (see deploy).
         let lost_track = matches!(found, Found::Resume { .. } | Found::Legacy);
         let step = Step { generation, blue: None, timeout, lost_track };
-        let mut state = deploy::deploy(ctx, clients, &model, step, diags).await?;
+        let mut state = deploy::deploy(ctx, clients, &model, step, &mut None, diags).await?;
         if lost_track || state.computed.has_strays() {
             // Terraform had lost track of the app: older fleets of it may still be open.
             deploy::cancel_strays(clients, &mut state, diags).await;
@@ -321,6 +347,7 @@ impl Resource for AppResource {
             return Some(change.prior_state());
         };
         let timeout = Timeouts::limit(&planned.timeouts, "update", &TIMEOUTS);
+        let mut record = None;
         let next = match change_kind(&prior, &planned) {
             ChangeKind::Settings => Some(Model { computed: prior.computed.clone(), ..planned.clone() }),
             ChangeKind::Capacity => deploy::resize(ctx, clients, &prior, &planned, timeout, diags).await,
@@ -333,7 +360,13 @@ impl Resource for AppResource {
                         list(&prior.computed.instance_ids)
                     }
                 };
-                let blue = crate::rollout::machine::Blue { fleet_id: blue_id, instances: blue_instances };
+                let capacity = prior.size.target_capacity.known().copied().unwrap_or(1);
+                let blue = crate::rollout::machine::Blue {
+                    fleet_id: blue_id,
+                    instances: blue_instances,
+                    capacity,
+                    on_demand: prior.size.on_demand_capacity.known().copied().unwrap_or(0).min(capacity),
+                };
                 let generation = prior.computed.generation.known().copied().unwrap_or(1) + 1;
                 let step = Step { generation, blue: Some(blue), timeout, lost_track: false };
                 let mut planned = planned.clone();
@@ -341,7 +374,7 @@ impl Resource for AppResource {
                 // from before ownership), which this fleet carries.
                 let owner = planned.computed.owner.known().cloned().unwrap_or_else(ownership::new_owner);
                 planned.computed.owner = Val::Known(owner);
-                let next = deploy::deploy(ctx, clients, &planned, step, diags).await;
+                let next = deploy::deploy(ctx, clients, &planned, step, &mut record, diags).await;
                 if next.is_some()
                     && let Some(template) = prior.computed.launch_template_id.known()
                     && let Err(e) = crate::aws::launch_templates::delete(&clients.ec2, template).await
@@ -353,6 +386,8 @@ impl Resource for AppResource {
         };
         match next {
             Some(mut model) => {
+                // As planned: the rollout this configuration would run.
+                model.computed.rollout_plan = planned.computed.rollout_plan.clone();
                 // Re-tagged in place (a rollout's new fleet has every tag already).
                 let wanted = model::tags_all(&clients.default_tags, &planned.labels.tags);
                 if let Val::Known(wanted) = &wanted {
@@ -379,8 +414,16 @@ impl Resource for AppResource {
                 }
                 self.0.state(&model, diags)
             }
-            // Failure: Terraform keeps recording what still serves.
-            None => Some(change.prior_state()),
+            // Failure: Terraform keeps recording what still serves, and what the
+            // rollout did.
+            None => match record {
+                Some(record) => {
+                    let mut kept = prior.clone();
+                    kept.computed.last_rollout = Val::Known(record);
+                    self.0.state(&kept, diags).or_else(|| Some(change.prior_state()))
+                }
+                None => Some(change.prior_state()),
+            },
         }
     }
 

@@ -46,6 +46,10 @@ pub struct Launch {
     pub user_data: Val<String>,
     pub key_name: Val<String>,
     pub valid_until: Val<String>,
+    #[serde(default)]
+    pub capacity_rebalance: Val<String>,
+    #[serde(default)]
+    pub capacity_rebalance_termination_delay: Val<u32>,
 }
 
 /// The user's tags. A change re-tags the fleet, its launch template and its running
@@ -68,6 +72,47 @@ pub struct RolloutSettings {
     pub health_timeout: Val<String>,
     pub min_healthy_percent: Val<u32>,
     pub drain_timeout: Val<String>,
+    #[serde(default)]
+    pub steps: Val<Vec<u32>>,
+    #[serde(default)]
+    pub bake_time: Val<String>,
+    #[serde(default)]
+    pub max_surge_percent: Val<u32>,
+    #[serde(default)]
+    pub alarms: Val<Vec<String>>,
+}
+
+/// What the next rollout does (`rollout_plan`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RolloutPlan {
+    /// The new fleet's size at each step.
+    pub steps: Val<Vec<u32>>,
+    pub max_surge: Val<u32>,
+    pub bake_time: Val<String>,
+    pub alarms: Val<Vec<String>>,
+    pub estimated_duration: Val<String>,
+    pub summary: Val<String>,
+}
+
+/// What the last rollout did (`last_rollout`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LastRollout {
+    pub generation: Val<u64>,
+    pub started: Val<String>,
+    pub finished: Val<String>,
+    pub outcome: Val<String>,
+    pub reason: Val<String>,
+    pub steps: Val<Vec<RolloutStep>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RolloutStep {
+    pub instances: Val<u32>,
+    pub percent: Val<u32>,
+    pub started: Val<String>,
+    pub healthy_after: Val<String>,
+    pub duration: Val<String>,
+    pub verdict: Val<String>,
 }
 
 /// The attributes only the provider sets.
@@ -85,6 +130,10 @@ pub struct Computed {
     pub stray_launch_template_ids: Val<Vec<String>>,
     pub owner: Val<String>,
     pub tags_all: Val<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub rollout_plan: Val<RolloutPlan>,
+    #[serde(default)]
+    pub last_rollout: Val<LastRollout>,
 }
 
 impl Computed {
@@ -172,6 +221,22 @@ impl Model {
 
     pub fn min_healthy_percent(&self) -> u32 {
         self.rollout_settings().min_healthy_percent.into_option().unwrap_or(DEFAULT_MIN_HEALTHY)
+    }
+
+    pub fn bake_time(&self) -> Duration {
+        duration_or(&self.rollout_settings().bake_time, Duration::ZERO)
+    }
+
+    /// The gating CloudWatch alarms' names.
+    pub fn alarms(&self) -> Vec<String> {
+        list(&self.rollout_settings().alarms)
+    }
+
+    /// The new fleet's size at each step of a rollout to `target` instances.
+    pub fn step_plan(&self, target: u32) -> crate::rollout::machine::StepPlan {
+        let settings = self.rollout_settings();
+        let percents = settings.steps.known().cloned().unwrap_or_default();
+        crate::rollout::machine::plan_steps(target, &percents, settings.max_surge_percent.into_option())
     }
 }
 

@@ -48,6 +48,26 @@ fn price_validator() -> Validator {
     })
 }
 
+fn steps_validator() -> Validator {
+    Validator::new("Percentages from 1 to 100, increasing.", |value, path, diags| {
+        let Value::List(items) = value else { return };
+        let mut previous = 0;
+        for item in items {
+            let Value::Number(n) = item else { continue };
+            let p = n.to_i64().unwrap_or(-1);
+            if !(1..=100).contains(&p) || p <= previous {
+                diags.error_at(
+                    path.clone(),
+                    "Invalid Rollout Steps",
+                    format!("{path} must be whole percentages from 1 to 100 in increasing order, e.g. [10, 50, 100]"),
+                );
+                return;
+            }
+            previous = p;
+        }
+    })
+}
+
 fn timestamp_validator() -> Validator {
     Validator::new("An RFC 3339 timestamp, e.g. `2027-01-01T00:00:00Z`.", |value, path, diags| {
         if let Value::String(s) = value
@@ -88,6 +108,40 @@ pub fn schema() -> Schema {
                     format(DEFAULT_DRAIN_TIMEOUT)
                 ))
                 .validator(schema::validators::duration()),
+        )
+        .attribute(
+            Attribute::optional("steps", list(Type::Number))
+                .description(
+                    "The new fleet's size at each step, in percent of `target_capacity`, increasing, e.g. \
+                     `[10, 50, 100]` (default: one step of 100). At each step the new fleet grows to its share, \
+                     must be healthy in every target group and hold for `bake_time`; only then does the old \
+                     fleet shrink by the same share, so serving capacity never drops below `target_capacity` \
+                     and the extra capacity is the largest step's growth.",
+                )
+                .validator(steps_validator()),
+        )
+        .attribute(
+            Attribute::optional("bake_time", Type::String)
+                .description(
+                    "How long each step holds, healthy and with its `alarms` clear, before the old fleet shrinks \
+                     (default `0s`).",
+                )
+                .validator(schema::validators::duration()),
+        )
+        .attribute(
+            Attribute::optional("max_surge_percent", Type::Number)
+                .description(
+                    "The most extra capacity a rollout may run, in percent of `target_capacity` (at least one \
+                     instance): steps that grow more are split. Unset: the largest step's growth.",
+                )
+                .validator(schema::validators::int_between(1, 100)),
+        )
+        .attribute(
+            Attribute::optional("alarms", list(Type::String))
+                .description(
+                    "CloudWatch alarms (metric or composite) by name, looked up at plan time: one in `ALARM` \
+                     during a step or its bake rolls the rollout back.",
+                ),
         );
     Schema::new(
         Block::new(
@@ -152,6 +206,24 @@ pub fn schema() -> Schema {
             Attribute::optional("interruption_behavior", Type::String)
                 .description(format!("What Spot does on interruption (default `{DEFAULT_INTERRUPTION}`)."))
                 .validator(schema::validators::one_of(&["terminate", "stop", "hibernate"])),
+        )
+        .attribute(
+            Attribute::optional("capacity_rebalance", Type::String)
+                .description(
+                    "Spot capacity rebalancing: on a rebalance recommendation (an instance at elevated risk of \
+                     interruption) the fleet launches a replacement (`launch`), or launches one and terminates \
+                     the risky instance after `capacity_rebalance_termination_delay` \
+                     (`launch-before-terminate`). Unset: none.",
+                )
+                .validator(schema::validators::one_of(&["launch", "launch-before-terminate"])),
+        )
+        .attribute(
+            Attribute::optional("capacity_rebalance_termination_delay", Type::Number)
+                .description(
+                    "Seconds between a replacement's launch and the risky instance's termination, with \
+                     `capacity_rebalance = \"launch-before-terminate\"` (120 to 7200).",
+                )
+                .validator(schema::validators::int_between(120, 7200)),
         )
         .attribute(
             Attribute::optional("subnet_ids", list(Type::String))
@@ -246,6 +318,25 @@ pub fn schema() -> Schema {
              never adopts, rolls over or cancels them, and planning it fails instead. Made when the app is \
              created.",
         ))
+        .attribute(computed(
+            "rollout_plan",
+            rollout_plan_type(),
+            "What a rollout of this configuration does: the new fleet's size at each step (`steps`), the most \
+             extra instances it runs (`max_surge`), `bake_time`, the gating `alarms`, and \
+             `estimated_duration`, the least time it takes from the target groups' health checks (healthy \
+             threshold x interval), the bake and the drain (deregistration delay) of each step, before instance \
+             boot and Spot fulfilment; `summary` says it in one line. Planned with each rollout and change of \
+             the `rollout` block.",
+        ))
+        .attribute(computed(
+            "last_rollout",
+            last_rollout_type(),
+            "What the last rollout did: its `generation`, `started` and `finished` (RFC 3339), `outcome` \
+             (`switched` or `rolled back`), the `reason` of a rollback (naming instances and the load \
+             balancer's reason codes, or the alarm), and its `steps`, each with its size (`instances`, \
+             `percent`), `started`, `healthy_after` (how long the new instances took to be healthy), \
+             `duration` and `verdict` (`passed`, `rolled back`).",
+        ))
         .block(NestedBlock::single("rollout", rollout))
         .timeouts(&TIMEOUTS)
         .validator(
@@ -253,6 +344,36 @@ pub fn schema() -> Schema {
                 .on_conflict("Conflicting Arguments", "set subnet_ids or availability_zones, not both"),
         ),
     )
+}
+
+fn rollout_plan_type() -> Type {
+    Type::object([
+        ("steps", Type::list(Type::Number)),
+        ("max_surge", Type::Number),
+        ("bake_time", Type::String),
+        ("alarms", Type::list(Type::String)),
+        ("estimated_duration", Type::String),
+        ("summary", Type::String),
+    ])
+}
+
+fn last_rollout_type() -> Type {
+    let step = Type::object([
+        ("instances", Type::Number),
+        ("percent", Type::Number),
+        ("started", Type::String),
+        ("healthy_after", Type::String),
+        ("duration", Type::String),
+        ("verdict", Type::String),
+    ]);
+    Type::object([
+        ("generation", Type::Number),
+        ("started", Type::String),
+        ("finished", Type::String),
+        ("outcome", Type::String),
+        ("reason", Type::String),
+        ("steps", Type::list(step)),
+    ])
 }
 
 #[cfg(test)]
