@@ -13,12 +13,13 @@ Modules, in the order they are installed:
     throttling  EC2's and ELBv2's per-account request token buckets (/_immutable/throttled)
     elb         target health (from tags, or timed as an ALB computes it) and draining
     spot        Spot interruptions and capacity, IMDS (/_immutable/spot, /_immutable/imds)
+    rpcv2       the Smithy RPC v2 CBOR protocol of current CloudWatch clients
 
 Every module that changes an answer says what AWS does and cites where AWS documents
 it. Run with ``python -m emulator`` (``scripts/local-aws serve`` does).
 """
 
-from . import accounting, elb, fixes, holds, performance, spot, switches, throttling
+from . import accounting, elb, fixes, holds, performance, rpcv2, spot, switches, throttling
 
 MODULES = [
     performance,
@@ -29,4 +30,5 @@ MODULES = [
     throttling,
     elb,
     spot,
+    rpcv2,
 ]

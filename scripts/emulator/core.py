@@ -7,7 +7,7 @@ answers, and the server's two extension points.
 * A *wrapper* sits around moto for every AWS request, knowing the request's account
   and ``<service>:<Action>`` key. Wrappers run in rank order, the lowest outermost:
   accounting (counts every request, throttled ones too), then throttling, then the
-  timed events that are due, then holds, then moto.
+  timed events that are due, then holds, then the protocols moto lacks, then moto.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ RANK_ACCOUNTING = 10
 RANK_THROTTLING = 20
 RANK_EVENTS = 30
 RANK_HOLDS = 40
+RANK_PROTOCOLS = 50
 
 
 def note(message: str) -> None:
@@ -92,11 +93,17 @@ def json_body(environ: dict) -> object:  # type: ignore[type-arg]
 #   - query protocol (EC2, ELBv2, IAM, STS): the Action parameter of the query string or
 #     of the form-encoded body,
 #   - JSON protocol: the operation after the last "." of X-Amz-Target,
+#   - Smithy RPC v2 CBOR (CloudWatch from current SDKs, see ``rpcv2``): the operation
+#     of the path /service/<service>/operation/<Operation>,
 #   - anything else (REST services): "<METHOD> <path>".
+# So one action has one key whichever protocol a client speaks: CloudWatch's
+# DescribeAlarms is "monitoring:DescribeAlarms" (its signing name) in the query, JSON
+# and CBOR protocols alike.
 # The service is the signing name from the SigV4 credential scope, with
 # elasticloadbalancing version 2015-12-01 reported as elbv2.
 CREDENTIAL_RE = re.compile(r"Credential=(?P<key>[^/,\s]+)/[^/]*/[^/]*/(?P<service>[^/,\s]+)/")
 ELBV2_VERSION = "2015-12-01"
+RPCV2_PATH_RE = re.compile(r"^/service/[^/]+/operation/(?P<operation>[^/]+)$")
 
 
 def classify(environ: dict) -> tuple[str, str]:  # type: ignore[type-arg]
@@ -121,10 +128,13 @@ def classify(environ: dict) -> tuple[str, str]:  # type: ignore[type-arg]
         body = read_body(environ)
         params.update(parse_qs(body.decode("utf-8", errors="replace")))
     target = environ.get("HTTP_X_AMZ_TARGET", "")
+    rpc = RPCV2_PATH_RE.match(environ.get("PATH_INFO", "")) if environ.get("REQUEST_METHOD") == "POST" else None
     if target:
         action = target.rsplit(".", 1)[-1]
     elif params.get("Action"):
         action = params["Action"][0]
+    elif rpc:
+        action = rpc.group("operation")
     else:
         action = f"{environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '')}"
     if service == "elasticloadbalancing" and params.get("Version", [""])[0] == ELBV2_VERSION:

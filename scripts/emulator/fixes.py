@@ -441,36 +441,29 @@ def patch_image_description() -> None:
     ami_responses.AmisResponse.modify_image_attribute = modify_image_attribute
 
 
-# A Spot Fleet request's On-Demand capacity, and its fulfilled capacity once it shrinks.
+# A Spot Fleet request's On-Demand capacity.
 #
 # AWS: "In your Spot Fleet request, you specify your desired target capacity and how
 # much of that capacity must be On-Demand. The balance comprises Spot capacity" (Amazon
 # EC2 User Guide, On-Demand in Spot Fleet,
 # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/on-demand-in-spot.html).
-# DescribeSpotFleetRequests reports OnDemandTargetCapacity, OnDemandFulfilledCapacity
+# DescribeSpotFleetRequests reports OnDemandTargetCapacity and OnDemandFulfilledCapacity
 # ("The number of On-Demand units fulfilled by this request compared to the set target
-# On-Demand capacity") and FulfilledCapacity ("The number of units fulfilled by this
-# request compared to the set target capacity") (Amazon EC2 API Reference,
-# SpotFleetRequestConfigData,
+# On-Demand capacity") (Amazon EC2 API Reference, SpotFleetRequestConfigData,
 # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_SpotFleetRequestConfigData.html),
 # and ModifySpotFleetRequest takes a new OnDemandTargetCapacity (Amazon EC2 API
 # Reference, ModifySpotFleetRequest,
 # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifySpotFleetRequest.html).
-# Moto drops OnDemandTargetCapacity, so a client reading the fleet back sees none; and
-# when a lower target capacity terminates instances it keeps the old fulfilled
-# capacity, so the fleet reports capacity it no longer has, a later increase launches
-# too few instances and a later decrease terminates every one. Here the On-Demand
-# target is kept and reported; the emulated fleet launches all of its capacity at once
-# (as Spot Instances), so its On-Demand part counts as fulfilled as far as the fleet's
-# fulfilled capacity goes; and once a decrease has terminated instances, the fulfilled
-# capacity is that of the fleet's pending and running instances.
+# Moto drops OnDemandTargetCapacity, so a client reading the fleet back sees none. Here
+# the On-Demand target is kept and reported; the emulated fleet launches all of its
+# capacity at once (as Spot Instances), so its On-Demand part counts as fulfilled as far
+# as the fleet's fulfilled capacity goes.
 def patch_fleet_on_demand_capacity() -> None:
     import moto.ec2.models.spot_requests as spot_models
     import moto.ec2.responses.spot_fleets as fleet_responses
 
     fleet_cls = spot_models.SpotFleetRequest
     original_config = fleet_cls.spot_fleet_request_config
-    original_terminate = fleet_cls.terminate_instances
     original_request = fleet_responses.SpotFleets.request_spot_fleet
     original_modify = fleet_responses.SpotFleets.modify_spot_fleet_request
 
@@ -480,22 +473,6 @@ def patch_fleet_on_demand_capacity() -> None:
         config["OnDemandTargetCapacity"] = on_demand
         config["OnDemandFulfilledCapacity"] = float(min(on_demand, self.fulfilled_capacity))
         return config
-
-    def weight(fleet, request) -> float:  # type: ignore[no-untyped-def]
-        # An instance's launch specification, as moto's terminate_instances finds it.
-        instance = request.instance
-        for spec in fleet.launch_specs:
-            if spec.instance_type == instance.instance_type and spec.subnet_id == instance.subnet_id:
-                return float(spec.weighted_capacity)
-        return 1.0
-
-    def terminate_instances(self):  # type: ignore[no-untyped-def]
-        original_terminate(self)
-        live = [
-            r for r in self.spot_requests
-            if getattr(r, "instance", None) is not None and r.instance.state in ("pending", "running")
-        ]
-        self.fulfilled_capacity = float(sum(weight(self, r) for r in live))
 
     def request_spot_fleet(self):  # type: ignore[no-untyped-def]
         result = original_request(self)
@@ -514,9 +491,249 @@ def patch_fleet_on_demand_capacity() -> None:
         return result
 
     fleet_cls.spot_fleet_request_config = property(spot_fleet_request_config)
-    fleet_cls.terminate_instances = terminate_instances
     fleet_responses.SpotFleets.request_spot_fleet = request_spot_fleet
     fleet_responses.SpotFleets.modify_spot_fleet_request = modify_spot_fleet_request
+
+
+# TerminateInstances is idempotent.
+#
+# AWS: "Terminates the specified instances. This operation is idempotent; if you
+# terminate an instance more than once, each call succeeds" (Amazon EC2 API Reference,
+# TerminateInstances,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_TerminateInstances.html).
+# Moto terminates a terminated instance again: a Spot Fleet's instance counts against
+# the fleet's fulfilled capacity a second time, and once the fleet is gone (cancelled
+# with its instances) the call fails with an HTTP 500. A client that retries a
+# TerminateInstances whose answer was lost does exactly that. Here terminating a
+# terminated instance changes nothing and answers its state.
+def patch_terminate_idempotent() -> None:
+    import copy
+
+    import moto.ec2.models.instances as instance_models
+
+    original = instance_models.Instance.terminate
+
+    def terminate(self):  # type: ignore[no-untyped-def]
+        if self._state.name == "terminated":
+            return copy.copy(self._state)
+        return original(self)
+
+    instance_models.Instance.terminate = terminate
+
+
+# A Spot Fleet's fulfilled capacity, and what a lower target capacity does to it.
+#
+# AWS: FulfilledCapacity is "The number of units fulfilled by this request compared to
+# the set target capacity" (Amazon EC2 API Reference, SpotFleetRequestConfigData,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_SpotFleetRequestConfigData.html).
+# ModifySpotFleetRequest: "To scale up your Spot Fleet, increase its target capacity.
+# The Spot Fleet launches the additional Spot Instances according to the allocation
+# strategy"; "To scale down your Spot Fleet, decrease its target capacity. First, the
+# Spot Fleet cancels any open requests that exceed the new target capacity. You can
+# request that the Spot Fleet terminate Spot Instances until the size of the fleet no
+# longer exceeds the new target capacity. ... Alternatively, you can request that the
+# Spot Fleet keep the fleet at its current size, but not replace any Spot Instances
+# that are interrupted or that you terminate manually"; ExcessCapacityTerminationPolicy
+# "Indicates whether running instances should be terminated if the target capacity of
+# the Spot Fleet request is decreased below the current size of the Spot Fleet", valid
+# values noTermination | default (Amazon EC2 API Reference, ModifySpotFleetRequest,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifySpotFleetRequest.html).
+# So after a decrease with noTermination the fleet keeps its instances and reports
+# them as fulfilled above the target; terminating the excess brings the fulfilled
+# capacity down to the target, and nothing is replaced (a maintain fleet replaces only
+# what leaves it below its target, ``spot``). With default (or no policy) the fleet
+# terminates the excess itself.
+#
+# Moto keeps a counter of the capacity it launched: it forgets to count down an
+# instance that was launched from a launch specification without a subnet (the
+# instance got the default subnet) and then reports capacity the fleet no longer has;
+# a later increase then compares the target with that stale figure, and with no policy
+# given terminates instances to reach it (raising the target from 2 to 3 after two of
+# four instances were terminated left one). It also only honours the policy spelled
+# "Default", while clients send AWS's "default" (which moto then treats as
+# noTermination), and fails with an HTTP 500 when TargetCapacity is omitted. Here the
+# fulfilled capacity is always the weighted capacity of the fleet's pending and running
+# instances; the excess a decrease terminates is chosen among those, in launch order,
+# down to the target and no further (AWS chooses by price or pool capacity, which are
+# not emulated); the policy is read as AWS spells it; and a request without
+# TargetCapacity keeps the current one.
+def instance_weight(fleet, instance) -> float:  # type: ignore[no-untyped-def]
+    """The weighted capacity of the launch specification `instance` came from."""
+    same_type = [s for s in fleet.launch_specs if s.instance_type == instance.instance_type]
+    for spec in same_type:
+        if spec.subnet_id == instance.subnet_id:
+            return float(spec.weighted_capacity)
+    for spec in same_type:
+        if not spec.subnet_id:
+            return float(spec.weighted_capacity)
+    return float(same_type[0].weighted_capacity) if same_type else 1.0
+
+
+def live_requests(fleet) -> list:  # type: ignore[no-untyped-def,type-arg]
+    """The fleet's requests whose instance is pending or running, in launch order."""
+    return [
+        r for r in getattr(fleet, "spot_requests", [])
+        if getattr(r, "instance", None) is not None and r.instance.state in ("pending", "running")
+    ]
+
+
+def live_capacity(fleet) -> float:  # type: ignore[no-untyped-def]
+    return float(sum(instance_weight(fleet, r.instance) for r in live_requests(fleet)))
+
+
+def patch_fleet_fulfilled_capacity() -> None:
+    import moto.ec2.models.spot_requests as spot_models
+
+    fleet_cls = spot_models.SpotFleetRequest
+    backend_cls = spot_models.SpotRequestBackend
+    original_modify = backend_cls.modify_spot_fleet_request
+
+    def ignore(self, value) -> None:  # type: ignore[no-untyped-def]
+        """Moto's own count (at creation, after a launch or a termination) is not kept."""
+
+    def terminate_instances(self):  # type: ignore[no-untyped-def]
+        excess = live_capacity(self) - float(self.target_capacity)
+        chosen = []
+        for request in live_requests(self):
+            weight = instance_weight(self, request.instance)
+            if weight <= excess:
+                excess -= weight
+                chosen.append(request.instance.id)
+        self.spot_requests = [r for r in self.spot_requests if r.instance.id not in chosen]
+        if chosen:
+            self.ec2_backend.terminate_instances(chosen)
+
+    def modify_spot_fleet_request(self, spot_fleet_request_id, target_capacity, terminate_instances):  # type: ignore[no-untyped-def]
+        fleet = self.spot_fleet_requests.get(spot_fleet_request_id)
+        if target_capacity is None and fleet is not None:
+            target_capacity = fleet.target_capacity
+        if str(terminate_instances or "default").lower() == "default":
+            terminate_instances = "Default"  # what moto compares with
+        return original_modify(self, spot_fleet_request_id, target_capacity, terminate_instances)
+
+    fleet_cls.fulfilled_capacity = property(live_capacity, ignore)
+    fleet_cls.terminate_instances = terminate_instances
+    backend_cls.modify_spot_fleet_request = modify_spot_fleet_request
+
+
+# A Spot Fleet request's maintenance strategies (Capacity Rebalancing).
+#
+# AWS: SpotFleetRequestConfigData.SpotMaintenanceStrategies holds "The strategies for
+# managing your Spot Instances that are at an elevated risk of being interrupted"
+# (Amazon EC2 API Reference, SpotFleetRequestConfigData,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_SpotFleetRequestConfigData.html),
+# its CapacityRebalance a ReplacementStrategy, "Only available for fleets of type
+# maintain", launch | launch-before-terminate, and a TerminationDelay in seconds,
+# "Required when ReplacementStrategy is set to launch-before-terminate. Not valid when
+# ReplacementStrategy is set to launch. Valid values: Minimum value of 120 seconds.
+# Maximum value of 7200 seconds" (Amazon EC2 API Reference, SpotCapacityRebalance,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_SpotCapacityRebalance.html).
+# DescribeSpotFleetRequests returns the configuration the fleet was requested with. An
+# invalid configuration is refused with InvalidSpotFleetRequestConfig, "The Spot Fleet
+# request configuration is not valid" (Error codes for the Amazon EC2 API,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html), before
+# anything is launched. Moto drops SpotMaintenanceStrategies. Here it is checked, kept
+# with the fleet (``spot`` acts on it when a rebalance recommendation comes) and
+# reported.
+REPLACEMENT_STRATEGIES = ("launch", "launch-before-terminate")
+TERMINATION_DELAY = (120, 7200)
+
+
+def capacity_rebalance(fleet) -> dict | None:  # type: ignore[no-untyped-def,type-arg]
+    """The fleet's CapacityRebalance ({"ReplacementStrategy", "TerminationDelay"}), if any."""
+    return fleet.__dict__.get("_immutable_capacity_rebalance")
+
+
+def patch_fleet_maintenance_strategies() -> None:
+    import moto.ec2.models.spot_requests as spot_models
+    import moto.ec2.responses.spot_fleets as fleet_responses
+    from moto.ec2.exceptions import EC2ClientError
+
+    fleet_cls = spot_models.SpotFleetRequest
+    original_config = fleet_cls.spot_fleet_request_config
+    original_request = fleet_responses.SpotFleets.request_spot_fleet
+    prefix = "SpotFleetRequestConfig.SpotMaintenanceStrategies.CapacityRebalance"
+
+    def invalid(name: str, value: object, why: str) -> EC2ClientError:
+        return EC2ClientError("InvalidSpotFleetRequestConfig", f"Parameter: {prefix}.{name} ({value}) is invalid: {why}.")
+
+    def checked(config: dict) -> dict | None:  # type: ignore[type-arg]
+        rebalance = ((config.get("SpotMaintenanceStrategies") or {}).get("CapacityRebalance")) or None
+        if rebalance is None:
+            return None
+        strategy = rebalance.get("ReplacementStrategy")
+        delay = rebalance.get("TerminationDelay")
+        if strategy is not None and strategy not in REPLACEMENT_STRATEGIES:
+            raise invalid("ReplacementStrategy", strategy, "valid values are launch | launch-before-terminate")
+        if strategy is not None and (config.get("Type") or "maintain") != "maintain":
+            raise invalid("ReplacementStrategy", strategy, "only available for fleets of type maintain")
+        if strategy == "launch-before-terminate" and delay is None:
+            raise invalid("TerminationDelay", delay, "required when ReplacementStrategy is launch-before-terminate")
+        if delay is not None and strategy != "launch-before-terminate":
+            raise invalid("TerminationDelay", delay, "not valid unless ReplacementStrategy is launch-before-terminate")
+        if delay is not None and not TERMINATION_DELAY[0] <= int(delay) <= TERMINATION_DELAY[1]:
+            raise invalid("TerminationDelay", delay, "the minimum is 120 seconds, the maximum 7200")
+        kept: dict[str, object] = {}
+        if strategy is not None:
+            kept["ReplacementStrategy"] = strategy
+        if delay is not None:
+            kept["TerminationDelay"] = int(delay)
+        return kept
+
+    def request_spot_fleet(self):  # type: ignore[no-untyped-def]
+        rebalance = checked(self._get_param("SpotFleetRequestConfig", {}) or {})
+        result = original_request(self)
+        fleet = self.ec2_backend.spot_fleet_requests.get((result.result or {}).get("SpotFleetRequestId"))
+        if fleet is not None and rebalance is not None:
+            fleet.__dict__["_immutable_capacity_rebalance"] = rebalance
+        return result
+
+    def spot_fleet_request_config(self):  # type: ignore[no-untyped-def]
+        config = original_config.fget(self)
+        rebalance = capacity_rebalance(self)
+        if rebalance is not None:
+            config["SpotMaintenanceStrategies"] = {"CapacityRebalance": dict(rebalance)}
+        return config
+
+    fleet_responses.SpotFleets.request_spot_fleet = request_spot_fleet
+    fleet_cls.spot_fleet_request_config = property(spot_fleet_request_config)
+
+
+# A CloudWatch alarm starts in INSUFFICIENT_DATA, and an update keeps its state.
+#
+# AWS: "When this operation creates an alarm, the alarm state is immediately set to
+# INSUFFICIENT_DATA. The alarm is then evaluated and its state is set appropriately.
+# ... When you update an existing alarm, its state is left unchanged, but the update
+# completely overwrites the previous configuration of the alarm" (Amazon CloudWatch API
+# Reference, PutMetricAlarm,
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html;
+# PutCompositeAlarm says the same). Moto creates every alarm in OK, and an update
+# replaces the alarm with a new one in OK: a client gating on an alarm would see a
+# fresh (or just reconfigured) alarm as healthy. Here a new alarm is INSUFFICIENT_DATA
+# with AWS's reason "Unchecked: Initial alarm creation", and an update keeps the state,
+# its reason, time stamp and history. No metric is evaluated here: an alarm changes
+# state only by SetAlarmState ("The alarm returns to its actual state (often within
+# seconds)" on AWS, SetAlarmState,
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_SetAlarmState.html;
+# there is no actual state to return to here).
+def patch_alarm_initial_state() -> None:
+    import moto.cloudwatch.models as cloudwatch_models
+
+    backend_cls = cloudwatch_models.CloudWatchBackend
+    original = backend_cls.put_metric_alarm
+
+    def put_metric_alarm(self, name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        previous = self.alarms.get(name)
+        alarm = original(self, name, *args, **kwargs)
+        if previous is not None and previous is not alarm:
+            for attribute in ("state_value", "state_reason", "state_reason_data", "state_updated_timestamp", "history"):
+                setattr(alarm, attribute, getattr(previous, attribute))
+        elif previous is None:
+            alarm.state_value = "INSUFFICIENT_DATA"
+            alarm.state_reason = "Unchecked: Initial alarm creation"
+        return alarm
+
+    backend_cls.put_metric_alarm = put_metric_alarm
 
 
 PATCHES: list[tuple[str, Callable[[], None]]] = [
@@ -530,7 +747,11 @@ PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("EBS-backed images from CreateImage", patch_created_images_are_ebs),
     ("owners and filters with image ids on DescribeImages", patch_describe_images_by_id_and_filters),
     ("image descriptions on ModifyImageAttribute", patch_image_description),
-    ("On-Demand and fulfilled capacity of Spot Fleet requests", patch_fleet_on_demand_capacity),
+    ("On-Demand capacity of Spot Fleet requests", patch_fleet_on_demand_capacity),
+    ("idempotent TerminateInstances", patch_terminate_idempotent),
+    ("fulfilled capacity of Spot Fleet requests, ModifySpotFleetRequest's excess policy", patch_fleet_fulfilled_capacity),
+    ("maintenance strategies of Spot Fleet requests", patch_fleet_maintenance_strategies),
+    ("initial and updated state of CloudWatch alarms", patch_alarm_initial_state),
 ]
 
 

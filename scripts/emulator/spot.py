@@ -15,9 +15,11 @@ Interruptions
     GET  /_immutable/spot?account=ID
          -> {"now": ..., "interruptions": [{"instance", "region", "fleet", "cause"
             ("request" or "random"), "state" ("scheduled", "noticed", "terminated",
-            or "gone": stopped or terminated otherwise first), "rebalance_time",
-            "notice_time", "termination_time" (UTC, milliseconds), and the same as
-            "..._epoch" seconds}, ...]}
+            "rebalanced": terminated by its fleet, below, or "gone": stopped or
+            terminated otherwise first), "replacement" (the instance its fleet
+            launched on the rebalance recommendation, or null), "rebalance_time",
+            "notice_time", "termination_time", "fleet_termination_time" (UTC,
+            milliseconds, or null), and the same as "..._epoch" seconds}, ...]}
 
 AWS: "A Spot Instance interruption notice is a warning that is issued two minutes
 before Amazon EC2 stops or terminates your Spot Instance", and "If your Spot Instance
@@ -90,7 +92,31 @@ through moto's own launch path (SpotFleetRequest.create_spot_requests): the
 replacement gets the fleet's launch specification, instance tags and the
 aws:ec2spot:fleet-request-id tag (``fixes``) as the first instances did. That is due
 before each AWS request of the account, so a replacement appears at the first
-request after the termination.
+request after the termination. Only what leaves the fleet below its target is
+replaced: after ModifySpotFleetRequest lowered the target with noTermination, the
+instances above it may be terminated (by the user or an interruption) with nothing
+launched in their place, as AWS describes it: the fleet keeps its current size "but
+not replace any Spot Instances that are interrupted or that you terminate manually"
+(Amazon EC2 API Reference, ModifySpotFleetRequest,
+https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifySpotFleetRequest.html;
+the fleet's fulfilled capacity is that of its pending and running instances,
+``fixes``).
+
+Capacity Rebalancing: a maintain fleet requested with SpotMaintenanceStrategies.
+CapacityRebalance (kept by ``fixes``) acts on a rebalance recommendation of one of its
+instances. AWS: with launch, "Spot Fleet launches a new replacement Spot Instance when
+a rebalance notification is emitted for an existing Spot Instance in the fleet. Spot
+Fleet does not terminate the instances that receive a rebalance notification"; with
+launch-before-terminate it launches the replacement "and then, after a delay that you
+specify (in TerminationDelay), terminates the instances that received a rebalance
+notification" (Amazon EC2 API Reference, SpotCapacityRebalance,
+https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_SpotCapacityRebalance.html).
+Here the replacement (the instance's weighted capacity, through the same launch path)
+is launched as the recommendation is posted, so the fleet runs above its target until
+the old instance is gone, which then launches nothing more; with
+launch-before-terminate the fleet terminates the old instance TerminationDelay AWS
+seconds later unless its interruption came first (it leaves its target groups, and
+its interruption's state is "rebalanced").
 
 Every override of a launch template configuration is a pool of the fleet (moto used
 only the first override of each configuration): one launch specification per
@@ -198,6 +224,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from . import core, switches
+from .fixes import capacity_rebalance, instance_weight, live_capacity
 
 PREFIX = "/_immutable/spot"
 IMDS_PREFIX = "/_immutable/imds"
@@ -239,7 +266,14 @@ class Interruption:
         self.rebalance_at: float | None = now if lead is not None else None
         self.notice_at = now + switches.real_seconds(account, lead or 0.0)
         self.terminate_at = self.notice_at + switches.real_seconds(account, NOTICE_SECONDS)
-        self.state = "scheduled"  # noticed, terminated, or gone (ended otherwise first)
+        # Capacity Rebalancing of the instance's fleet: the replacement it launched on
+        # the recommendation and, with launch-before-terminate, when the fleet
+        # terminates the instance.
+        self.replacement: str | None = None
+        self.fleet_terminate_at: float | None = None
+        # noticed, terminated, rebalanced (terminated by its fleet after the
+        # replacement's delay), or gone (ended otherwise first)
+        self.state = "scheduled"
 
     def wall(self, at: float) -> float:
         return at + self.offset
@@ -259,6 +293,8 @@ class Interruption:
             **stamp("rebalance", self.rebalance_at),
             **stamp("notice", self.notice_at),
             **stamp("termination", self.terminate_at),
+            "replacement": self.replacement,
+            **stamp("fleet_termination", self.fleet_terminate_at),
         }
 
 
@@ -400,23 +436,6 @@ def spec_zone(fleet: Any, spec: Any) -> str:
     return f"{backend.region_name}a"
 
 
-def spec_weight(fleet: Any, instance: Any) -> float:
-    for spec in fleet.launch_specs:
-        if spec.instance_type == instance.instance_type and spec.subnet_id == instance.subnet_id:
-            return float(spec.weighted_capacity)
-    return 1.0
-
-
-def live_capacity(fleet: Any) -> float:
-    """The weight of the fleet's pending and running instances."""
-    total = 0.0
-    for request in fleet.spot_requests:
-        instance = getattr(request, "instance", None)
-        if instance is not None and instance.state in ("pending", "running"):
-            total += spec_weight(fleet, instance)
-    return total
-
-
 def blocked(account: str, fleet: Any, spec: Any) -> bool:
     zone = None
     for pool in settings_of(account).get("no_capacity", []):
@@ -512,9 +531,46 @@ def schedule(account: str, region: str, instance: Any, cause: str, lead: float |
     state.interruptions.append(interruption)
     state.pending[instance.id] = interruption
     LOCATIONS[instance.id] = (account, region)
+    if interruption.rebalance_at is not None:
+        rebalance(interruption, instance)
     if interruption.notice_at <= switches.now():
         post_notice(interruption)
     return interruption
+
+
+def rebalance(interruption: Interruption, instance: Any) -> None:
+    """The fleet's Capacity Rebalancing, as the recommendation is posted."""
+    backend = backend_of(interruption.account, interruption.region)
+    fleet = backend.spot_fleet_requests.get(interruption.fleet_id) if interruption.fleet_id else None
+    settings = capacity_rebalance(fleet) if fleet is not None else None
+    if not settings or fleet.state != "active" or fleet_type(fleet) != "maintain":
+        return
+    before = {r.instance.id for r in fleet.spot_requests if getattr(r, "instance", None) is not None}
+    fleet.create_spot_requests(instance_weight(fleet, instance))
+    launched = [
+        r.instance.id for r in fleet.spot_requests
+        if getattr(r, "instance", None) is not None and r.instance.id not in before
+    ]
+    interruption.replacement = launched[0] if launched else None
+    if launched and settings.get("ReplacementStrategy") == "launch-before-terminate":
+        delay = float(settings.get("TerminationDelay") or 0)
+        interruption.fleet_terminate_at = switches.now() + switches.real_seconds(interruption.account, delay)
+
+
+def terminate_by_fleet(interruption: Interruption) -> None:
+    """Launch-before-terminate: the fleet terminates the instance after the delay."""
+    backend = backend_of(interruption.account, interruption.region)
+    instance = backend.get_instance_by_id(interruption.instance_id) if backend is not None else None
+    if instance is None or instance.state not in ("pending", "running"):
+        finish(interruption, "gone")
+        return
+    _CONTEXT.when = interruption.wall(interruption.fleet_terminate_at or switches.now())
+    try:
+        instance.terminate()
+    finally:
+        _CONTEXT.when = None
+    leave_target_groups(interruption.account, interruption.region, instance.id)
+    finish(interruption, "rebalanced")
 
 
 def post_notice(interruption: Interruption) -> None:
@@ -548,13 +604,18 @@ def terminate(interruption: Interruption) -> None:
         _CONTEXT.when = None
     instance._reason = f"Service initiated ({datetime.fromtimestamp(when, timezone.utc):%Y-%m-%d %H:%M:%S} GMT)"
     instance.state_reason = StateReason(STATE_REASON_MESSAGE, STATE_REASON_CODE)
+    leave_target_groups(interruption.account, interruption.region, instance.id)
+    finish(interruption, "terminated")
+
+
+def leave_target_groups(account: str, region: str, instance_id: str) -> None:
+    """A terminated instance leaves its target groups (and Auto Scaling groups)."""
     for module, name in (("moto.elbv2", "elbv2_backends"), ("moto.autoscaling", "autoscaling_backends")):
         backends = getattr(__import__(module, fromlist=[name]), name)
-        regions = dict.get(backends, interruption.account)
-        service = dict.get(regions, interruption.region) if regions is not None else None
+        regions = dict.get(backends, account)
+        service = dict.get(regions, region) if regions is not None else None
         if service is not None:
-            service.notify_terminate_instances([instance.id])
-    finish(interruption, "terminated")
+            service.notify_terminate_instances([instance_id])
 
 
 def finish(interruption: Interruption, state: str) -> None:
@@ -618,7 +679,6 @@ def replenish(account: str, now: float, capacity_changed: bool) -> None:
                 continue
             if now < fleet.__dict__.get("_immutable_retry_at", 0.0) and not capacity_changed:
                 continue
-            fleet.fulfilled_capacity = live
             fleet.create_spot_requests(missing)
 
 
@@ -638,6 +698,10 @@ def tick(account: str) -> None:
         state.capacity_key = capacity_key
         random_interruptions(account, state, settings, now)
         for interruption in list(state.pending.values()):
+            fleet_at = interruption.fleet_terminate_at
+            if fleet_at is not None and now >= fleet_at and fleet_at < interruption.terminate_at:
+                terminate_by_fleet(interruption)
+                continue
             if interruption.state == "scheduled" and now >= interruption.notice_at:
                 post_notice(interruption)
             if interruption.state == "noticed" and now >= interruption.terminate_at:

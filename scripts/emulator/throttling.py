@@ -56,7 +56,12 @@ is answered here, in the ELBv2 namespace of the service model.
 What this module does, for an account whose ``throttling`` is not false:
   - every EC2 and ELBv2 request takes one token from each of its buckets, or is refused
     without reaching moto when one of them has none (all or nothing). Other services
-    (IAM, STS, pricing, ...) are never throttled;
+    (IAM, STS, CloudWatch, pricing, ...) are never throttled. The CloudWatch quotas
+    page this was checked against ("CloudWatch service quotas",
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_limits.html)
+    gives request rates for the Contributor Insights actions only; without published
+    figures for the alarm actions (PutMetricAlarm, DescribeAlarms, SetAlarmState),
+    none is made up here;
   - EC2: a bucket per action with the figures above; the seven actions of the
     unfiltered category use their smaller bucket when the request has no Filter.N,
     MaxResults or NextToken parameter (instance ids alone are neither a filter nor

@@ -1,19 +1,25 @@
 //! The emulator's Spot Instances (`scripts/emulator/spot.py`): an interruption notice
 //! in the instance metadata two minutes before AWS terminates the instance, a Spot
 //! Fleet of type maintain replacing it, IMDSv2 sessions, and Spot pools without
-//! capacity as the fleet history records them.
+//! capacity as the fleet history records them; and its Spot Fleets' capacity
+//! (`scripts/emulator/fixes.py`): a target lowered with or without terminating the
+//! excess, a target raised, and Capacity Rebalancing.
 
+use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::primitives::{DateTime, DateTimeFormat};
+use aws_sdk_ec2::types::builders::SpotFleetRequestConfigDataBuilder;
 use aws_sdk_ec2::types::{
-    AllocationStrategy, EventType, FleetLaunchTemplateSpecification, FleetType, InstanceType,
-    LaunchTemplateConfig, LaunchTemplateOverrides, RequestLaunchTemplateData, ResourceType,
-    SpotFleetRequestConfigData, Tag, TagSpecification,
+    AllocationStrategy, EventType, ExcessCapacityTerminationPolicy, FleetLaunchTemplateSpecification,
+    FleetType, InstanceType, LaunchTemplateConfig, LaunchTemplateOverrides, ReplacementStrategy,
+    RequestLaunchTemplateData, ResourceType, SpotCapacityRebalance, SpotFleetRequestConfigData,
+    SpotMaintenanceStrategies, Tag, TagSpecification,
 };
+use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tests::{Account, LocalAws, TEST_CLOCK_SCALE, register_ami, scaled};
+use tests::{Account, LocalAws, TEST_CLOCK_SCALE, Watch, register_ami, scaled};
 
 /// Allowance for the test's own polling and a loaded machine, in AWS seconds.
 const SLACK: f64 = 30.0;
@@ -73,6 +79,19 @@ impl Imds<'_> {
 /// A Spot Fleet of type maintain over `types` in two subnets of the default VPC, with
 /// `target` instances of an AMI of its own; its id.
 async fn fleet(ec2: &aws_sdk_ec2::Client, types: &[&str], target: i32) -> String {
+    let config = fleet_config(ec2, types, target).await.build();
+    let requested =
+        ec2.request_spot_fleet().spot_fleet_request_config(config).send().await.expect("RequestSpotFleet");
+    requested.spot_fleet_request_id().expect("fleet id").to_owned()
+}
+
+/// The configuration of a [`fleet`], whose launch template and AMI are made here (once
+/// per account).
+async fn fleet_config(
+    ec2: &aws_sdk_ec2::Client,
+    types: &[&str],
+    target: i32,
+) -> SpotFleetRequestConfigDataBuilder {
     let ami = register_ami(ec2, "spot-image", &[]).await.expect("register AMI");
     let template = ec2
         .create_launch_template()
@@ -84,6 +103,7 @@ async fn fleet(ec2: &aws_sdk_ec2::Client, types: &[&str], target: i32) -> String
                     aws_sdk_ec2::types::LaunchTemplateTagSpecificationRequest::builder()
                         .resource_type(ResourceType::Instance)
                         .tags(Tag::builder().key("app").value("web").build())
+                        .tags(Tag::builder().key("immutable:app").value("web").build())
                         .build(),
                 )
                 .build(),
@@ -111,7 +131,7 @@ async fn fleet(ec2: &aws_sdk_ec2::Client, types: &[&str], target: i32) -> String
             })
         })
         .collect();
-    let config = SpotFleetRequestConfigData::builder()
+    SpotFleetRequestConfigData::builder()
         .iam_fleet_role("arn:aws:iam::123456789012:role/aws-ec2-spot-fleet-tagging-role")
         .target_capacity(target)
         .allocation_strategy(AllocationStrategy::PriceCapacityOptimized)
@@ -133,10 +153,6 @@ async fn fleet(ec2: &aws_sdk_ec2::Client, types: &[&str], target: i32) -> String
                 .tags(Tag::builder().key("app").value("web").build())
                 .build(),
         )
-        .build();
-    let requested =
-        ec2.request_spot_fleet().spot_fleet_request_config(config).send().await.expect("RequestSpotFleet");
-    requested.spot_fleet_request_id().expect("fleet id").to_owned()
 }
 
 async fn fleet_instances(ec2: &aws_sdk_ec2::Client, fleet: &str) -> Vec<String> {
@@ -433,4 +449,348 @@ async fn a_fleet_without_any_capacity_reports_an_error_until_capacity_returns() 
     let ids = fleet_instances(&ec2, &fleet).await;
     assert_eq!(ids.len(), 2, "the fleet launched once capacity returned: {ids:?}");
     assert_eq!(activity(&ec2, &fleet).await, "fulfilled");
+}
+
+/// The fleet's configuration and figures, as DescribeSpotFleetRequests reports them.
+async fn described(ec2: &aws_sdk_ec2::Client, fleet: &str) -> SpotFleetRequestConfigData {
+    let answer = ec2
+        .describe_spot_fleet_requests()
+        .spot_fleet_request_ids(fleet)
+        .send()
+        .await
+        .expect("DescribeSpotFleetRequests");
+    answer.spot_fleet_request_configs()[0]
+        .spot_fleet_request_config()
+        .expect("the fleet's configuration")
+        .clone()
+}
+
+/// (target capacity, On-Demand target capacity, fulfilled capacity) of the fleet.
+async fn capacity(ec2: &aws_sdk_ec2::Client, fleet: &str) -> (i32, i32, f64) {
+    let config = described(ec2, fleet).await;
+    (
+        config.target_capacity().unwrap_or(-1),
+        config.on_demand_target_capacity().unwrap_or(-1),
+        config.fulfilled_capacity().unwrap_or(-1.0),
+    )
+}
+
+async fn modify(
+    ec2: &aws_sdk_ec2::Client,
+    fleet: &str,
+    target: i32,
+    on_demand: i32,
+    policy: Option<ExcessCapacityTerminationPolicy>,
+) {
+    ec2.modify_spot_fleet_request()
+        .spot_fleet_request_id(fleet)
+        .target_capacity(target)
+        .on_demand_target_capacity(on_demand)
+        .set_excess_capacity_termination_policy(policy)
+        .send()
+        .await
+        .expect("ModifySpotFleetRequest");
+}
+
+async fn terminate(ec2: &aws_sdk_ec2::Client, ids: &[String]) {
+    ec2.terminate_instances().set_instance_ids(Some(ids.to_vec())).send().await.expect("TerminateInstances");
+}
+
+/// Instances the fleet's history records as launched.
+async fn launched(ec2: &aws_sdk_ec2::Client, fleet: &str) -> Vec<String> {
+    history(ec2, fleet, EventType::InstanceChange)
+        .await
+        .into_iter()
+        .filter(|(sub, _, _)| sub == "launched")
+        .filter_map(|(_, _, id)| id)
+        .collect()
+}
+
+/// A maintain fleet with its replacement of lost instances switched on (the account's
+/// Spot behaviour, without random interruptions) and the scaled clock.
+fn replacing_account() -> Account {
+    let account = LocalAws::shared().account();
+    account
+        .behave(json!({ "clock_scale": TEST_CLOCK_SCALE, "spot": { "interruptions_per_minute": 0 } }))
+        .expect("Spot behaviour on");
+    account
+}
+
+#[tokio::test]
+async fn a_target_lowered_without_termination_keeps_the_excess_until_it_is_terminated() {
+    let account = replacing_account();
+    let ec2 = account.ec2().await;
+    let fleet = fleet(&ec2, &["t3.small"], 4).await;
+    let all = fleet_instances(&ec2, &fleet).await;
+    assert_eq!(all.len(), 4, "{all:?}");
+
+    modify(&ec2, &fleet, 2, 1, Some(ExcessCapacityTerminationPolicy::NoTermination)).await;
+    tokio::time::sleep(scaled(10.0)).await;
+    assert_eq!(fleet_instances(&ec2, &fleet).await, all, "noTermination keeps every instance");
+    assert_eq!(capacity(&ec2, &fleet).await, (2, 1, 4.0), "target 2, four units still fulfilled");
+    assert_eq!(activity(&ec2, &fleet).await, "fulfilled");
+
+    // The caller terminates exactly the instances it drained.
+    let (kept, chosen) = all.split_at(2);
+    terminate(&ec2, chosen).await;
+    for _ in 0..5 {
+        // Every request runs the fleet's due replacements first.
+        tokio::time::sleep(scaled(5.0)).await;
+        assert_eq!(fleet_instances(&ec2, &fleet).await, kept, "no replacement for the excess");
+    }
+    assert_eq!(capacity(&ec2, &fleet).await, (2, 1, 2.0), "fulfilled down to the target");
+    for id in chosen {
+        assert_eq!(state_of(&instance(&ec2, id).await), "terminated", "{id}");
+    }
+    // Terminating them again changes nothing (TerminateInstances is idempotent).
+    terminate(&ec2, chosen).await;
+    assert_eq!(capacity(&ec2, &fleet).await, (2, 1, 2.0));
+    assert_eq!(launched(&ec2, &fleet).await.len(), 4, "nothing launched after the first four");
+
+    // Below the target, the maintain fleet replaces what it loses.
+    terminate(&ec2, &kept[..1]).await;
+    let after = fleet_instances(&ec2, &fleet).await;
+    assert_eq!(after.len(), 2, "a replacement once below the target: {after:?}");
+    assert!(after.contains(&kept[1]) && !after.contains(&kept[0]), "{after:?}");
+    assert_eq!(capacity(&ec2, &fleet).await, (2, 1, 2.0));
+
+    // A raised target launches the difference from what the fleet really has.
+    modify(&ec2, &fleet, 3, 1, None).await;
+    let grown = fleet_instances(&ec2, &fleet).await;
+    assert_eq!(grown.len(), 3, "{grown:?}");
+    assert!(after.iter().all(|id| grown.contains(id)), "nothing terminated to grow: {after:?} -> {grown:?}");
+    assert_eq!(capacity(&ec2, &fleet).await, (3, 1, 3.0));
+}
+
+#[tokio::test]
+async fn the_default_policy_terminates_the_excess_and_a_raised_target_launches_more() {
+    let account = LocalAws::shared().account();
+    let ec2 = account.ec2().await;
+    let fleet = fleet(&ec2, &["t3.small", "t3.micro"], 1).await;
+    let first = fleet_instances(&ec2, &fleet).await;
+    assert_eq!(capacity(&ec2, &fleet).await, (1, 0, 1.0));
+
+    // Green grows step by step.
+    modify(&ec2, &fleet, 2, 1, None).await;
+    assert_eq!(capacity(&ec2, &fleet).await, (2, 1, 2.0));
+    modify(&ec2, &fleet, 4, 2, Some(ExcessCapacityTerminationPolicy::Default)).await;
+    let grown = fleet_instances(&ec2, &fleet).await;
+    assert_eq!(grown.len(), 4, "{grown:?}");
+    assert!(grown.contains(&first[0]), "the first instance stays: {grown:?}");
+    assert_eq!(capacity(&ec2, &fleet).await, (4, 2, 4.0));
+    assert_eq!(activity(&ec2, &fleet).await, "fulfilled");
+    for id in &grown {
+        let tags = instance(&ec2, id).await;
+        let fleet_tag = tags
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some("aws:ec2spot:fleet-request-id"))
+            .and_then(|t| t.value());
+        assert_eq!(fleet_tag, Some(fleet.as_str()), "{id} carries its fleet's id");
+    }
+    let mut recorded = launched(&ec2, &fleet).await;
+    recorded.sort();
+    assert_eq!(recorded, grown, "the history records each launch");
+
+    // "default", as AWS spells it: the fleet terminates the excess itself.
+    modify(&ec2, &fleet, 1, 0, Some(ExcessCapacityTerminationPolicy::Default)).await;
+    let shrunk = fleet_instances(&ec2, &fleet).await;
+    assert_eq!(shrunk.len(), 1, "{shrunk:?}");
+    assert_eq!(capacity(&ec2, &fleet).await, (1, 0, 1.0));
+    let gone: Vec<&String> = grown.iter().filter(|id| !shrunk.contains(id)).collect();
+    assert_eq!(gone.len(), 3);
+    for id in gone {
+        assert_eq!(state_of(&instance(&ec2, id).await), "terminated", "{id}");
+    }
+}
+
+#[tokio::test]
+async fn capacity_rebalancing_is_kept_returned_and_checked() {
+    let account = LocalAws::shared().account();
+    let ec2 = account.ec2().await;
+    let base = fleet_config(&ec2, &["t3.small"], 1).await;
+    let rebalance = |strategy: Option<ReplacementStrategy>, delay: Option<i32>| {
+        SpotMaintenanceStrategies::builder()
+            .capacity_rebalance(
+                SpotCapacityRebalance::builder()
+                    .set_replacement_strategy(strategy)
+                    .set_termination_delay(delay)
+                    .build(),
+            )
+            .build()
+    };
+    let request = |strategies: SpotMaintenanceStrategies, kind: FleetType| {
+        let config = base.clone().r#type(kind).spot_maintenance_strategies(strategies).build();
+        ec2.request_spot_fleet().spot_fleet_request_config(config).send()
+    };
+
+    let before_terminate =
+        request(rebalance(Some(ReplacementStrategy::LaunchBeforeTerminate), Some(300)), FleetType::Maintain)
+            .await
+            .expect("RequestSpotFleet with launch-before-terminate");
+    let fleet = before_terminate.spot_fleet_request_id().expect("fleet id");
+    let kept = described(&ec2, fleet).await;
+    let kept =
+        kept.spot_maintenance_strategies().and_then(|s| s.capacity_rebalance()).expect("CapacityRebalance");
+    assert_eq!(kept.replacement_strategy(), Some(&ReplacementStrategy::LaunchBeforeTerminate));
+    assert_eq!(kept.termination_delay(), Some(300));
+
+    let launch = request(rebalance(Some(ReplacementStrategy::Launch), None), FleetType::Maintain)
+        .await
+        .expect("RequestSpotFleet with launch");
+    let fleet = launch.spot_fleet_request_id().expect("fleet id");
+    let kept = described(&ec2, fleet).await;
+    let kept =
+        kept.spot_maintenance_strategies().and_then(|s| s.capacity_rebalance()).expect("CapacityRebalance");
+    assert_eq!(kept.replacement_strategy(), Some(&ReplacementStrategy::Launch));
+    assert_eq!(kept.termination_delay(), None);
+
+    let plain = described(&ec2, &fleet_with_no_strategies(&ec2, &base).await).await;
+    assert_eq!(plain.spot_maintenance_strategies(), None, "none asked for, none reported");
+
+    let fleets_before =
+        ec2.describe_spot_fleet_requests().send().await.expect("fleets").spot_fleet_request_configs().len();
+    for (strategy, delay, kind) in [
+        (ReplacementStrategy::LaunchBeforeTerminate, None, FleetType::Maintain),
+        (ReplacementStrategy::LaunchBeforeTerminate, Some(119), FleetType::Maintain),
+        (ReplacementStrategy::LaunchBeforeTerminate, Some(7201), FleetType::Maintain),
+        (ReplacementStrategy::Launch, Some(300), FleetType::Maintain),
+        (ReplacementStrategy::Launch, None, FleetType::Request),
+    ] {
+        let refused = request(rebalance(Some(strategy.clone()), delay), kind.clone())
+            .await
+            .expect_err("an invalid CapacityRebalance is refused");
+        assert_eq!(
+            refused.code(),
+            Some("InvalidSpotFleetRequestConfig"),
+            "{strategy:?} {delay:?} {kind:?}: {refused:?}"
+        );
+    }
+    let fleets_after =
+        ec2.describe_spot_fleet_requests().send().await.expect("fleets").spot_fleet_request_configs().len();
+    assert_eq!(fleets_after, fleets_before, "a refused request creates no fleet");
+}
+
+async fn fleet_with_no_strategies(
+    ec2: &aws_sdk_ec2::Client,
+    base: &SpotFleetRequestConfigDataBuilder,
+) -> String {
+    let requested = ec2
+        .request_spot_fleet()
+        .spot_fleet_request_config(base.clone().build())
+        .send()
+        .await
+        .expect("RequestSpotFleet");
+    requested.spot_fleet_request_id().expect("fleet id").to_owned()
+}
+
+#[tokio::test]
+async fn a_rebalancing_fleet_replaces_an_instance_at_risk_before_it_goes() {
+    let account = LocalAws::shared().account();
+    account.behave(json!({ "clock_scale": TEST_CLOCK_SCALE })).expect("scaled clock");
+    let ec2 = account.ec2().await;
+    let strategies = SpotMaintenanceStrategies::builder()
+        .capacity_rebalance(
+            SpotCapacityRebalance::builder()
+                .replacement_strategy(ReplacementStrategy::LaunchBeforeTerminate)
+                .termination_delay(120)
+                .build(),
+        )
+        .build();
+    let config = fleet_config(&ec2, &["t3.small"], 2).await.spot_maintenance_strategies(strategies).build();
+    let requested =
+        ec2.request_spot_fleet().spot_fleet_request_config(config).send().await.expect("RequestSpotFleet");
+    let fleet = requested.spot_fleet_request_id().expect("fleet id").to_owned();
+    let before = fleet_instances(&ec2, &fleet).await;
+    let at_risk = before[0].clone();
+
+    // The recommendation comes 600 AWS seconds before the interruption notice.
+    let asked = Instant::now();
+    let answer = account
+        .control("POST", &format!("/_immutable/spot/interrupt?instance={at_risk}&rebalance_lead=600"), None)
+        .expect("interrupt");
+    let interruption: Value = serde_json::from_str(&answer).expect("JSON");
+    let replacement = interruption["replacement"].as_str().expect("a replacement launched").to_owned();
+    let during = fleet_instances(&ec2, &fleet).await;
+    assert_eq!(during.len(), 3, "the replacement runs alongside the instance at risk: {during:?}");
+    assert!(during.contains(&replacement) && during.contains(&at_risk), "{during:?}");
+
+    // TerminationDelay after the replacement's launch, the fleet terminates the old one.
+    let waited = loop {
+        if state_of(&instance(&ec2, &at_risk).await) != "running" {
+            break asked.elapsed().as_secs_f64() / TEST_CLOCK_SCALE;
+        }
+        assert!(asked.elapsed() < scaled(600.0), "{at_risk} still running after 600 AWS seconds");
+        tokio::time::sleep(scaled(2.0)).await;
+    };
+    assert!(
+        (120.0..120.0 + SLACK).contains(&waited),
+        "terminated after {waited:.0} AWS seconds, expected 120"
+    );
+    let listed: Value =
+        serde_json::from_str(&account.control("GET", "/_immutable/spot", None).expect("list")).expect("JSON");
+    assert_eq!(listed["interruptions"][0]["state"], "rebalanced", "{listed}");
+    let after = fleet_instances(&ec2, &fleet).await;
+    assert_eq!(after.len(), 2, "back at the target, with the replacement: {after:?}");
+    assert!(after.contains(&replacement) && !after.contains(&at_risk), "{after:?}");
+    assert_eq!(launched(&ec2, &fleet).await.len(), 3, "one replacement, nothing more");
+    assert_eq!(capacity(&ec2, &fleet).await.2, 2.0);
+}
+
+#[tokio::test]
+async fn a_watch_sees_a_drained_shrink_keep_the_remaining_targets_healthy() {
+    let account = replacing_account();
+    let config = account.sdk_config().await;
+    let (ec2, elb) =
+        (aws_sdk_ec2::Client::new(&config), aws_sdk_elasticloadbalancingv2::Client::new(&config));
+    let vpcs = ec2.describe_vpcs().send().await.expect("DescribeVpcs");
+    let group = elb
+        .create_target_group()
+        .name("web")
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(vpcs.vpcs()[0].vpc_id().expect("vpc id"))
+        .send()
+        .await
+        .expect("CreateTargetGroup");
+    let group = group.target_groups()[0].target_group_arn().expect("group arn").to_owned();
+    let targets = |ids: &[String]| {
+        ids.iter().map(|id| TargetDescription::builder().id(id).port(80).build()).collect::<Vec<_>>()
+    };
+    let fleet = fleet(&ec2, &["t3.small"], 4).await;
+    let all = fleet_instances(&ec2, &fleet).await;
+    elb.register_targets()
+        .target_group_arn(&group)
+        .set_targets(Some(targets(&all)))
+        .send()
+        .await
+        .expect("register");
+
+    let watch = Watch::start(&account, &group, "web");
+    tokio::time::sleep(scaled(10.0)).await;
+    let (kept, chosen) = all.split_at(2);
+    elb.deregister_targets()
+        .target_group_arn(&group)
+        .set_targets(Some(targets(chosen)))
+        .send()
+        .await
+        .expect("drain");
+    modify(&ec2, &fleet, 2, 0, Some(ExcessCapacityTerminationPolicy::NoTermination)).await;
+    terminate(&ec2, chosen).await;
+    tokio::time::sleep(scaled(10.0)).await;
+    let watched = watch.stop();
+
+    assert!(watched.errors.is_empty(), "{:?}", watched.errors);
+    assert!(watched.samples.len() >= 5, "samples every 2 AWS seconds: {}", watched.samples.len());
+    let first = &watched.samples[0];
+    assert_eq!((first.healthy.as_slice(), first.instances.as_slice()), (all.as_slice(), all.as_slice()));
+    let last = watched.samples.last().expect("a last sample");
+    assert_eq!((last.healthy.as_slice(), last.instances.as_slice()), (kept, kept));
+    assert_eq!(watched.min_healthy, Some(2), "never fewer than the two kept");
+    assert_eq!(watched.peak_instances, 4);
+    assert!(watched.samples.windows(2).all(|w| w[0].at < w[1].at), "samples in time order");
+    assert!(
+        watched.samples.iter().all(|s| kept.iter().all(|id| s.healthy.contains(id))),
+        "the kept instances stayed healthy throughout"
+    );
 }

@@ -6,12 +6,16 @@
 //!   [`mutating`] which of them may have changed something.
 //! * [`register_ami`] and [`seed_lineage`] put AMIs into an account the way the
 //!   image pipeline would have.
+//! * [`Account::put_alarm`] and [`Account::set_alarm`] raise and clear the CloudWatch
+//!   alarms a rollout is gated on; [`Watch`] samples an app's healthy targets and
+//!   instances while it rolls out.
 //! * [`Workdir`] runs the real Terraform CLI in a temporary directory, with the
 //!   provider installed from a local filesystem mirror ([`provider_binary`]).
 //!
 //! The same harness backs the integration tests (`tests/it`) and the demo and
 //! benchmark commands of `cargo xtask`.
 
+mod alarms;
 mod behaviour;
 mod builders;
 mod crash;
@@ -22,7 +26,9 @@ mod paths;
 mod requests;
 mod seed;
 mod terraform;
+pub mod watch;
 
+pub use alarms::{ALARM_NAMESPACE, ALARM_STATES};
 pub use behaviour::{TEST_CLOCK_SCALE, realistic_health, scaled};
 pub use builders::{BUILDER_TAG, BuilderPlayer, builder_instances, stand_in_packer};
 pub use crash::{Hold, RunningTerraform, children, is_alive, kill9, parent_of, wait_until};
@@ -37,3 +43,4 @@ pub use terraform::{
     PROVIDER_SOURCE, PROVIDER_VERSION, TfOutput, Workdir, diagnostic_blocks, first_line_is, provider_mirror,
     shows_source_line, terraform_binary,
 };
+pub use watch::{Sample, Watch, Watched};

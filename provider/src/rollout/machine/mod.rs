@@ -441,14 +441,14 @@ impl Rollout {
         required_healthy(self.step_size(), self.settings.min_healthy_percent)
     }
 
-    /// "step 2 of 3 (5 of 10 instances), baking"
+    /// "step 2 of 3 at 5 of 10 instances, baking"
     fn where_(&self) -> String {
         let of = self.settings.steps.len();
         if of <= 1 {
             return self.phase.name().to_owned();
         }
         format!(
-            "step {} of {of} ({} of {} instances), {}",
+            "step {} of {of} at {} of {} instances, {}",
             self.step + 1,
             self.step_size(),
             self.settings.target(),

@@ -270,7 +270,7 @@ fn an_alarm_rolls_back_restoring_blue_first() {
     let Action::Finish(Outcome::RolledBack { failure }) = r.next_action() else { panic!("rolled back") };
     let text = failure.to_string();
     assert!(text.contains("CloudWatch alarm web-5xx in ALARM"), "{text}");
-    assert!(text.contains("step 2 of 3 (2 of 4 instances)"), "{text}");
+    assert!(text.contains("step 2 of 3 at 2 of 4 instances"), "{text}");
 }
 
 /// A green instance reclaimed while baking: the step waits for the replacement (a
