@@ -3,15 +3,22 @@ data "immutable_ami" "web" {
   layer = "demo-web-app"
 }
 
-# ...on Spot capacity behind the `web` target group. A new AMI rolls out blue/green:
-# the old fleet is cancelled only once the new instances are healthy.
+# ...on Spot capacity behind the `web` target group. A new AMI rolls out blue/green,
+# in steps: a tenth, half, then all of the new fleet, each healthy in the target
+# group and baked for 5 minutes with the alarm clear before the old fleet gives up
+# the same share. An alarm in ALARM rolls back to the old fleet at full capacity.
 resource "immutable_app" "web" {
   name           = "web"
   ami_id         = data.immutable_ami.web.ami_id
   instance_types = ["t3.small", "t3a.small", "t2.small"]
 
-  target_capacity    = 2
+  target_capacity    = 10
   on_demand_capacity = 0
+
+  # When AWS signals an elevated risk of interruption, launch a replacement and
+  # terminate the instance at risk 2 minutes later.
+  capacity_rebalance                   = "launch-before-terminate"
+  capacity_rebalance_termination_delay = 120
 
   # Core infrastructure, found by name.
   security_groups      = ["web-sg"]
@@ -31,9 +38,18 @@ resource "immutable_app" "web" {
     health_timeout      = "10m"
     min_healthy_percent = 100
     drain_timeout       = "30s"
+    steps               = [10, 50, 100]
+    bake_time           = "5m"
+    max_surge_percent   = 50
+    alarms              = ["web-5xx"]
   }
 }
 
 output "serving_fleet" {
   value = immutable_app.web.fleet_id
+}
+
+# "3 steps (1, 5, 10 of 10 instances), at most 5 extra instances, 5m bake per step, ..."
+output "rollout_plan" {
+  value = immutable_app.web.rollout_plan.summary
 }

@@ -74,6 +74,28 @@ impl Resource for AppResource {
                 format!("on_demand_capacity ({on_demand}) cannot exceed target_capacity ({target})"),
             );
         }
+        // As SpotCapacityRebalance takes them: a termination delay with
+        // launch-before-terminate (required), never with launch.
+        let rebalance = &model.launch.capacity_rebalance;
+        let delay = &model.launch.capacity_rebalance_termination_delay;
+        if delay.is_known()
+            && !rebalance.is_unknown()
+            && rebalance.known().map(String::as_str) != Some("launch-before-terminate")
+        {
+            diags.error_at(
+                "capacity_rebalance_termination_delay",
+                "Argument Needs launch-before-terminate",
+                "capacity_rebalance_termination_delay applies only with capacity_rebalance = \"launch-before-terminate\"",
+            );
+        }
+        if rebalance.known().map(String::as_str) == Some("launch-before-terminate") && delay.is_null() {
+            diags.error_at(
+                "capacity_rebalance",
+                "Missing Termination Delay",
+                "capacity_rebalance = \"launch-before-terminate\" needs capacity_rebalance_termination_delay: the seconds \
+                 (120 to 7200) between a replacement's launch and the termination of the instance at risk",
+            );
+        }
         let strategy = &model.launch.allocation_strategy;
         if model.launch.instance_pools_to_use_count.is_known()
             && strategy.known().map(String::as_str) != Some("lowestPrice")

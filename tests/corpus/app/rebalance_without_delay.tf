@@ -1,0 +1,14 @@
+# launch-before-terminate needs its termination delay
+# summary: Missing Termination Delay
+# at: capacity_rebalance   = "launch-before-terminate"
+
+resource "immutable_app" "web" {
+  name                 = "web"
+  ami_id               = "@AMI@"
+  instance_types       = ["t3.small"]
+  target_capacity      = 1
+  security_groups      = ["web-sg"]
+  target_groups        = ["web"]
+  iam_instance_profile = "web-profile"
+  capacity_rebalance   = "launch-before-terminate"
+}
