@@ -142,6 +142,7 @@ fn an_alarm_during_the_second_step_rolls_back_to_the_full_old_fleet() {
     workdir.apply().expect("first deploy");
     let blue = out_str(&workdir, "fleet_id");
 
+    let watch = Watch::start(&s.account, &s.infra.target_group_arn, "web");
     workdir.write("main.tf", &waves(&s.amis[1], 10, &gated.replace("1s", "6s"), ""));
     let apply =
         RunningTerraform::start(&workdir, &["apply", "-auto-approve", "-no-color", "-input=false"], &[])
@@ -161,6 +162,13 @@ fn an_alarm_during_the_second_step_rolls_back_to_the_full_old_fleet() {
     std::thread::sleep(Duration::from_millis(3500));
     s.account.set_alarm("web-5xx", "ALARM", "5xx above threshold").expect("alarm fires");
     let failed = apply.wait(Duration::from_secs(120)).expect("apply ends");
+    let watched = watch.stop();
+    assert_eq!(
+        watched.min_healthy,
+        Some(10),
+        "blue was restored before green went: never fewer than 10 healthy targets; lowest samples: {:?}",
+        watched.samples.iter().filter(|s| s.healthy.len() < 10).take(3).collect::<Vec<_>>()
+    );
     assert!(!failed.success(), "the rollout failed");
     // Terraform wraps diagnostics: compare with the lines joined.
     let error = failed.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -196,7 +204,7 @@ fn an_alarm_during_the_second_step_rolls_back_to_the_full_old_fleet() {
 
 /// Starts a rollout in two steps with a bake, and interrupts one green instance of the
 /// first step once it is registered; returns the apply's result.
-fn interrupted_rollout(s: &super::app::Setup, ami: &str, workdir: &Workdir) -> tests::TfOutput {
+fn interrupted_rollout(s: &super::app::Setup, ami: &str, workdir: &Workdir) -> (tests::TfOutput, String) {
     let two_steps = "    steps          = [50, 100]\n    bake_time      = \"2s\"";
     workdir.write("main.tf", &waves(&s.amis[0], 4, two_steps, ""));
     workdir.init().expect("init");
@@ -225,19 +233,20 @@ fn interrupted_rollout(s: &super::app::Setup, ami: &str, workdir: &Workdir) -> t
         out.reservations()[0].instances()[0].state().and_then(|s| s.name()).map(|n| n.as_str().to_owned())
     });
     assert!(matches!(state.as_deref(), Some("terminated" | "shutting-down")), "{victim}: {state:?}");
-    done
+    (done, victim)
 }
 
 #[test]
 fn a_green_instance_reclaimed_during_a_step_is_replaced_and_the_rollout_completes() {
     let s = setup();
     let workdir = Workdir::new(&s.account);
-    let done = interrupted_rollout(&s, &s.amis[1], &workdir);
+    let (done, victim) = interrupted_rollout(&s, &s.amis[1], &workdir);
     assert!(done.success(), "{}", done.stderr);
     let record = workdir.output("last_rollout").expect("last_rollout");
     assert_eq!(record["outcome"], "switched", "{record}");
     let instances = super::app::out_list(&workdir, "instance_ids");
     assert_eq!(instances.len(), 4);
+    assert!(!instances.contains(&victim), "the reclaimed instance was replaced: {instances:?}");
     let healthy = healthy(&s.account, &s.infra.target_group_arn);
     assert!(instances.iter().all(|i| healthy.contains(i)), "every serving instance healthy");
     workdir.destroy().expect("destroy");
@@ -257,7 +266,7 @@ fn a_broken_build_still_rolls_back_when_an_instance_is_also_reclaimed() {
         .expect("broken AMI")
     });
     let workdir = Workdir::new(&s.account);
-    let done = interrupted_rollout(&s, &broken, &workdir);
+    let (done, _) = interrupted_rollout(&s, &broken, &workdir);
     assert!(!done.success(), "a broken build does not pass");
     assert!(done.stderr.contains("Rollout Failed"), "{}", done.stderr);
     assert!(done.stderr.contains("Target."), "names the load balancer's reason: {}", done.stderr);

@@ -19,7 +19,10 @@ const SECTIONS: [(&str, &str); 7] = [
     ("lineage", "terraform plan of examples/terraform/lineage"),
     ("plan", "terraform plan over N applied immutable_app, and its AWS requests"),
     ("rollout", "blue/green rollout of one app: orchestration overhead"),
-    ("timed-rollout", "blue/green rollout of one app on AWS's health timing, against the physical floor"),
+    (
+        "timed-rollout",
+        "rollouts of one app on AWS's health timing, all at once and in steps, against the physical floor",
+    ),
     ("throttled", "100 apps rolled out by one apply under EC2's and ELB's request limits"),
     ("codegen", "immutable-codegen packer over a 1,000-layer file"),
 ];

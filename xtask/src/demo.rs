@@ -35,8 +35,25 @@ pub fn run() -> Result<()> {
     }
 
     step("creating the core infrastructure, found later by name: web-sg, target group web, web-profile");
-    let infra = runtime.block_on(core_infra(&account))?;
-    println!("    target group {}", infra.target_group_arn);
+    let infra = runtime.block_on(async {
+        let infra = core_infra(&account).await?;
+        // Drains within the 2-minute notice Spot gives before it reclaims an instance
+        // (the plan warns about a longer delay).
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&account.sdk_config().await);
+        elb.modify_target_group_attributes()
+            .target_group_arn(&infra.target_group_arn)
+            .attributes(
+                aws_sdk_elasticloadbalancingv2::types::TargetGroupAttribute::builder()
+                    .key("deregistration_delay.timeout_seconds")
+                    .value("60")
+                    .build(),
+            )
+            .send()
+            .await
+            .context("setting the target group's deregistration delay")?;
+        anyhow::Ok(infra)
+    })?;
+    println!("    target group {} (deregistration delay 60 s)", infra.target_group_arn);
 
     step("terraform apply of examples/terraform/app: demo-web-app on a Spot Fleet behind target group web");
     let app = Workdir::new(&account);
@@ -56,8 +73,13 @@ pub fn run() -> Result<()> {
     let summary = rebuilt.lines().rev().find(|l| l.starts_with("Apply complete!"));
     println!("    {}", summary.unwrap_or("(no summary)"));
 
-    step("terraform apply again: blue/green rollout to the new build, gated on target health");
+    step("terraform apply again: blue/green rollout to the new build in two steps, gated on target health");
+    println!("    plan: {}", planned_rollout(&app)?);
+    println!("    (on AWS's health-check timing; the emulator's targets here are healthy at once)");
     apply_showing_rollout(&app)?;
+    for line in app.output("last_rollout")?.as_array().into_iter().flatten() {
+        println!("    step: {}", line.as_str().unwrap_or_default());
+    }
     println!(
         "    serving: fleet {}, generation {}, commit {}; the old fleet {blue} is cancelled",
         text(&app, "fleet_id")?,
@@ -91,6 +113,19 @@ fn apply_showing_rollout(workdir: &Workdir) -> Result<()> {
         anyhow::bail!("terraform apply failed\n{out}");
     }
     Ok(())
+}
+
+/// The `rollout_plan` summary of the app's planned change.
+fn planned_rollout(workdir: &Workdir) -> Result<String> {
+    workdir.run_ok(&["plan", "-out=rollout.tfplan", "-no-color", "-input=false"])?;
+    let shown = workdir.run_ok(&["show", "-json", "rollout.tfplan"])?;
+    let plan: serde_json::Value = serde_json::from_str(&shown.stdout).context("reading the plan's JSON")?;
+    let summary = plan["resource_changes"]
+        .as_array()
+        .and_then(|changes| changes.iter().find(|c| c["address"] == "immutable_app.web"))
+        .and_then(|change| change["change"]["after"]["rollout_plan"]["summary"].as_str())
+        .unwrap_or("(not in the plan)");
+    Ok(summary.to_owned())
 }
 
 /// An output as plain text.

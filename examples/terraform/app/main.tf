@@ -1,5 +1,6 @@
 # An app on Spot Fleet behind the `web` target group, running the newest build of
-# the `demo-web-app` layer. Re-applying after a new build rolls it out blue/green.
+# the `demo-web-app` layer. Re-applying after a new build rolls it out blue/green, in
+# two steps: half of the new fleet, healthy and baked, before half of the old one goes.
 #
 # The core infrastructure (security group `web-sg`, target group `web`, instance
 # profile `web-profile`, role `aws-ec2-spot-fleet-tagging-role`) exists already and
@@ -43,7 +44,17 @@ resource "immutable_app" "web" {
   rollout {
     health_timeout = "2m"
     drain_timeout  = "5s"
+    steps          = [50, 100]
+    bake_time      = "2s"
   }
+}
+
+output "rollout_plan" {
+  value = immutable_app.web.rollout_plan.summary
+}
+
+output "last_rollout" {
+  value = [for step in immutable_app.web.last_rollout.steps : "${step.instances} instances: ${step.verdict} in ${step.duration}"]
 }
 
 output "fleet_id" {

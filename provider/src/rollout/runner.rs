@@ -130,11 +130,7 @@ impl Runner<'_> {
                     self.request_green(&mut green_template, *capacity, *on_demand).await.map(Some)
                 }
                 Action::GrowGreen { fleet_id, capacity, on_demand } => {
-                    tracing::info!(app = %app, "growing green fleet {fleet_id} to {capacity} instances");
-                    self.capacity
-                        .resize(fleet_id, *capacity, *on_demand)
-                        .await
-                        .map(|()| Some(Observation::Grown))
+                    self.grow_green(fleet_id, *capacity, *on_demand).await.map(|()| Some(Observation::Grown))
                 }
                 Action::PollGreen { fleet_id } => {
                     match self.pause(&rollout, health_deadline, backoff.next_delay()).await {
@@ -264,6 +260,17 @@ impl Runner<'_> {
         delay: Duration,
     ) -> Result<(), WaitError> {
         self.poll_limits(rollout, health_deadline).sleep(delay, rollout.phase_name()).await
+    }
+
+    /// Raises green's capacity to the step's size; a fleet already that large (adopted
+    /// from an interrupted run that got further) is left as it is, never shrunk.
+    async fn grow_green(&self, fleet_id: &str, capacity: u32, on_demand: u32) -> Result<(), AwsError> {
+        let status = self.capacity.status(fleet_id).await?;
+        if status.target_capacity >= capacity {
+            return Ok(());
+        }
+        tracing::info!(app = %self.spec.app, "growing green fleet {fleet_id} to {capacity} instances");
+        self.capacity.resize(fleet_id, capacity, on_demand).await
     }
 
     /// The gating alarms in ALARM, as an observation; none when all are clear.

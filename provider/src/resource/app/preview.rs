@@ -3,12 +3,14 @@
 //! a target group drains longer than Spot's interruption notice.
 
 use super::model::{Model, RolloutPlan};
+use super::schema::TIMEOUTS;
 use crate::aws::target_groups::{self, TargetGroup};
 use crate::aws::{Clients, alarms};
 use std::time::Duration;
 use tfplugin::diag::Diagnostics;
 use tfplugin::duration::format;
 use tfplugin::path::AttributePath;
+use tfplugin::schema::Timeouts;
 use tfplugin::value::Val;
 
 /// How long before reclaiming a Spot Instance AWS gives notice.
@@ -91,6 +93,20 @@ pub async fn preview(
         summary.push_str(&format!(", rolled back on alarm {}", names.join(", ")));
     }
     summary.push_str(&format!(", at least {} plus instance boot and Spot fulfilment", format(estimate)));
+    let operation = if has_blue { "update" } else { "create" };
+    let limit = Timeouts::limit(&model.timeouts, operation, &TIMEOUTS);
+    if estimate > limit {
+        diags.warning(
+            "Rollout May Outlast Its Timeout",
+            format!(
+                "a rollout of this configuration takes at least {} ({summary}), longer than the {operation} timeout \
+                 of {}: it would roll back when the timeout passes. Raise timeouts.{operation}, or shorten \
+                 bake_time or the steps.",
+                format(estimate),
+                format(limit)
+            ),
+        );
+    }
     Val::Known(RolloutPlan {
         steps: Val::Known(plan.sizes),
         max_surge: Val::Known(plan.surge),
