@@ -2,6 +2,10 @@
 //! (canonical JSON) and the bytes of every file it provisions, named by their path
 //! relative to the layers file, chained through the parent's fingerprint. Nothing
 //! depends on where the checkout is, on file times or on the commit.
+//!
+//! A layer that bakes `immutable-agent` counts its agent settings and its unit file,
+//! not the binary: that is built after generation (it is not there for `plan
+//! --changed-since`, nor in a fresh checkout), and every build of it has other bytes.
 
 use crate::Error;
 use crate::layers::{Layer, Layers};
@@ -26,7 +30,7 @@ pub fn fingerprints(layers: &Layers) -> Result<BTreeMap<String, String>, Error> 
     Ok(out)
 }
 
-/// A layer's own inputs: its settings and every provisioned file.
+/// A layer's own inputs: its settings, every provisioned file and the agent's unit.
 pub fn inputs(layers: &Layers, layer: &Layer) -> Result<BTreeMap<String, Vec<u8>>, Error> {
     let mut inputs = BTreeMap::new();
     let settings = Settings { project: &layers.project, layer };
@@ -36,6 +40,9 @@ pub fn inputs(layers: &Layers, layer: &Layer) -> Result<BTreeMap<String, Vec<u8>
         for path in provisioned_paths(p) {
             add_path(&layers.dir, path.trim_end_matches('/'), &mut inputs, 0)?;
         }
+    }
+    if let Some(agent) = &layer.agent {
+        add_path(&layers.dir, &agent.unit, &mut inputs, 0)?;
     }
     Ok(inputs)
 }

@@ -20,8 +20,12 @@ pub enum Expr {
     Ref(String),
     Bool(bool),
     List(Vec<Expr>),
+    /// A list written one item per line (each followed by a comma).
+    Lines(Vec<Expr>),
     /// Written one entry per line, in the given order.
     Object(Vec<(String, Expr)>),
+    /// `condition ? then : otherwise`.
+    Cond(Box<Expr>, Box<Expr>, Box<Expr>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -146,6 +150,8 @@ fn one_line(value: &Expr) -> bool {
     match value {
         Expr::Object(entries) => entries.is_empty(),
         Expr::List(items) => items.iter().all(one_line),
+        Expr::Lines(items) => items.is_empty(),
+        Expr::Cond(c, t, e) => one_line(c) && one_line(t) && one_line(e),
         _ => true,
     }
 }
@@ -192,6 +198,24 @@ fn expr(value: &Expr, depth: usize, out: &mut String) {
                 expr(item, depth, out);
             }
             out.push(']');
+        }
+        Expr::Lines(items) if items.is_empty() => out.push_str("[]"),
+        Expr::Lines(items) => {
+            out.push_str("[\n");
+            for item in items {
+                indent(out, depth + 1);
+                expr(item, depth + 1, out);
+                out.push_str(",\n");
+            }
+            indent(out, depth);
+            out.push(']');
+        }
+        Expr::Cond(condition, then, otherwise) => {
+            expr(condition, depth, out);
+            out.push_str(" ? ");
+            expr(then, depth, out);
+            out.push_str(" : ");
+            expr(otherwise, depth, out);
         }
         Expr::Object(entries) if entries.is_empty() => out.push_str("{}"),
         Expr::Object(entries) => {
@@ -248,6 +272,27 @@ mod tests {
             text,
             "source \"amazon-ebs\" \"web\" {\n  region   = \"eu-west-1\"\n  ami_name = \"web-{{timestamp}}\"\n  \
              tags = {\n    Name = \"Web\"\n  }\n  owners = [\"self\"]\n  x {\n    a = true\n  }\n}\n"
+        );
+    }
+
+    #[test]
+    fn lists_one_item_a_line_and_conditionals() {
+        let text = render(&[
+            Item::Attr("a".into(), Expr::Str("x".into())),
+            Item::Attr("inline".into(), Expr::Lines(vec![Expr::Str("one".into()), Expr::Str("two".into())])),
+            Item::Attr(
+                "long_name".into(),
+                Expr::Cond(
+                    Box::new(Expr::Ref("var.x != \"\"".into())),
+                    Box::new(Expr::Ref("var.x".into())),
+                    Box::new(Expr::Template(vec![Part::Interp("path.root".into()), Part::Lit("/y".into())])),
+                ),
+            ),
+            Item::Attr("b".into(), Expr::Bool(true)),
+        ]);
+        assert_eq!(
+            text,
+            "a = \"x\"\ninline = [\n  \"one\",\n  \"two\",\n]\nlong_name = var.x != \"\" ? var.x : \"${path.root}/y\"\nb         = true\n"
         );
     }
 

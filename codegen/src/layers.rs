@@ -3,7 +3,7 @@
 
 use crate::Error;
 use crate::diag::{Diagnostic, KeyPath, Source};
-use crate::model::{LayerDef, LayersFile, ProvisionerDef, SourceDef};
+use crate::model::{AgentDef, AgentSettings, LayerDef, LayersFile, ProvisionerDef, SourceDef};
 use conventions::ami_tags;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
@@ -34,9 +34,43 @@ pub struct Layer {
     pub tags: BTreeMap<String, String>,
     /// Provisioners, their paths normalised (relative, `/`-separated).
     pub provisioners: Vec<ProvisionerDef>,
+    /// `immutable-agent`, when the layer bakes it. Left out of the serialised settings
+    /// when absent, so the fingerprints of layers without it are what they were before
+    /// the option existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Agent>,
     /// Distance from the root layer (0 for a root).
     #[serde(skip)]
     pub depth: usize,
+}
+
+/// `immutable-agent` as a layer bakes it, defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Agent {
+    /// The binary, relative to the layers file (normalised); it may not exist yet.
+    pub binary: String,
+    /// The systemd unit, relative to the layers file (normalised); it exists.
+    pub unit: String,
+    /// Command-line options, `None` when empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<String>,
+}
+
+/// Where the agent's files are when neither the layer nor `defaults.agent` says.
+pub const AGENT_BINARY_DEFAULT: &str = "immutable-agent";
+pub const AGENT_UNIT_DEFAULT: &str = "immutable-agent.service";
+
+/// Why the agent's options cannot be written as they are, or `None`. They go into a
+/// shell command, a systemd environment file and a Packer template (where `{{` is
+/// Packer's), so they keep to characters that need no quoting in any of them.
+pub fn agent_options_problem(options: &str) -> Option<String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || " -_.,:=/+@".contains(c);
+    options.chars().find(|&c| !ok(c)).map(|c| {
+        format!(
+            "agent options may hold letters, digits, spaces and - _ . , : = / + @ (they are written \
+             through a shell into a systemd environment file), not {c:?}"
+        )
+    })
 }
 
 impl Layers {
@@ -199,6 +233,7 @@ impl Checker<'_> {
             .enumerate()
             .map(|(n, p)| self.provisioner(&at.clone().key("provisioner").index(n), p))
             .collect();
+        let agent = self.agent(&at, layer.agent.as_ref(), def.defaults.agent.as_ref());
         Layer {
             id: layer.id.clone(),
             name: layer.name.clone().unwrap_or_else(|| layer.id.clone()),
@@ -209,8 +244,88 @@ impl Checker<'_> {
             ssh_username,
             tags,
             provisioners,
+            agent,
             depth: 0,
         }
+    }
+
+    /// The layer's agent with `defaults.agent` and the built-in defaults applied, each
+    /// setting checked where it was written.
+    fn agent(
+        &mut self,
+        at: &KeyPath,
+        own: Option<&AgentDef>,
+        defaults: Option<&AgentSettings>,
+    ) -> Option<Agent> {
+        let none = AgentSettings::default();
+        let own = match own? {
+            AgentDef::Enabled(false) => return None,
+            AgentDef::Enabled(true) => &none,
+            AgentDef::With(settings) => settings,
+        };
+        let defaults = defaults.unwrap_or(&none);
+        let own_at = at.clone().key("agent");
+        let defaults_at = KeyPath::default().key("defaults").key("agent");
+        // Each setting with the key path it was written at (a built-in default: the
+        // layer's `agent`), where a problem with it is reported.
+        let pick = |key: &str, own: &Option<String>, default: &Option<String>| match (own, default) {
+            (Some(v), _) => Some((v.clone(), own_at.clone().key(key))),
+            (None, Some(v)) => Some((v.clone(), defaults_at.clone().key(key))),
+            (None, None) => None,
+        };
+        let (binary, binary_at) = pick("binary", &own.binary, &defaults.binary)
+            .unwrap_or_else(|| (AGENT_BINARY_DEFAULT.to_owned(), own_at.clone()));
+        let (unit, unit_at) = pick("unit", &own.unit, &defaults.unit)
+            .unwrap_or_else(|| (AGENT_UNIT_DEFAULT.to_owned(), own_at.clone()));
+        let (options, options_at) = pick("options", &own.options, &defaults.options).unwrap_or_default();
+
+        let relative = |raw: &str, what: &str| {
+            format!("the agent {what} {raw:?} must be a relative path (from the layers file's folder)")
+        };
+        let binary = match normalise(&binary) {
+            Some(normal) => {
+                // It is built later, so it need not exist; but a folder there is a mistake.
+                if std::fs::metadata(self.dir.join(&normal)).is_ok_and(|m| m.is_dir()) {
+                    self.problem(&binary_at, format!("the agent binary {binary:?} is a directory"));
+                }
+                normal
+            }
+            None => {
+                self.problem(
+                    &binary_at,
+                    format!(
+                        "{}; at build time, -var agent_binary=PATH takes any path",
+                        relative(&binary, "binary")
+                    ),
+                );
+                binary
+            }
+        };
+        let unit = match normalise(&unit) {
+            Some(normal) => {
+                match std::fs::metadata(self.dir.join(&normal)) {
+                    Ok(m) if m.is_file() => {}
+                    Ok(_) => self.problem(&unit_at, format!("the agent unit {unit:?} is not a file")),
+                    Err(_) => self.problem(
+                        &unit_at,
+                        format!(
+                            "the agent unit {unit:?} does not exist (paths are relative to the layers file; \
+                             the unit is agent/immutable-agent.service in the provider's sources)"
+                        ),
+                    ),
+                }
+                normal
+            }
+            None => {
+                self.problem(&unit_at, relative(&unit, "unit"));
+                unit
+            }
+        };
+        let options = options.trim();
+        if let Some(problem) = agent_options_problem(options) {
+            self.problem(&options_at, problem);
+        }
+        Some(Agent { binary, unit, options: (!options.is_empty()).then(|| options.to_owned()) })
     }
 
     fn source_filter(&mut self, at: &KeyPath, source: &SourceDef) {

@@ -5,8 +5,9 @@
 //! and [`crate::diag`] finds its line in the source.
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// One layers file: the project, defaults, and the layers of the AMI lineage.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -37,6 +38,10 @@ pub struct Defaults {
     /// Extra tags on every AMI and snapshot (a layer's own `tags` win).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Where `immutable-agent` comes from, and its options, for the layers that bake it
+    /// (`agent = true` or a table on the layer). This alone bakes it into no layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentSettings>,
 }
 
 /// One layer of the lineage.
@@ -64,6 +69,59 @@ pub struct LayerDef {
     /// Provisioners, run in order, as `[[layer.provisioner]]` tables.
     #[serde(default, rename = "provisioner")]
     pub provisioners: Vec<ProvisionerDef>,
+    /// Bake `immutable-agent` into this image (installed after the provisioners, enabled
+    /// at boot): `true`, or a table whose settings override `defaults.agent`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentDef>,
+}
+
+/// A layer's `agent`: `true` or `false`, or a table (which means `true`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum AgentDef {
+    /// `true`: bake the agent with the settings of `defaults.agent`; `false`: do not.
+    Enabled(bool),
+    /// Bake the agent; settings not given here come from `defaults.agent`.
+    With(AgentSettings),
+}
+
+/// Where the agent's files are, and how it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSettings {
+    /// The `immutable-agent` binary (default: `immutable-agent` next to the layers file).
+    /// Need not exist yet: build it before Packer runs. The template's `agent_binary`
+    /// variable overrides it.
+    pub binary: Option<String>,
+    /// Its systemd unit (default: `immutable-agent.service` next to the layers file).
+    /// Its content is part of the layer's fingerprint.
+    pub unit: Option<String>,
+    /// Command-line options, written to `/etc/default/immutable-agent`, e.g.
+    /// `--poll-interval 5s`. Empty: none.
+    pub options: Option<String>,
+}
+
+/// By hand, because an untagged enum's error would say only "did not match any
+/// variant"; this one keeps toml's own errors inside the table (unknown key, wrong
+/// type) and their positions.
+impl<'de> Deserialize<'de> for AgentDef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = AgentDef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or a table with `binary`, `unit`, `options`")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<AgentDef, E> {
+                Ok(AgentDef::Enabled(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<AgentDef, A::Error> {
+                AgentSettings::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(AgentDef::With)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// The source AMI of a root layer: the newest image matching all of these.

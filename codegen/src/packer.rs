@@ -5,9 +5,13 @@
 //! `Layer` and `Fingerprint`; the AMI tags (docs/design.md, "Tags") on the AMI and its snapshots;
 //! the layer's provisioners; and a `manifest` post-processor carrying commit and
 //! fingerprint. Variables `commit` and `parent` default to what generation knew.
+//!
+//! A layer that bakes `immutable-agent` also gets variables `agent_binary` and
+//! `agent_unit` (where Packer finds the files), uploads of both and a shell step that
+//! installs them and enables the service.
 
 use crate::hcl::{Block, Expr, Item, Part};
-use crate::layers::{Layer, Layers};
+use crate::layers::{Agent, Layer, Layers};
 use crate::model::ProvisionerDef;
 use conventions::ami_tags;
 use serde::Serialize;
@@ -154,6 +158,48 @@ fn description(cx: &Context<'_>, layer: &Layer) -> String {
 }
 
 // ---------------------------------------------------------------------------------
+// immutable-agent
+
+/// Where the agent and its unit are installed on the image.
+const AGENT_INSTALLED: &str = "/usr/local/bin/immutable-agent";
+const AGENT_UNIT_INSTALLED: &str = "/etc/systemd/system/immutable-agent.service";
+/// The environment file the unit reads (`EnvironmentFile=-`), and the variable in it
+/// that the unit passes to the agent as its options.
+const AGENT_DEFAULTS: &str = "/etc/default/immutable-agent";
+const AGENT_OPTIONS_VAR: &str = "IMMUTABLE_AGENT_OPTIONS";
+/// Where the file provisioners put the agent's files for the install step.
+const AGENT_UPLOAD: &str = "/tmp/immutable-agent";
+const AGENT_UNIT_UPLOAD: &str = "/tmp/immutable-agent.service";
+/// The install step runs as root; `-e` stops it at the first failing command (the
+/// shebang Packer writes for `inline` is not used when `sh` runs the file).
+const AGENT_EXECUTE: &str = "sudo sh -e '{{ .Path }}'";
+
+/// The install step: the binary and the unit in place, the options written (or an
+/// inherited file removed, so the image has exactly this layer's options), the
+/// uploads removed, the service enabled at boot. It is not started: the build
+/// instance is no fleet member.
+fn agent_commands(agent: &Agent) -> Vec<String> {
+    let options = match &agent.options {
+        // The options hold no quote, `$` or backslash (checked on load).
+        Some(options) => {
+            format!("mkdir -p /etc/default && echo '{AGENT_OPTIONS_VAR}=\"{options}\"' > {AGENT_DEFAULTS}")
+        }
+        None => format!("rm -f {AGENT_DEFAULTS}"),
+    };
+    vec![
+        format!("install -D -m 0755 {AGENT_UPLOAD} {AGENT_INSTALLED}"),
+        format!("install -D -m 0644 {AGENT_UNIT_UPLOAD} {AGENT_UNIT_INSTALLED}"),
+        options,
+        format!("rm -f {AGENT_UPLOAD} {AGENT_UNIT_UPLOAD}"),
+        "systemctl enable immutable-agent".to_owned(),
+    ]
+}
+
+const AGENT_BINARY_HELP: &str =
+    "The immutable-agent binary to install (build it first: cargo build --release -p agent).";
+const AGENT_UNIT_HELP: &str = "The systemd unit of immutable-agent.";
+
+// ---------------------------------------------------------------------------------
 // Legacy JSON
 
 #[derive(Serialize)]
@@ -207,9 +253,34 @@ const JSON_PARENT: &str = "{{user `parent`}}";
 pub fn json(cx: &Context<'_>, layer: &Layer) -> Result<String, serde_json::Error> {
     let tags = tags(cx, layer, JSON_COMMIT.into(), SOURCE_AMI.into());
     let Filter { filters, owners } = filter(cx, layer);
+    let from_template = |rel: &str| format!("{{{{template_dir}}}}/{}", cx.seen_from_template(rel));
+    let mut variables = BTreeMap::from([("commit", cx.commit.to_owned()), ("parent", String::new())]);
+    let mut provisioners: Vec<ProvisionerDef> =
+        layer.provisioners.iter().map(|p| with_paths(p, from_template)).collect();
+    if let Some(agent) = &layer.agent {
+        // Legacy JSON interpolates `template_dir` in variable defaults.
+        variables.insert("agent_binary", from_template(&agent.binary));
+        variables.insert("agent_unit", from_template(&agent.unit));
+        provisioners.extend([
+            ProvisionerDef::File {
+                source: "{{user `agent_binary`}}".into(),
+                destination: AGENT_UPLOAD.into(),
+            },
+            ProvisionerDef::File {
+                source: "{{user `agent_unit`}}".into(),
+                destination: AGENT_UNIT_UPLOAD.into(),
+            },
+            ProvisionerDef::Shell {
+                inline: agent_commands(agent),
+                scripts: Vec::new(),
+                environment_vars: Vec::new(),
+                execute_command: Some(AGENT_EXECUTE.into()),
+            },
+        ]);
+    }
     let template = JsonTemplate {
         description: description(cx, layer),
-        variables: BTreeMap::from([("commit", cx.commit.to_owned()), ("parent", String::new())]),
+        variables,
         builders: [JsonBuilder {
             kind: "amazon-ebs",
             name: &layer.id,
@@ -224,11 +295,7 @@ pub fn json(cx: &Context<'_>, layer: &Layer) -> Result<String, serde_json::Error
             tags,
             run_tags: run_tags(layer, JSON_COMMIT.into()),
         }],
-        provisioners: layer
-            .provisioners
-            .iter()
-            .map(|p| with_paths(p, |rel| format!("{{{{template_dir}}}}/{}", cx.seen_from_template(rel))))
-            .collect(),
+        provisioners,
         post_processors: [JsonManifest {
             kind: "manifest",
             output: MANIFEST,
@@ -375,6 +442,20 @@ pub fn hcl(cx: &Context<'_>, layer: &Layer) -> String {
         };
         build = build.blank().block(block);
     }
+    if let Some(agent) = &layer.agent {
+        for (local, destination) in [("agent_binary", AGENT_UPLOAD), ("agent_unit", AGENT_UNIT_UPLOAD)] {
+            build = build.blank().block(
+                Block::new("provisioner", &["file"])
+                    .attr("source", Expr::Ref(format!("local.{local}")))
+                    .attr("destination", str(destination)),
+            );
+        }
+        build = build.blank().block(
+            Block::new("provisioner", &["shell"])
+                .attr("inline", Expr::Lines(agent_commands(agent).iter().map(|c| str(c)).collect()))
+                .attr("execute_command", str(AGENT_EXECUTE)),
+        );
+    }
     let custom = custom_data(cx, layer, String::new());
     build = build.blank().block(
         Block::new("post-processor", &["manifest"])
@@ -383,17 +464,41 @@ pub fn hcl(cx: &Context<'_>, layer: &Layer) -> String {
             .attr("custom_data", map_expr(&custom, &BTreeMap::from([("commit", commit_ref)]))),
     );
 
-    crate::hcl::render(&[
+    let mut items = vec![
         Item::Comment(description(cx, layer)),
         Item::Blank,
         variable("commit", cx.commit, "Full git commit of the image sources (the Commit tag)."),
         Item::Blank,
         variable("parent", "", "AMI id to build from; empty: the newest AMI that matches source_ami_filter."),
         Item::Blank,
-        Item::Block(source),
-        Item::Blank,
-        Item::Block(build),
-    ])
+    ];
+    if let Some(agent) = &layer.agent {
+        // HCL2 variable defaults are constants, so the path next to the template is
+        // the fallback of a local.
+        let mut locals = Block::new("locals", &[]);
+        for (name, rel, help) in
+            [("agent_binary", &agent.binary, AGENT_BINARY_HELP), ("agent_unit", &agent.unit, AGENT_UNIT_HELP)]
+        {
+            let from_template = cx.seen_from_template(rel);
+            items.push(variable(
+                name,
+                "",
+                &format!("{help} Empty: {from_template} from this template's folder."),
+            ));
+            items.push(Item::Blank);
+            locals = locals.attr(
+                name,
+                Expr::Cond(
+                    Box::new(Expr::Ref(format!("var.{name} != \"\""))),
+                    Box::new(Expr::Ref(format!("var.{name}"))),
+                    Box::new(path_expr(rel)),
+                ),
+            );
+        }
+        items.extend([Item::Block(locals), Item::Blank]);
+    }
+    items.extend([Item::Block(source), Item::Blank, Item::Block(build)]);
+    crate::hcl::render(&items)
 }
 
 // ---------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 //! The one integration-test binary of `codegen`.
 
+mod agent;
 mod cli;
 mod errors;
 mod example;

@@ -25,6 +25,7 @@ fn templates_of_every_fixture() {
         ("minimal", fixture("minimal").join("layers.toml")),
         ("edge_cases", fixture("edge-cases").join("layers.toml")),
         ("example", example_dir().join("layers.toml")),
+        ("agent", fixture("agent").join("layers.toml")),
     ];
     for (name, file) in &fixtures {
         for format in [Format::Json, Format::Hcl] {
