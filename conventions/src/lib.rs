@@ -46,6 +46,33 @@ pub mod fleet_tags {
     pub const COMMITTED: &str = "immutable:committed";
 }
 
+/// Tags on an app's instances for `immutable-agent`, readable through the instance
+/// metadata (the launch template enables instance tags in metadata). Instance metadata
+/// tag keys may hold letters, digits and `+ - = . , _ : @` (no `/`).
+pub mod agent_tags {
+    /// `immutable:target-group:<n>` (n = 0, 1, ...): the ARN of each target group the
+    /// instance is registered in, one per tag (an ARN is too long to share a value).
+    pub const TARGET_GROUP_PREFIX: &str = "immutable:target-group:";
+    /// The longest deregistration delay of those target groups, in seconds: how long
+    /// the agent lets the instance drain after leaving them.
+    pub const DRAIN_SECONDS: &str = "immutable:drain-seconds";
+
+    /// The tag key of the `index`th target group.
+    pub fn target_group(index: usize) -> String {
+        format!("{TARGET_GROUP_PREFIX}{index}")
+    }
+
+    /// Whether an instance may carry tag `key` with its tags readable in the instance
+    /// metadata: AWS fails the launch of an instance whose tag keys break these rules
+    /// when tags in metadata are allowed (Amazon EC2 User Guide, "View tags for your EC2
+    /// instances using instance metadata").
+    pub fn readable_in_metadata(key: &str) -> bool {
+        !key.is_empty()
+            && !matches!(key, "." | ".." | "_index")
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || "+-=.,_:@".contains(c))
+    }
+}
+
 /// An AMI id: `ami-` and hex digits (8 or 17 on AWS today).
 pub fn is_ami_id(text: &str) -> bool {
     text.strip_prefix("ami-").is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -97,6 +124,18 @@ pub fn fingerprint(parent: Option<&str>, inputs: &[(&str, &[u8])]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn tag_keys_readable_in_metadata_follow_aws_rules() {
+        use super::agent_tags::readable_in_metadata as ok;
+        assert!(ok("immutable:target-group:0"));
+        assert!(ok("Team") && ok("a+b=c.d,e_f:g@h-i"));
+        assert!(!ok("team/owner"), "no slash");
+        assert!(!ok("cost center"), "no space");
+        assert!(!ok(".") && !ok("..") && !ok("_index"));
+        assert!(!ok(""));
+    }
+
     use super::*;
 
     #[test]

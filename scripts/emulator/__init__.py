@@ -12,14 +12,16 @@ Modules, in the order they are installed:
                 (/_immutable/behaviour)
     throttling  EC2's and ELBv2's per-account request token buckets (/_immutable/throttled)
     elb         target health (from tags, or timed as an ALB computes it) and draining
-    spot        Spot interruptions and capacity, IMDS (/_immutable/spot, /_immutable/imds)
+    spot        Spot interruptions, fleets and capacity (/_immutable/spot)
+    imds        per-instance IMDSv2: metadata, interruption notices, tags, instance
+                profile credentials (/_immutable/imds)
     rpcv2       the Smithy RPC v2 CBOR protocol of current CloudWatch clients
 
 Every module that changes an answer says what AWS does and cites where AWS documents
 it. Run with ``python -m emulator`` (``scripts/local-aws serve`` does).
 """
 
-from . import accounting, elb, fixes, holds, performance, rpcv2, spot, switches, throttling
+from . import accounting, elb, fixes, holds, imds, performance, rpcv2, spot, switches, throttling
 
 MODULES = [
     performance,
@@ -30,5 +32,6 @@ MODULES = [
     throttling,
     elb,
     spot,
+    imds,
     rpcv2,
 ]

@@ -455,9 +455,14 @@ def patch_image_description() -> None:
 # Reference, ModifySpotFleetRequest,
 # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifySpotFleetRequest.html).
 # Moto drops OnDemandTargetCapacity, so a client reading the fleet back sees none. Here
-# the On-Demand target is kept and reported; the emulated fleet launches all of its
-# capacity at once (as Spot Instances), so its On-Demand part counts as fulfilled as far
-# as the fleet's fulfilled capacity goes.
+# the On-Demand target is kept and reported. The emulated fleet launches all of its
+# capacity at once, its first On-Demand units as On-Demand instances (see
+# patch_fleet_instance_options); an instance keeps its purchasing option when the
+# On-Demand target changes later, and the On-Demand part counts as fulfilled as far as
+# the fleet's fulfilled capacity goes.
+_REQUESTED = threading.local()
+
+
 def patch_fleet_on_demand_capacity() -> None:
     import moto.ec2.models.spot_requests as spot_models
     import moto.ec2.responses.spot_fleets as fleet_responses
@@ -475,11 +480,18 @@ def patch_fleet_on_demand_capacity() -> None:
         return config
 
     def request_spot_fleet(self):  # type: ignore[no-untyped-def]
-        result = original_request(self)
         config = self._get_param("SpotFleetRequestConfig", {}) or {}
+        on_demand = int(config.get("OnDemandTargetCapacity") or 0)
+        # The fleet launches its first instances as it is made: it learns its
+        # On-Demand target then (patch_fleet_instance_options).
+        _REQUESTED.on_demand = on_demand
+        try:
+            result = original_request(self)
+        finally:
+            _REQUESTED.on_demand = None
         fleet = self.ec2_backend.spot_fleet_requests.get((result.result or {}).get("SpotFleetRequestId"))
         if fleet is not None:
-            fleet.__dict__["_immutable_on_demand_target"] = int(config.get("OnDemandTargetCapacity") or 0)
+            fleet.__dict__["_immutable_on_demand_target"] = on_demand
         return result
 
     def modify_spot_fleet_request(self):  # type: ignore[no-untyped-def]
@@ -736,6 +748,218 @@ def patch_alarm_initial_state() -> None:
     backend_cls.put_metric_alarm = put_metric_alarm
 
 
+# The instance profile and metadata options an instance is launched with, from
+# RunInstances, its launch template or a Spot Fleet's launch specification; and a Spot
+# Fleet's On-Demand part launched On-Demand.
+#
+# AWS: RunInstances' LaunchTemplate is "The launch template to use to launch the
+# instances. Any parameters that you specify in RunInstances override the same
+# parameters in the launch template" (Amazon EC2 API Reference, RunInstances,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_RunInstances.html), among
+# them IamInstanceProfile and MetadataOptions (Amazon EC2 API Reference,
+# RequestLaunchTemplateData,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_RequestLaunchTemplateData.html);
+# a Spot Fleet launches from its launch template configurations or launch
+# specifications, which have an IamInstanceProfile too (Amazon EC2 API Reference,
+# SpotFleetLaunchSpecification,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_SpotFleetLaunchSpecification.html).
+# On instance tags in metadata: "You can also allow access to tags by specifying this in
+# a launch template. Instances that are launched by using the template allow access to
+# tags in the instance metadata" (Amazon EC2 User Guide, "View tags for your EC2
+# instances using instance metadata",
+# https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/work-with-tags-in-IMDS.html). A
+# Spot Fleet's OnDemandTargetCapacity is "The number of On-Demand units to request"
+# (Amazon EC2 API Reference, SpotFleetRequestConfigData,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_SpotFleetRequestConfigData.html):
+# "you specify your desired target capacity and how much of that capacity must be
+# On-Demand. The balance comprises Spot capacity" (Amazon EC2 User Guide, On-Demand in
+# Spot Fleet, https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/on-demand-in-spot.html).
+# An On-Demand instance has no InstanceLifecycle, which "Indicates whether this is a Spot
+# Instance or a Scheduled Instance" (Amazon EC2 API Reference, Instance,
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Instance.html).
+#
+# Moto keeps a launch template version's data as it was given, but RunInstances takes
+# from the template only its image, instance type, key, security groups, user data,
+# block devices and tags, and associates an instance profile given to RunInstances with
+# the first instance of the reservation only. A Spot Fleet copies the data of each
+# template's latest version into a launch specification that keeps the instance
+# profile's ARN (not a name) and drops the metadata options, and launches every instance
+# as a Spot Instance with neither. Here:
+#   - RunInstances applies the template's MetadataOptions and IamInstanceProfile when
+#     the request gives none, and associates the profile with every instance launched;
+#   - a fleet instance gets the metadata options and the instance profile (ARN or name)
+#     of the launch specification or template data it was launched from (the template
+#     version moto chose), replacements included;
+#   - while a fleet's live On-Demand instances weigh less than its On-Demand target, the
+#     instance it launches is On-Demand (moto still launches it through a Spot request,
+#     which DescribeSpotInstanceRequests lists).
+# An instance profile that does not exist leaves the instance without one (AWS refuses
+# such a launch).
+_FLEET_LAUNCH = threading.local()  # .state: (fleet launching, [On-Demand weight so far])
+_SPEC_SOURCES = threading.local()  # .queue: the launch specification data being copied
+
+
+def on_demand_weight(fleet) -> float:  # type: ignore[no-untyped-def]
+    """The weighted capacity of the fleet's pending and running On-Demand instances."""
+    return float(
+        sum(
+            instance_weight(fleet, r.instance)
+            for r in live_requests(fleet)
+            if r.instance.lifecycle != "spot"
+        )
+    )
+
+
+def associate_profile(backend, instance_id: str, profile: dict) -> None:  # type: ignore[no-untyped-def,type-arg]
+    from . import core
+
+    name, arn = profile.get("Name"), profile.get("Arn")
+    if not (name or arn) or instance_id in backend.iam_instance_profile_associations:
+        return
+    try:
+        from moto.ec2.utils import filter_iam_instance_profiles
+
+        found = filter_iam_instance_profiles(
+            backend.account_id, partition=backend.partition,
+            iam_instance_profile_arn=arn, iam_instance_profile_name=name,
+        )
+        if found is None:
+            raise LookupError("no such instance profile")
+        backend.associate_iam_instance_profile(
+            instance_id=instance_id, iam_instance_profile_name=name, iam_instance_profile_arn=arn
+        )
+    except Exception as err:  # noqa: BLE001 - a profile that is not there: launched without one
+        core.note(f"{instance_id} launched without instance profile {arn or name}: {err}")
+
+
+def patch_run_instances_template_options() -> None:
+    import moto.ec2.models.instances as instance_models
+
+    original = instance_models.InstanceBackend.run_instances
+
+    def run_instances(self, image_id, count, user_data, security_group_names, **kwargs):  # type: ignore[no-untyped-def]
+        template: dict = {}  # type: ignore[type-arg]
+        if kwargs.get("launch_template"):
+            try:
+                template = self._get_template_from_args(kwargs["launch_template"]).data or {}
+            except Exception:  # noqa: BLE001 - moto refuses the unknown template itself
+                template = {}
+        if template.get("MetadataOptions") and not kwargs.get("metadata_options"):
+            kwargs["metadata_options"] = dict(template["MetadataOptions"])
+        reservation = original(self, image_id, count, user_data, security_group_names, **kwargs)
+        instances = list(reservation.instances)
+        requested = {
+            "Name": kwargs.get("iam_instance_profile_name"),
+            "Arn": kwargs.get("iam_instance_profile_arn"),
+        }
+        if requested["Name"] or requested["Arn"]:
+            # Moto's RunInstances associates the first instance itself, after this.
+            profile, targets = requested, instances[1:]
+        else:
+            profile, targets = dict(template.get("IamInstanceProfile") or {}), instances
+        for instance in targets:
+            associate_profile(self, instance.id, profile)
+        return reservation
+
+    instance_models.InstanceBackend.run_instances = run_instances
+
+
+def patch_fleet_instance_options() -> None:
+    import inspect
+
+    import moto.ec2.models.instances as instance_models
+    import moto.ec2.models.spot_requests as spot_models
+
+    fleet_cls = spot_models.SpotFleetRequest
+    spec_cls = spot_models.SpotFleetLaunchSpec
+    original_fleet_init = fleet_cls.__init__
+    original_spec_init = spec_cls.__init__
+    original_create = fleet_cls.create_spot_requests
+    original_request = spot_models.SpotRequestBackend.request_spot_instances
+    original_launch = spot_models.SpotInstanceRequest.launch_instance
+    fleet_signature = inspect.signature(original_fleet_init)
+
+    def spec_sources(backend, launch_specs, configs) -> list:  # type: ignore[no-untyped-def,type-arg]
+        """The data moto makes each launch specification of a fleet from, in its order."""
+        sources = [dict(spec) for spec in launch_specs or []]
+        for config in configs or []:
+            spec = config.get("LaunchTemplateSpecification") or {}
+            if "LaunchTemplateId" in spec:
+                template = backend.get_launch_template(template_id=spec["LaunchTemplateId"])
+            elif "LaunchTemplateName" in spec:
+                template = backend.get_launch_template_by_name(name=spec["LaunchTemplateName"])
+            else:
+                continue
+            sources.append(dict(template.latest_version().data))
+        return sources
+
+    def fleet_init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        given = fleet_signature.bind(self, *args, **kwargs).arguments
+        try:
+            sources = spec_sources(
+                given.get("ec2_backend"), given.get("launch_specs"), given.get("launch_template_config")
+            )
+        except Exception:  # noqa: BLE001 - moto refuses the unknown template itself
+            sources = []
+        on_demand = getattr(_REQUESTED, "on_demand", None)
+        if on_demand is not None:
+            self.__dict__["_immutable_on_demand_target"] = on_demand
+        _SPEC_SOURCES.queue = sources
+        try:
+            original_fleet_init(self, *args, **kwargs)
+        finally:
+            _SPEC_SOURCES.queue = None
+
+    def spec_init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original_spec_init(self, *args, **kwargs)
+        queue = getattr(_SPEC_SOURCES, "queue", None)
+        source = queue.pop(0) if queue else {}
+        self.__dict__["_immutable_profile"] = dict(source.get("IamInstanceProfile") or {})
+        self.__dict__["_immutable_metadata_options"] = dict(source.get("MetadataOptions") or {})
+
+    def create_spot_requests(self, weight_to_add):  # type: ignore[no-untyped-def]
+        previous = getattr(_FLEET_LAUNCH, "state", None)
+        _FLEET_LAUNCH.state = (self, [on_demand_weight(self)])
+        try:
+            return original_create(self, weight_to_add)
+        finally:
+            _FLEET_LAUNCH.state = previous
+
+    def request_spot_instances(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        state = getattr(_FLEET_LAUNCH, "state", None)
+        fleet = state[0] if state is not None else None
+        if fleet is not None and kwargs.get("launch_spec") is None and kwargs.get("spot_fleet_id") == fleet.id:
+            # Moto passes the specification's own tag dictionary: it tells which one.
+            tags = kwargs.get("tags")
+            kwargs["launch_spec"] = next((s for s in fleet.launch_specs if s.tag_specifications is tags), None)
+        return original_request(self, *args, **kwargs)
+
+    def launch_instance(self):  # type: ignore[no-untyped-def]
+        instance = original_launch(self)
+        spec = getattr(self, "launch_spec", None)
+        if not self.spot_fleet_id:
+            return instance
+        if spec is not None:
+            options = spec.__dict__.get("_immutable_metadata_options")
+            if options:
+                instance.metadata_options = instance_models.MetadataOptions(options)
+            associate_profile(self.ec2_backend, instance.id, spec.__dict__.get("_immutable_profile") or {})
+        state = getattr(_FLEET_LAUNCH, "state", None)
+        if state is not None and state[0].id == self.spot_fleet_id:
+            fleet, counted = state
+            if counted[0] < float(fleet.__dict__.get("_immutable_on_demand_target", 0) or 0):
+                instance.lifecycle = None
+                weight = spec.weighted_capacity if spec is not None else instance_weight(fleet, instance)
+                counted[0] += float(weight)
+        return instance
+
+    fleet_cls.__init__ = fleet_init
+    spec_cls.__init__ = spec_init
+    fleet_cls.create_spot_requests = create_spot_requests
+    spot_models.SpotRequestBackend.request_spot_instances = request_spot_instances
+    spot_models.SpotInstanceRequest.launch_instance = launch_instance
+
+
 PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("account id from access key", patch_account_from_access_key),
     ("fleet id tag on Spot Fleet instances", patch_fleet_instance_tag),
@@ -752,6 +976,8 @@ PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("fulfilled capacity of Spot Fleet requests, ModifySpotFleetRequest's excess policy", patch_fleet_fulfilled_capacity),
     ("maintenance strategies of Spot Fleet requests", patch_fleet_maintenance_strategies),
     ("initial and updated state of CloudWatch alarms", patch_alarm_initial_state),
+    ("instance profile and metadata options of RunInstances from a launch template", patch_run_instances_template_options),
+    ("instance profile, metadata options and On-Demand part of Spot Fleet instances", patch_fleet_instance_options),
 ]
 
 

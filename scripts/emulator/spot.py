@@ -1,10 +1,10 @@
-"""Spot interruptions, the instance metadata a Spot Instance reads them from, Spot
-Fleets that keep their target capacity, and Spot capacity that runs out.
+"""Spot interruptions (as a Spot Instance reads them from its instance metadata,
+served by ``imds``), Spot Fleets that keep their target capacity, and Spot capacity
+that runs out.
 
-Moto never interrupts a Spot Instance, serves no instance metadata, never replaces
-an instance of a Spot Fleet, has capacity for everything, and has no
-DescribeSpotFleetRequestHistory. Here, per account (every time is on the account's
-scaled clock, ``switches``: ``clock_scale``):
+Moto never interrupts a Spot Instance, never replaces an instance of a Spot Fleet,
+has capacity for everything, and has no DescribeSpotFleetRequestHistory. Here, per
+account (every time is on the account's scaled clock, ``switches``: ``clock_scale``):
 
 Interruptions
 -------------
@@ -89,15 +89,16 @@ DescribeSpotFleetRequests shows the Type. In every account that uses this module
 ``spot`` setting, or an interruption asked for), an active maintain fleet whose
 running instances weigh less than its target capacity launches the difference
 through moto's own launch path (SpotFleetRequest.create_spot_requests): the
-replacement gets the fleet's launch specification, instance tags and the
-aws:ec2spot:fleet-request-id tag (``fixes``) as the first instances did. That is due
-before each AWS request of the account, so a replacement appears at the first
-request after the termination. Only what leaves the fleet below its target is
-replaced: after ModifySpotFleetRequest lowered the target with noTermination, the
-instances above it may be terminated (by the user or an interruption) with nothing
-launched in their place, as AWS describes it: the fleet keeps its current size "but
-not replace any Spot Instances that are interrupted or that you terminate manually"
-(Amazon EC2 API Reference, ModifySpotFleetRequest,
+replacement gets the fleet's launch specification, instance tags, the
+aws:ec2spot:fleet-request-id tag, instance profile, metadata options and, while the
+fleet's On-Demand part is short, the On-Demand purchasing option (``fixes``) as the
+first instances did. That is due before each AWS request of the account, so a
+replacement appears at the first request after the termination. Only what leaves the
+fleet below its target is replaced: after ModifySpotFleetRequest lowered the target
+with noTermination, the instances above it may be terminated (by the user or an
+interruption) with nothing launched in their place, as AWS describes it: the fleet
+keeps its current size "but not replace any Spot Instances that are interrupted or
+that you terminate manually" (Amazon EC2 API Reference, ModifySpotFleetRequest,
 https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifySpotFleetRequest.html;
 the fleet's fulfilled capacity is that of its pending and running instances,
 ``fixes``).
@@ -166,58 +167,12 @@ the instance id and, as AWS describes a launch, {"instanceType", "image",
 types", https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-fleet-event-types.html);
 error events as above. The history outlives the fleet's cancellation (moto forgets a
 fleet cancelled with its instances). An unknown id is InvalidSpotFleetRequestId.NotFound.
-
-Instance metadata (IMDSv2 only)
--------------------------------
-    PUT  /_immutable/imds/<instance-id>/latest/api/token
-    GET  /_immutable/imds/<instance-id>/latest/meta-data/<item>
-    GET  /_immutable/imds/<instance-id>/latest/dynamic/instance-identity/document
-    POST /_immutable/imds/<instance-id>/outage?seconds=AWS_SECONDS[&mode=unavailable|drop]
-    GET  /_immutable/imds/<instance-id>/outage
-
-What 169.254.169.254 answers on the instance, as on an instance that requires IMDSv2
-(HttpTokens required): "Use a PUT request to initiate a session ... The PUT request
-must include a header that specifies the time to live (TTL) for the token, in
-seconds, up to a maximum of six hours (21,600 seconds)"; a token lasts "a minimum of
-one second"; "When token usage is set to required, requests without a valid token or
-with an expired token receive a 401 - Unauthorized HTTP error code"; "The token is an
-instance-specific key"; "PUT requests are rejected if they contain an X-Forwarded-For
-header" (Amazon EC2 User Guide, "Use IMDSv2",
-https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-instance-metadata-service.html).
-"All instance metadata is returned as text (HTTP content type text/plain)", a missing
-item is "404 - Not Found", an invalid PUT "400 - Missing or Invalid Parameters", a
-PUT to a version-specific token path "403 Forbidden" (Amazon EC2 User Guide,
-"Retrieve instance metadata",
-https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html).
-The token's TTL runs on the scaled clock. Items (Amazon EC2 User Guide, "Instance
-metadata categories",
-https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-categories.html):
-ami-id, instance-id, instance-type, instance-life-cycle ("The purchasing option of
-this instance": spot or on-demand), local-ipv4, placement/availability-zone,
-placement/region, spot/instance-action, spot/termination-time and
-events/recommendations/rebalance (those three once posted, above); a path ending in
-"/" lists what is below it. The dynamic instance-identity/document is the JSON of
-"Instance identity documents"
-(https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instance-identity-documents.html).
-Before answering, the account's timed events that are due happen (``switches.tick``).
-
-Nothing answers for an instance that is not running (stopped or terminated): such a
-request gets a 503. An outage makes one instance's metadata
-unavailable for AWS_SECONDS: mode "unavailable" (the default) answers 503, mode
-"drop" closes the connection without an answer. seconds=0 ends it.
-
-Time stamps in the metadata are whole UTC seconds, as AWS writes them; the control
-paths give milliseconds and epoch seconds.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import random
-import secrets
-import socket
-import struct
 import threading
 import time
 from datetime import datetime, timezone
@@ -227,12 +182,10 @@ from . import core, switches
 from .fixes import capacity_rebalance, instance_weight, live_capacity
 
 PREFIX = "/_immutable/spot"
-IMDS_PREFIX = "/_immutable/imds"
 
 NOTICE_SECONDS = 120.0
 # AWS seconds between the launch attempts of a fleet that found no capacity.
 RETRY_SECONDS = 30.0
-TOKEN_TTL_MAX = 21600
 PRODUCT = "Linux/UNIX"
 NO_CAPACITY = "There is no Spot capacity available that matches your request."
 INTERRUPTED_STATUS = "instance-terminated-no-capacity"
@@ -312,10 +265,6 @@ class AccountState:
 STATE: dict[str, AccountState] = {}
 # (account, region, fleet id) -> history records, oldest first
 HISTORY: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-# token -> (instance id, real instant it expires)
-TOKENS: dict[str, tuple[str, float]] = {}
-# instance id -> (real instant it ends, mode)
-OUTAGES: dict[str, tuple[float, str]] = {}
 # instance id -> (account, region)
 LOCATIONS: dict[str, tuple[str, str]] = {}
 # What the request being served asked for, and when recorded events happened.
@@ -777,218 +726,6 @@ def serve(environ, start_response) -> Iterable[bytes]:  # type: ignore[no-untype
 
 
 # ----------------------------------------------------------------------------------
-# Instance metadata
-# ----------------------------------------------------------------------------------
-
-
-def text(start_response, status: str, body: str, headers: list[tuple[str, str]] | None = None) -> list[bytes]:  # type: ignore[no-untyped-def]
-    data = body.encode("utf-8")
-    start_response(
-        status,
-        [("Content-Type", "text/plain"), ("Content-Length", str(len(data)))] + (headers or []),
-    )
-    return [data]
-
-
-def unavailable(environ, start_response, mode: str, why: str) -> Iterable[bytes]:  # type: ignore[no-untyped-def]
-    if mode == "drop":
-        sock = environ.get("werkzeug.socket")
-        if sock is not None:
-            try:
-                # Linger 0: closing resets the connection instead of finishing it.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        # The server treats this as a connection the client dropped: no answer, no log.
-        raise ConnectionResetError(why)
-    return text(start_response, "503 Service Unavailable", why)
-
-
-def metadata(region: str, instance: Any, interruption: Interruption | None, now: float) -> dict[str, str]:
-    items = {
-        "ami-id": str(instance.image_id),
-        "instance-id": instance.id,
-        "instance-type": str(instance.instance_type),
-        "instance-life-cycle": "spot" if instance.lifecycle == "spot" else "on-demand",
-        "local-ipv4": str(instance.private_ip or ""),
-        "placement/availability-zone": str(instance.placement.zone),
-        "placement/region": region,
-    }
-    if interruption is not None:
-        if interruption.rebalance_at is not None and now >= interruption.rebalance_at:
-            noticed = iso_seconds(interruption.wall(interruption.rebalance_at))
-            items["events/recommendations/rebalance"] = json.dumps({"noticeTime": noticed})
-        if now >= interruption.notice_at:
-            at = iso_seconds(interruption.wall(interruption.terminate_at))
-            items["spot/instance-action"] = json.dumps({"action": "terminate", "time": at})
-            items["spot/termination-time"] = at
-    return items
-
-
-def identity_document(account: str, region: str, instance: Any) -> str:
-    launched = instance.launch_time
-    return json.dumps(
-        {
-            "accountId": account,
-            "architecture": instance.architecture,
-            "availabilityZone": instance.placement.zone,
-            "billingProducts": None,
-            "devpayProductCodes": None,
-            "marketplaceProductCodes": None,
-            "imageId": instance.image_id,
-            "instanceId": instance.id,
-            "instanceType": instance.instance_type,
-            "kernelId": None,
-            "pendingTime": launched.strftime("%Y-%m-%dT%H:%M:%SZ") if hasattr(launched, "strftime") else str(launched),
-            "privateIp": instance.private_ip,
-            "ramdiskId": None,
-            "region": region,
-            "version": "2017-09-30",
-        },
-        indent=2,
-    )
-
-
-def listing(items: dict[str, str], directory: str) -> str | None:
-    """The entries below `directory` ("" is the top), or None when there are none."""
-    prefix = directory.strip("/")
-    prefix = prefix + "/" if prefix else ""
-    entries = []
-    for name in items:
-        if not name.startswith(prefix):
-            continue
-        rest = name[len(prefix):]
-        entry = rest.split("/", 1)[0] + ("/" if "/" in rest else "")
-        if entry not in entries:
-            entries.append(entry)
-    return "\n".join(sorted(entries)) if entries else None
-
-
-def serve_imds(environ, start_response) -> Iterable[bytes]:  # type: ignore[no-untyped-def]
-    path = environ.get("PATH_INFO", "")[len(IMDS_PREFIX):].lstrip("/")
-    instance_id, _, rest = path.partition("/")
-    method = environ.get("REQUEST_METHOD", "GET")
-    with LOCK:
-        found = locate(instance_id) if instance_id.startswith("i-") else None
-    if found is None:
-        return core.answer(start_response, "404 Not Found", {"error": f"no instance {instance_id!r}"})
-    account = found[0]
-    switches.tick(account)
-    if rest == "outage":
-        return serve_outage(environ, start_response, account, instance_id, method)
-    items: dict[str, str] = {}
-    document, tokens_ok = "", False
-    with LOCK:
-        located = locate(instance_id, account)
-        if located is None:
-            return core.answer(start_response, "404 Not Found", {"error": f"no instance {instance_id!r}"})
-        _, region, _, instance = located
-        now = switches.now()
-        outage = OUTAGES.get(instance_id)
-        if outage is not None and now >= outage[0]:
-            OUTAGES.pop(instance_id)
-            outage = None
-        if outage is not None:
-            mode, why = outage[1], f"instance metadata of {instance_id} is unavailable"
-        elif instance.state != "running":
-            mode, why = "unavailable", f"{instance_id} is {instance.state}"
-        else:
-            mode = why = ""
-        if not mode:
-            own = STATE.get(account)
-            interruption = None
-            if own is not None:
-                interruption = own.pending.get(instance_id) or next(
-                    (i for i in reversed(own.interruptions) if i.instance_id == instance_id), None
-                )
-            items = metadata(region, instance, interruption, now)
-            document = identity_document(account, region, instance)
-            tokens_ok = token_valid(environ, instance_id, now)
-    if mode:
-        return unavailable(environ, start_response, mode, why)
-
-    if rest.endswith("api/token"):
-        if method != "PUT":
-            return text(start_response, "405 Method Not Allowed", "405 - Method Not Allowed")
-        if rest != "latest/api/token":
-            return text(start_response, "403 Forbidden", "403 - Forbidden")
-        if environ.get("HTTP_X_FORWARDED_FOR"):
-            return text(start_response, "403 Forbidden", "403 - Forbidden")
-        ttl_text = environ.get("HTTP_X_AWS_EC2_METADATA_TOKEN_TTL_SECONDS", "")
-        if not ttl_text.strip().isdigit() or not 1 <= int(ttl_text) <= TOKEN_TTL_MAX:
-            return text(start_response, "400 Bad Request", "400 - Missing or Invalid Parameters")
-        ttl = int(ttl_text)
-        token = base64.b64encode(secrets.token_bytes(42)).decode("ascii")
-        with LOCK:
-            now = switches.now()
-            for old in [t for t, (_, until) in TOKENS.items() if until <= now]:
-                TOKENS.pop(old)
-            TOKENS[token] = (instance_id, now + switches.real_seconds(account, ttl))
-        return text(start_response, "200 OK", token, [("X-aws-ec2-metadata-token-ttl-seconds", str(ttl))])
-
-    if method not in ("GET", "HEAD"):
-        return text(start_response, "405 Method Not Allowed", "405 - Method Not Allowed")
-    if not tokens_ok:
-        return text(start_response, "401 Unauthorized", "401 - Unauthorized")
-    if rest in ("latest/dynamic/instance-identity/document",):
-        return text(start_response, "200 OK", document)
-    if rest in ("latest/dynamic", "latest/dynamic/"):
-        return text(start_response, "200 OK", "instance-identity/")
-    if rest in ("latest/dynamic/instance-identity", "latest/dynamic/instance-identity/"):
-        return text(start_response, "200 OK", "document")
-    if rest in ("latest", "latest/"):
-        return text(start_response, "200 OK", "dynamic\nmeta-data")
-    if rest.startswith("latest/meta-data"):
-        item = rest[len("latest/meta-data"):].strip("/")
-        if item in items and not rest.endswith("/"):
-            return text(start_response, "200 OK", items[item])
-        listed = listing(items, item)
-        if listed is not None:
-            return text(start_response, "200 OK", listed)
-    return text(start_response, "404 Not Found", "404 - Not Found")
-
-
-def token_valid(environ: dict, instance_id: str, now: float) -> bool:  # type: ignore[type-arg]
-    token = environ.get("HTTP_X_AWS_EC2_METADATA_TOKEN", "")
-    held = TOKENS.get(token) if token else None
-    return held is not None and held[0] == instance_id and now < held[1]
-
-
-def serve_outage(environ, start_response, account: str, instance_id: str, method: str) -> Iterable[bytes]:  # type: ignore[no-untyped-def]
-    params = core.query(environ)
-
-    def describe() -> dict[str, Any]:
-        outage = OUTAGES.get(instance_id)
-        now = switches.now()
-        if outage is None or outage[0] <= now:
-            return {"instance": instance_id, "until": None, "mode": None}
-        return {"instance": instance_id, "until": iso_millis(time.time() + outage[0] - now), "mode": outage[1]}
-
-    if method == "GET":
-        with LOCK:
-            return core.answer(start_response, "200 OK", describe())
-    if method != "POST":
-        return core.answer(start_response, "404 Not Found", {"error": f"no {method} outage"})
-    mode = params.get("mode", "unavailable")
-    try:
-        seconds = float(params.get("seconds", ""))
-    except ValueError:
-        seconds = -1.0
-    if seconds < 0 or mode not in ("unavailable", "drop"):
-        return core.answer(
-            start_response, "400 Bad Request",
-            {"error": "seconds=AWS_SECONDS (>= 0) is required; mode is unavailable or drop"},
-        )
-    with LOCK:
-        if seconds == 0:
-            OUTAGES.pop(instance_id, None)
-        else:
-            OUTAGES[instance_id] = (switches.now() + switches.real_seconds(account, seconds), mode)
-        return core.answer(start_response, "200 OK", describe())
-
-
-# ----------------------------------------------------------------------------------
 # Moto: fleet types, pools, capacity, activity, history
 # ----------------------------------------------------------------------------------
 
@@ -1226,5 +963,4 @@ def install() -> None:
     patch_instances()
     patch_history()
     core.route(PREFIX, serve)
-    core.route(IMDS_PREFIX, serve_imds)
     core.wrap(core.RANK_EVENTS, "Spot interruptions and fleets", events)

@@ -22,13 +22,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tests::{Account, LocalAws, TEST_CLOCK_SCALE, Watch, register_ami, scaled};
 
 /// Allowance for the test's own polling and a loaded machine, in AWS seconds.
-const SLACK: f64 = 30.0;
+pub(crate) const SLACK: f64 = 30.0;
 
 const NO_CAPACITY: &str = "There is no Spot capacity available that matches your request.";
 
 /// One HTTP/1.1 request to the emulator with extra headers; the status and body, or
 /// None when the connection closed without an answer.
-fn http(account: &Account, method: &str, target: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+pub(crate) fn http(
+    account: &Account,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Option<(u16, String)> {
     let authority = account.endpoint.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = TcpStream::connect(authority).expect("connect to the emulator");
     stream.set_read_timeout(Some(Duration::from_secs(30))).expect("read timeout");
@@ -51,19 +56,19 @@ fn http(account: &Account, method: &str, target: &str, headers: &[(&str, &str)])
 }
 
 /// The instance metadata service of one instance, as the instance would call it.
-struct Imds<'a> {
-    account: &'a Account,
-    instance: String,
+pub(crate) struct Imds<'a> {
+    pub(crate) account: &'a Account,
+    pub(crate) instance: String,
 }
 
 impl Imds<'_> {
-    fn call(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    pub(crate) fn call(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
         let target = format!("/_immutable/imds/{}/{path}", self.instance);
         http(self.account, method, &target, headers).expect("an answer from the instance metadata service")
     }
 
     /// A session token (IMDSv2) lasting six hours.
-    fn token(&self) -> String {
+    pub(crate) fn token(&self) -> String {
         let (status, token) =
             self.call("PUT", "latest/api/token", &[("X-aws-ec2-metadata-token-ttl-seconds", "21600")]);
         assert_eq!(status, 200, "PUT latest/api/token: {token}");
@@ -71,7 +76,7 @@ impl Imds<'_> {
     }
 
     /// GET latest/meta-data/`item` with a session token.
-    fn get(&self, token: &str, item: &str) -> (u16, String) {
+    pub(crate) fn get(&self, token: &str, item: &str) -> (u16, String) {
         self.call("GET", &format!("latest/meta-data/{item}"), &[("X-aws-ec2-metadata-token", token)])
     }
 }
@@ -155,7 +160,7 @@ async fn fleet_config(
         )
 }
 
-async fn fleet_instances(ec2: &aws_sdk_ec2::Client, fleet: &str) -> Vec<String> {
+pub(crate) async fn fleet_instances(ec2: &aws_sdk_ec2::Client, fleet: &str) -> Vec<String> {
     let answer = ec2
         .describe_spot_fleet_instances()
         .spot_fleet_request_id(fleet)
@@ -169,12 +174,12 @@ async fn fleet_instances(ec2: &aws_sdk_ec2::Client, fleet: &str) -> Vec<String> 
 }
 
 /// The instance as DescribeInstances shows it.
-async fn instance(ec2: &aws_sdk_ec2::Client, id: &str) -> aws_sdk_ec2::types::Instance {
+pub(crate) async fn instance(ec2: &aws_sdk_ec2::Client, id: &str) -> aws_sdk_ec2::types::Instance {
     let answer = ec2.describe_instances().instance_ids(id).send().await.expect("DescribeInstances");
     answer.reservations()[0].instances()[0].clone()
 }
 
-fn state_of(instance: &aws_sdk_ec2::types::Instance) -> String {
+pub(crate) fn state_of(instance: &aws_sdk_ec2::types::Instance) -> String {
     instance.state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap_or_default()
 }
 
@@ -218,7 +223,7 @@ async fn history(
         .collect()
 }
 
-fn epoch_now() -> f64 {
+pub(crate) fn epoch_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs_f64()
 }
 

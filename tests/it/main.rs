@@ -1,4 +1,5 @@
 mod accounting;
+mod agent;
 mod app;
 mod corpus;
 mod crash;
@@ -6,6 +7,7 @@ mod data_ami;
 mod emulator_alarms;
 mod emulator_elb;
 mod emulator_images;
+mod emulator_imds;
 mod emulator_spot;
 mod emulator_throttling;
 mod endpoints;

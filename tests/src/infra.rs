@@ -77,6 +77,30 @@ pub async fn core_infra(account: &Account) -> anyhow::Result<CoreInfra> {
         .send()
         .await
         .context("creating instance profile")?;
+    // The instances' role: it may take an instance out of the app's target group (what
+    // immutable-agent does on a Spot interruption notice), nothing else.
+    let instance_role = "web-instance";
+    iam.create_role()
+        .role_name(instance_role)
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
+        .send()
+        .await
+        .context("creating the instance role")?;
+    iam.put_role_policy()
+        .role_name(instance_role)
+        .policy_name("leave-target-groups")
+        .policy_document(format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"elasticloadbalancing:DeregisterTargets","Resource":"{target_group_arn}"}}]}}"#
+        ))
+        .send()
+        .await
+        .context("allowing the instance role to deregister")?;
+    iam.add_role_to_instance_profile()
+        .instance_profile_name(&instance_profile)
+        .role_name(instance_role)
+        .send()
+        .await
+        .context("adding the instance role to its profile")?;
     let fleet_role = "aws-ec2-spot-fleet-tagging-role".to_owned();
     iam.create_role()
         .role_name(&fleet_role)

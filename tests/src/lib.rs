@@ -35,7 +35,9 @@ pub use crash::{Hold, RunningTerraform, children, is_alive, kill9, parent_of, wa
 pub use faults::{FAULT_SEED_ENV, FaultCounts, FaultKind, FaultPlan, FaultProxy, fault_seed};
 pub use infra::{CoreInfra, core_infra, web_app_config};
 pub use local_aws::{ACCESS_KEY_PREFIX, Account, LocalAws};
-pub use paths::{provider_binary, repo_root, target_dir, try_provider_binary, use_provider_binary};
+pub use paths::{
+    agent_binary, provider_binary, repo_root, target_dir, try_provider_binary, use_provider_binary,
+};
 pub use requests::RequestStats;
 pub use requests::{READ_ONLY_ACTIONS, READ_ONLY_PREFIXES, RequestCounts, is_mutating, mutating};
 pub use seed::{DEFAULT_PROJECT, LayerSeed, register_ami, seed_lineage};

@@ -93,3 +93,44 @@ fn build_provider() -> anyhow::Result<PathBuf> {
     }
     Ok(bin)
 }
+
+const AGENT_BIN_NAME: &str = "immutable-agent";
+
+/// The `immutable-agent` binary: `$IMMUTABLE_AGENT_BIN` if set; otherwise built once
+/// per process with `cargo build -p agent` into the usual target directory.
+pub fn agent_binary() -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    if let Some(bin) = std::env::var_os("IMMUTABLE_AGENT_BIN").filter(|v| !v.is_empty()) {
+        let bin = PathBuf::from(bin);
+        if !bin.is_file() {
+            bail!("IMMUTABLE_AGENT_BIN={} is not a file", bin.display());
+        }
+        return Ok(bin);
+    }
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var_os("CARGO").filter(|v| !v.is_empty()).unwrap_or_else(|| "cargo".into());
+            let output = Command::new(&cargo)
+                .args(["build", "--quiet", "-p", "agent", "--bin", AGENT_BIN_NAME])
+                .current_dir(repo_root())
+                .env("CARGO_TARGET_DIR", target_dir())
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("running {} build: {e}", cargo.to_string_lossy()))?;
+            if !output.status.success() {
+                return Err(format!(
+                    "`cargo build -p agent --bin {AGENT_BIN_NAME}` failed ({}):\n{}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+            let bin = target_dir().join("debug").join(AGENT_BIN_NAME);
+            if bin.is_file() {
+                Ok(bin)
+            } else {
+                Err(format!("cargo build succeeded but {} is missing", bin.display()))
+            }
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}

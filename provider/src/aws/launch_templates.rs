@@ -1,13 +1,15 @@
 //! Launch templates: one per generation of an app, with the launch's security defaults
-//! (IMDSv2 required, encrypted root volume, no SSH key unless set).
+//! (IMDSv2 required, encrypted root volume, no SSH key unless set) and the instance's
+//! tags readable from its metadata.
 
 use super::{AwsError, OrNotFound, sdk_tags};
 use aws_sdk_ec2::types::{
     Filter, FleetLaunchTemplateSpecification, LaunchTemplateBlockDeviceMappingRequest,
     LaunchTemplateEbsBlockDeviceRequest, LaunchTemplateHttpTokensState,
     LaunchTemplateIamInstanceProfileSpecificationRequest, LaunchTemplateInstanceMetadataEndpointState,
-    LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateTagSpecificationRequest,
-    LaunchTemplateVersion, RequestLaunchTemplateData, ResourceType, TagSpecification, VolumeType,
+    LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateInstanceMetadataTagsState,
+    LaunchTemplateTagSpecificationRequest, LaunchTemplateVersion, RequestLaunchTemplateData, ResourceType,
+    TagSpecification, VolumeType,
 };
 use base64::Engine as _;
 use conventions::fleet_tags;
@@ -29,6 +31,12 @@ pub struct TemplateData {
     pub instance_profile_arn: Option<String>,
     pub user_data: Option<String>,
     pub key_name: Option<String>,
+    /// Tags of the instances only, on top of the group's (what `immutable-agent` reads
+    /// from the instance metadata: see `conventions::agent_tags`).
+    pub instance_tags: BTreeMap<String, String>,
+    /// Whether the instances may read their tags from their metadata (only when every
+    /// tag key is one AWS launches with: `conventions::agent_tags::readable_in_metadata`).
+    pub metadata_tags: bool,
 }
 
 /// The launch template of one generation of an app.
@@ -65,12 +73,14 @@ pub async fn ensure(
         tracing::info!(template = %id, "launch template {name} holds another configuration; replacing it");
         delete(ec2, &id).await?;
     }
-    let tag_spec = |resource| {
+    let tag_spec = |resource, tags: &BTreeMap<String, String>| {
         LaunchTemplateTagSpecificationRequest::builder()
             .resource_type(resource)
             .set_tags(Some(sdk_tags(tags)))
             .build()
     };
+    let mut instance_tags = tags.clone();
+    instance_tags.extend(data.instance_tags.clone());
     let mut request = RequestLaunchTemplateData::builder()
         .image_id(&data.ami_id)
         .metadata_options(
@@ -78,6 +88,12 @@ pub async fn ensure(
                 .http_tokens(LaunchTemplateHttpTokensState::Required)
                 .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::Enabled)
                 .http_put_response_hop_limit(2)
+                // The instance reads its own tags (its target groups, for immutable-agent).
+                .instance_metadata_tags(if data.metadata_tags {
+                    LaunchTemplateInstanceMetadataTagsState::Enabled
+                } else {
+                    LaunchTemplateInstanceMetadataTagsState::Disabled
+                })
                 .build(),
         )
         .block_device_mappings(
@@ -92,8 +108,8 @@ pub async fn ensure(
                 )
                 .build(),
         )
-        .tag_specifications(tag_spec(ResourceType::Instance))
-        .tag_specifications(tag_spec(ResourceType::Volume))
+        .tag_specifications(tag_spec(ResourceType::Instance, &instance_tags))
+        .tag_specifications(tag_spec(ResourceType::Volume, tags))
         .set_security_group_ids(
             (!data.security_group_ids.is_empty()).then(|| data.security_group_ids.clone()),
         )

@@ -684,6 +684,8 @@ mod mocked {
                 instance_profile_arn: None,
                 user_data: None,
                 key_name: None,
+                instance_tags: BTreeMap::new(),
+                metadata_tags: true,
             },
             template_tags: BTreeMap::new(),
             instance_types: vec!["t3.small".into()],

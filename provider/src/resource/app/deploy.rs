@@ -80,6 +80,8 @@ fn group_spec(clients: &Clients, model: &Model, resolved: &Resolved, generation:
             instance_profile_arn: resolved.instance_profile_arn.clone(),
             user_data: launch.user_data.known().cloned(),
             key_name: launch.key_name.known().cloned(),
+            instance_tags: BTreeMap::new(),
+            metadata_tags: tags.keys().all(|k| conventions::agent_tags::readable_in_metadata(k)),
         },
         template_tags: super::model::args_tags(model),
         instance_types: list(&launch.instance_types),
@@ -144,7 +146,10 @@ pub async fn deploy(
         return None;
     }
     let capacity = requesting(clients, model, &resolved);
+    let groups: Vec<String> = resolved.target_groups.iter().map(|g| g.arn.clone()).collect();
+    let instance_tags = agent_tags(clients, &groups).await;
     let mut spec = group_spec(clients, model, &resolved, generation)?;
+    spec.template.instance_tags = instance_tags.clone();
     if blue.is_none() && lost_track {
         // A create that finds this generation's fleet serving another configuration
         // (Terraform lost track of the app, and the configuration changed since):
@@ -174,6 +179,7 @@ pub async fn deploy(
                 on_demand: spec.on_demand_capacity.min(status.target_capacity),
             });
             spec = group_spec(clients, model, &resolved, generation)?;
+            spec.template.instance_tags = instance_tags;
         }
     }
     let settings = Settings {
@@ -240,6 +246,27 @@ pub async fn deploy(
             None
         }
     }
+}
+
+/// The instance tags `immutable-agent` reads: each target group's ARN and the longest
+/// deregistration delay among them (unknown delays are left out; the agent then drains
+/// until the reclaim).
+async fn agent_tags(clients: &Clients, groups: &[String]) -> BTreeMap<String, String> {
+    use conventions::agent_tags::{DRAIN_SECONDS, target_group};
+    let mut tags: BTreeMap<String, String> =
+        groups.iter().enumerate().map(|(i, arn)| (target_group(i), arn.clone())).collect();
+    let mut drain: Option<Duration> = None;
+    for group in groups {
+        match target_groups::deregistration_delay(&clients.elbv2, group).await {
+            Ok(Some(delay)) => drain = Some(drain.unwrap_or_default().max(delay)),
+            Ok(None) => {}
+            Err(e) => tracing::debug!("{e}"),
+        }
+    }
+    if let Some(drain) = drain {
+        tags.insert(DRAIN_SECONDS.to_owned(), drain.as_secs().to_string());
+    }
+    tags
 }
 
 /// `text` with target group ARNs replaced by their names.

@@ -187,6 +187,19 @@ impl Resource for AppResource {
             }
             planned.computed.rollout_plan =
                 preview::preview(clients, &config, &resolved.target_groups, prior.is_some(), diags).await;
+            // The instances' permission to leave their target groups, when what grants
+            // it (the profile) or what it is for (the groups) is new.
+            let spot = config.size.on_demand_capacity.known() != config.size.target_capacity.known()
+                || config.size.on_demand_capacity.is_null();
+            if spot
+                && prior.as_ref().is_none_or(|p| {
+                    p.launch.iam_instance_profile != config.launch.iam_instance_profile
+                        || p.launch.target_groups != config.launch.target_groups
+                })
+            {
+                preview::check_deregistration_permission(clients, &config, &resolved.target_groups, diags)
+                    .await;
+            }
             if diags.has_errors() {
                 return;
             }

@@ -46,6 +46,27 @@ pub async fn preview(
             Err(e) => diags.push(e.diagnostic()),
         }
     }
+    let mut tag_keys: Vec<String> = clients.default_tags.keys().cloned().collect();
+    tag_keys
+        .extend(model.labels.tags.known().map(|t| t.keys().cloned().collect::<Vec<_>>()).unwrap_or_default());
+    let unreadable: Vec<String> = tag_keys
+        .into_iter()
+        .filter(|k| !conventions::agent_tags::readable_in_metadata(k))
+        .map(|k| format!("{k:?}"))
+        .collect();
+    if !unreadable.is_empty() {
+        diags.warning(
+            "Instance Tags Not In Metadata",
+            format!(
+                "tag key{} {} cannot be read from instance metadata (only letters, digits and + - = . , _ : @; AWS \
+                 fails a launch that allows tags in metadata with other keys), so the instances are launched \
+                 without their tags in metadata: immutable-agent on them cannot find its target groups and needs \
+                 --target-group options",
+                if unreadable.len() == 1 { "" } else { "s" },
+                unreadable.join(", ")
+            ),
+        );
+    }
     let Some(target) = model.size.target_capacity.known().copied() else { return Val::Unknown };
     let spot = model.size.on_demand_capacity.known().copied().unwrap_or(0) < target;
     let mut drain = Duration::ZERO;
@@ -115,4 +136,36 @@ pub async fn preview(
         estimated_duration: Val::Known(format(estimate)),
         summary: Val::Known(summary),
     })
+}
+
+/// Warns when the instances of `model` could not leave their target groups on a Spot
+/// interruption notice: `immutable-agent` on them deregisters with the instance
+/// profile's credentials, which need `elasticloadbalancing:DeregisterTargets` on each
+/// group. Silent when IAM cannot be read.
+pub async fn check_deregistration_permission(
+    clients: &Clients,
+    model: &Model,
+    groups: &[TargetGroup],
+    diags: &mut Diagnostics,
+) {
+    let Some(profile) = model.launch.iam_instance_profile.known() else { return };
+    if groups.is_empty() {
+        return;
+    }
+    let arns: Vec<String> = groups.iter().map(|g| g.arn.clone()).collect();
+    match crate::aws::iam::may_deregister(&clients.iam, profile, &arns).await {
+        Ok(Some(false)) => diags.warning(
+            "Instances Cannot Leave Their Target Groups",
+            format!(
+                "the roles of instance profile {profile:?} are not allowed elasticloadbalancing:DeregisterTargets on \
+                 target group{} {}: immutable-agent on the instances cannot take them out of service when Spot \
+                 announces an interruption, and the load balancer keeps sending them requests until they are gone. \
+                 Allow that action on the app's target groups (see docs/agent.md).",
+                if groups.len() == 1 { "" } else { "s" },
+                groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::debug!("{e}"),
+    }
 }
