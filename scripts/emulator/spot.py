@@ -179,7 +179,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from . import core, switches
-from .fixes import capacity_rebalance, instance_weight, live_capacity
+from .fixes import capacity_rebalance, instance_weight, live_capacity, live_requests
 
 PREFIX = "/_immutable/spot"
 
@@ -557,6 +557,33 @@ def terminate(interruption: Interruption) -> None:
     finish(interruption, "terminated")
 
 
+def join_target_groups(fleet: Any, instance_ids: list[str]) -> None:
+    """Instances a fleet launched join the target groups of its load balancer
+    configuration: "Spot Fleet registers the running Spot Instances with the specified
+    Classic Load Balancers and target groups" (Amazon EC2 API Reference,
+    "LoadBalancersConfig", https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_LoadBalancersConfig.html).
+    Moto ignores that configuration; this covers the fleet's first instances and every
+    replacement it launches."""
+    groups = fleet.__dict__.get("_immutable_target_groups") or []
+    if not groups or not instance_ids:
+        return
+    from moto.elbv2.models import elbv2_backends
+
+    backend = fleet.ec2_backend
+    regions = dict.get(elbv2_backends, backend.account_id)
+    service = dict.get(regions, backend.region_name) if regions is not None else None
+    if service is None:
+        return
+    for arn in groups:
+        group = service.target_groups.get(arn)
+        if group is None:
+            continue  # a group deleted since: AWS reports it in the fleet's history
+        try:
+            group.register([{"Id": instance_id} for instance_id in instance_ids])
+        except Exception as e:  # noqa: BLE001 - an instance not running yet is registered by the next launch's caller
+            core.note(f"fleet {fleet.id}: registering {instance_ids} in {arn}: {e}")
+
+
 def leave_target_groups(account: str, region: str, instance_id: str) -> None:
     """A terminated instance leaves its target groups (and Auto Scaling groups)."""
     for module, name in (("moto.elbv2", "elbv2_backends"), ("moto.autoscaling", "autoscaling_backends")):
@@ -753,10 +780,13 @@ def patch_fleets() -> None:
     def request_spot_fleet(self):  # type: ignore[no-untyped-def]
         config = self._get_param("SpotFleetRequestConfig", {}) or {}
         _CONTEXT.fleet_type = config.get("Type") or "maintain"
+        groups = ((config.get("LoadBalancersConfig") or {}).get("TargetGroupsConfig") or {}).get("TargetGroups")
+        _CONTEXT.target_groups = [g.get("Arn") for g in groups or [] if isinstance(g, dict) and g.get("Arn")]
         try:
             return original_request(self)
         finally:
             _CONTEXT.fleet_type = None
+            _CONTEXT.target_groups = None
 
     fleet_responses.SpotFleets.request_spot_fleet = request_spot_fleet
 
@@ -768,6 +798,7 @@ def patch_fleets() -> None:
         backend = kwargs.get("ec2_backend", args[0] if args else None)
         fleet_id = kwargs.get("spot_fleet_request_id", args[2] if len(args) > 2 else None)
         self.__dict__["_immutable_type"] = getattr(_CONTEXT, "fleet_type", None) or "maintain"
+        self.__dict__["_immutable_target_groups"] = list(getattr(_CONTEXT, "target_groups", None) or [])
         key = (backend.account_id, backend.region_name, fleet_id)
         with LOCK:
             record(*key, "fleetRequestChange", "submitted")
@@ -822,6 +853,17 @@ def patch_fleets() -> None:
             return None
 
     Fleet.create_spot_requests = create_spot_requests
+
+    launching = Fleet.create_spot_requests
+
+    def create_and_register(self, weight_to_add):  # type: ignore[no-untyped-def]
+        before = {r.instance.id for r in live_requests(self)}
+        result = launching(self, weight_to_add)
+        launched = [r.instance.id for r in live_requests(self) if r.instance.id not in before]
+        join_target_groups(self, launched)
+        return result
+
+    Fleet.create_spot_requests = create_and_register
 
     def activity_status(self):  # type: ignore[no-untyped-def]
         if live_capacity(self) >= float(self.target_capacity):

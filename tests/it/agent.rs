@@ -100,3 +100,152 @@ fn a_tag_key_metadata_cannot_hold_keeps_tags_out_of_metadata_with_a_warning() {
     assert_eq!(metadata_tags.as_deref(), Some("disabled"), "AWS would refuse the launch otherwise");
     workdir.destroy().expect("destroy");
 }
+
+/// `immutable-agent` processes standing in for the ones on the instances: each reads
+/// its instance's metadata from the emulator and calls the emulator's ELB.
+struct Agents {
+    running: Vec<(String, std::process::Child, std::path::PathBuf)>,
+    _logs: tempfile::TempDir,
+}
+
+impl Agents {
+    fn start(account: &tests::Account, instances: &[String], poll: &str) -> Agents {
+        let binary = tests::agent_binary().expect("immutable-agent");
+        let logs = tempfile::tempdir().expect("log dir");
+        let endpoint = account.endpoint.trim_end_matches('/').to_owned();
+        let running = instances
+            .iter()
+            .map(|id| {
+                let log = logs.path().join(format!("{id}.log"));
+                let child = std::process::Command::new(&binary)
+                    .args(["--imds-endpoint", &format!("{endpoint}/_immutable/imds/{id}")])
+                    .args(["--elb-endpoint", &endpoint, "--poll-interval", poll])
+                    // Credentials from the instance profile, as on the instance.
+                    .env_remove("AWS_ACCESS_KEY_ID")
+                    .env_remove("AWS_SECRET_ACCESS_KEY")
+                    .env_remove("AWS_SESSION_TOKEN")
+                    .stdout(std::fs::File::create(&log).expect("log file"))
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .expect("spawn immutable-agent");
+                (id.clone(), child, log)
+            })
+            .collect();
+        Agents { running, _logs: logs }
+    }
+
+    /// The events each agent logged so far.
+    fn events(&self, instance: &str) -> Vec<serde_json::Value> {
+        let (_, _, log) = self.running.iter().find(|(id, ..)| id == instance).expect("agent of the instance");
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+            .collect()
+    }
+
+    fn logged(&self, instance: &str, event: &str) -> usize {
+        self.events(instance).iter().filter(|e| e["event"] == event).count()
+    }
+
+    /// SIGTERM to each; their exit codes.
+    fn stop(mut self) -> Vec<Option<i32>> {
+        for (_, child, _) in &self.running {
+            let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        }
+        self.running.iter_mut().map(|(_, child, _)| child.wait().ok().and_then(|s| s.code())).collect()
+    }
+}
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        for (_, child, _) in &mut self.running {
+            let _ = child.kill();
+        }
+    }
+}
+
+#[test]
+fn an_interrupted_instance_leaves_its_target_group_before_it_goes() {
+    use std::time::Duration;
+    use tests::{Watch, wait_until};
+    let s = setup();
+    let workdir = Workdir::new(&s.account);
+    workdir.write("main.tf", &config(&s.amis[0], 3, ""));
+    workdir.init().expect("init");
+    workdir.apply().expect("apply");
+    let instances = out_list(&workdir, "instance_ids");
+    assert_eq!(instances.len(), 3);
+
+    // One poll every 50 ms: 5 AWS seconds on the test clock, as on an instance.
+    let agents = Agents::start(&s.account, &instances, "50ms");
+    wait_until(Duration::from_secs(30), "every agent polling", || {
+        instances.iter().all(|i| agents.logged(i, "polling") == 1)
+    })
+    .expect("agents up");
+    for instance in &instances {
+        let groups: Vec<serde_json::Value> =
+            agents.events(instance).into_iter().filter(|e| e["event"] == "target-groups").collect();
+        assert_eq!(groups.len(), 1, "read from the instance's tags: {:?}", agents.events(instance));
+        assert!(groups[0].to_string().contains(&s.infra.target_group_arn), "{}", groups[0]);
+    }
+    // Quiet while nothing is announced.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(instances.iter().all(|i| agents.logged(i, "deregistered") == 0), "no notice, no deregistration");
+
+    let watch = Watch::start(&s.account, &s.infra.target_group_arn, "web");
+    let victim = instances[0].clone();
+    s.account
+        .control("POST", &format!("/_immutable/spot/interrupt?instance={victim}"), None)
+        .expect("interrupt");
+    wait_until(Duration::from_secs(30), "the victim's termination", || {
+        runtime().block_on(async {
+            let ec2 = s.account.ec2().await;
+            let out = ec2.describe_instances().instance_ids(&victim).send().await.expect("victim");
+            let state = out.reservations()[0].instances()[0].state().and_then(|s| s.name()).cloned();
+            matches!(state.map(|s| s.as_str().to_owned()).as_deref(), Some("terminated" | "shutting-down"))
+        })
+    })
+    .expect("terminated");
+    wait_until(Duration::from_secs(60), "the replacement healthy", || {
+        super::waves::healthy(&s.account, &s.infra.target_group_arn).iter().filter(|i| **i != victim).count()
+            == 3
+    })
+    .expect("replacement healthy");
+    let watched = watch.stop();
+    assert_eq!(agents.logged(&victim, "notice"), 1, "{:?}", agents.events(&victim));
+    assert_eq!(
+        agents.logged(&victim, "deregistered"),
+        1,
+        "once, from its one group: {:?}",
+        agents.events(&victim)
+    );
+    for other in &instances[1..] {
+        assert_eq!(
+            agents.logged(other, "deregistered"),
+            0,
+            "{other} had no notice: {:?}",
+            agents.events(other)
+        );
+    }
+    let codes = agents.stop();
+    assert!(codes.iter().all(|c| *c == Some(0)), "every agent exits 0 on SIGTERM: {codes:?}");
+
+    // The victim left the group while it was still running, one target fewer.
+    let left = watched
+        .samples
+        .iter()
+        .find(|sample| !sample.healthy.contains(&victim))
+        .expect("the victim left the healthy targets");
+    assert!(left.instances.contains(&victim), "it left before it went: {left:?}");
+    assert_eq!(left.healthy.len(), 2, "the healthy count dropped by one: {left:?}");
+    let gone = watched.samples.iter().find(|sample| !sample.instances.contains(&victim)).expect("it went");
+    assert!(left.at < gone.at, "deregistered at {:?}, terminated at {:?}", left.at, gone.at);
+    eprintln!(
+        "watch: interrupted at ~{:?}, out of service at {:?}, terminated at {:?}",
+        watched.samples.first().map(|f| f.at),
+        left.at,
+        gone.at
+    );
+    workdir.destroy().expect("destroy");
+}

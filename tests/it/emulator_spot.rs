@@ -799,3 +799,71 @@ async fn a_watch_sees_a_drained_shrink_keep_the_remaining_targets_healthy() {
         "the kept instances stayed healthy throughout"
     );
 }
+
+/// A fleet with a load balancer configuration registers what it launches in its target
+/// groups, its first instances and every replacement, as AWS does.
+#[tokio::test]
+async fn a_fleet_registers_its_instances_and_their_replacements_in_its_target_groups() {
+    use aws_sdk_ec2::types::{LoadBalancersConfig, TargetGroup as FleetTargetGroup, TargetGroupsConfig};
+    let account = replacing_account();
+    let config = account.sdk_config().await;
+    let (ec2, elb) =
+        (aws_sdk_ec2::Client::new(&config), aws_sdk_elasticloadbalancingv2::Client::new(&config));
+    let vpcs = ec2.describe_vpcs().send().await.expect("DescribeVpcs");
+    let group = elb
+        .create_target_group()
+        .name("fleet-registered")
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(vpcs.vpcs()[0].vpc_id().expect("vpc id"))
+        .send()
+        .await
+        .expect("CreateTargetGroup");
+    let group = group.target_groups()[0].target_group_arn().expect("group arn").to_owned();
+    let registered = || async {
+        let health = elb.describe_target_health().target_group_arn(&group).send().await.expect("health");
+        let mut ids: Vec<String> = health
+            .target_health_descriptions()
+            .iter()
+            .filter(|t| t.target_health().and_then(|h| h.state()).is_some_and(|s| s.as_str() != "draining"))
+            .filter_map(|t| t.target().and_then(|t| t.id()).map(str::to_owned))
+            .collect();
+        ids.sort();
+        ids
+    };
+    let config = fleet_config(&ec2, &["t3.small"], 2)
+        .await
+        .load_balancers_config(
+            LoadBalancersConfig::builder()
+                .target_groups_config(
+                    TargetGroupsConfig::builder()
+                        .target_groups(FleetTargetGroup::builder().arn(&group).build())
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    let fleet = ec2.request_spot_fleet().spot_fleet_request_config(config).send().await.expect("fleet");
+    let fleet = fleet.spot_fleet_request_id().expect("fleet id").to_owned();
+    let mut first = fleet_instances(&ec2, &fleet).await;
+    first.sort();
+    assert_eq!(first.len(), 2);
+    assert_eq!(registered().await, first, "registered at launch, without a RegisterTargets call");
+
+    let victim = first[0].clone();
+    account
+        .control("POST", &format!("/_immutable/spot/interrupt?instance={victim}"), None)
+        .expect("interrupt");
+    let mut replaced = Vec::new();
+    for _ in 0..200 {
+        tokio::time::sleep(scaled(5.0)).await;
+        let now = fleet_instances(&ec2, &fleet).await;
+        if now.len() == 2 && !now.contains(&victim) {
+            replaced = now;
+            break;
+        }
+    }
+    replaced.sort();
+    assert_eq!(replaced.len(), 2, "the fleet replaced the reclaimed instance");
+    assert_eq!(registered().await, replaced, "the replacement joined the group, the victim left it");
+}

@@ -51,7 +51,7 @@ fn green_fleet(account: &tests::Account, generation: u64) -> Option<(String, i32
 }
 
 /// Healthy targets of the app's target group now.
-fn healthy(account: &tests::Account, group: &str) -> Vec<String> {
+pub(super) fn healthy(account: &tests::Account, group: &str) -> Vec<String> {
     runtime().block_on(async {
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&account.sdk_config().await);
         let health =
