@@ -87,6 +87,14 @@ pub fn run() -> Result<()> {
         text(&app, "commit")?
     );
 
+    step("a Spot interruption: immutable-agent takes the instance out of its target group before AWS reclaims it");
+    let instances: Vec<String> = app
+        .output("instances")?
+        .as_array()
+        .map(|ids| ids.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    interruption(&runtime, &account, &infra.target_group_arn, &instances)?;
+
     step("done");
     println!("    everything above ran against the local emulator through the real provider and Terraform.");
     aws.stop();
@@ -126,6 +134,102 @@ fn planned_rollout(workdir: &Workdir) -> Result<String> {
         .and_then(|change| change["change"]["after"]["rollout_plan"]["summary"].as_str())
         .unwrap_or("(not in the plan)");
     Ok(summary.to_owned())
+}
+
+/// Runs `immutable-agent` for each instance (reading that instance's metadata from the
+/// emulator, as on the instance), interrupts the first one, and shows the agent's log
+/// and the target group until the fleet's replacement serves.
+fn interruption(
+    runtime: &tokio::runtime::Runtime,
+    account: &tests::Account,
+    group: &str,
+    instances: &[String],
+) -> Result<()> {
+    use std::time::{Duration, Instant};
+    let Some(victim) = instances.first() else { anyhow::bail!("the app has no instance") };
+    // Spot's notice comes 2 AWS minutes before the reclaim: 6 s here.
+    account.behave(serde_json::json!({ "clock_scale": 0.05, "spot": { "interruptions_per_minute": 0 } }))?;
+    let binary = tests::agent_binary()?;
+    let endpoint = account.endpoint.trim_end_matches('/').to_owned();
+    let logs = std::env::temp_dir().join(format!("immutable-agent-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&logs)?;
+    let mut agents = Vec::new();
+    for id in instances {
+        let log = logs.join(format!("{id}.log"));
+        let child = std::process::Command::new(&binary)
+            .args(["--imds-endpoint", &format!("{endpoint}/_immutable/imds/{id}")])
+            .args(["--elb-endpoint", &endpoint, "--poll-interval", "250ms"])
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .stdout(std::fs::File::create(&log)?)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting immutable-agent")?;
+        agents.push((id.clone(), child, log));
+    }
+    let events = |log: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let healthy = || -> Result<Vec<String>> {
+        runtime.block_on(async {
+            let elb = aws_sdk_elasticloadbalancingv2::Client::new(&account.sdk_config().await);
+            let out = elb.describe_target_health().target_group_arn(group).send().await?;
+            Ok(out
+                .target_health_descriptions()
+                .iter()
+                .filter(|t| t.target_health().and_then(|h| h.state()).is_some_and(|s| s.as_str() == "healthy"))
+                .filter_map(|t| t.target().and_then(|t| t.id()).map(str::to_owned))
+                .collect())
+        })
+    };
+    let result = (|| -> Result<()> {
+        let started = Instant::now();
+        while !agents.iter().all(|(_, _, log)| events(log).iter().any(|e| e["event"] == "polling")) {
+            if started.elapsed() > Duration::from_secs(30) {
+                anyhow::bail!("the agents did not start polling");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!("    {} agents polling their instance metadata every 250 ms", agents.len());
+        println!("    healthy in tg web: {}", healthy()?.join(", "));
+        let victim_log = &agents[0].2;
+        let mut shown = events(victim_log).len();
+        account.control("POST", &format!("/_immutable/spot/interrupt?instance={victim}"), None)?;
+        println!("    Spot posts an interruption notice for {victim}");
+        let mut left = false;
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(90) {
+            let logged = events(victim_log);
+            for event in logged.iter().skip(shown) {
+                if event["event"] != "polling" && event["event"] != "credentials" {
+                    println!("    | agent on {victim}: {}", event["message"].as_str().unwrap_or_default());
+                }
+            }
+            shown = logged.len();
+            let now = healthy()?;
+            if !left && !now.contains(victim) {
+                left = true;
+                println!("    healthy in tg web: {} ({victim} is out of service, still running)", now.join(", "));
+            }
+            if left && now.len() == instances.len() && !now.contains(victim) {
+                println!("    healthy in tg web: {} (the fleet's replacement serves)", now.join(", "));
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        anyhow::bail!("the replacement did not serve in time")
+    })();
+    for (_, child, _) in &mut agents {
+        let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = child.wait();
+    }
+    let _ = std::fs::remove_dir_all(&logs);
+    result
 }
 
 /// An output as plain text.
