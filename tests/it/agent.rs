@@ -112,6 +112,7 @@ impl Agents {
     fn start(account: &tests::Account, instances: &[String], poll: &str) -> Agents {
         let binary = tests::agent_binary().expect("immutable-agent");
         let logs = tempfile::tempdir().expect("log dir");
+        let hooks = logs.path().to_owned();
         let endpoint = account.endpoint.trim_end_matches('/').to_owned();
         let running = instances
             .iter()
@@ -120,6 +121,7 @@ impl Agents {
                 let child = std::process::Command::new(&binary)
                     .args(["--imds-endpoint", &format!("{endpoint}/_immutable/imds/{id}")])
                     .args(["--elb-endpoint", &endpoint, "--poll-interval", poll])
+                    .args(["--drain-hook", &format!("echo drained >> {}/{id}.hook", hooks.display())])
                     // Credentials from the instance profile, as on the instance.
                     .env_remove("AWS_ACCESS_KEY_ID")
                     .env_remove("AWS_SECRET_ACCESS_KEY")
@@ -142,6 +144,14 @@ impl Agents {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
             .collect()
+    }
+
+    /// How many times the drain hook ran on `instance`.
+    fn hooks(&self, instance: &str) -> usize {
+        std::fs::read_to_string(self._logs.path().join(format!("{instance}.hook")))
+            .unwrap_or_default()
+            .lines()
+            .count()
     }
 
     fn logged(&self, instance: &str, event: &str) -> usize {
@@ -193,8 +203,16 @@ fn an_interrupted_instance_leaves_its_target_group_before_it_goes() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(instances.iter().all(|i| agents.logged(i, "deregistered") == 0), "no notice, no deregistration");
 
-    let watch = Watch::start(&s.account, &s.infra.target_group_arn, "web");
+    // The victim's metadata service goes away for 30 AWS seconds and comes back: its
+    // agent notices, waits, and carries on.
     let victim = instances[0].clone();
+    s.account.control("POST", &format!("/_immutable/imds/{victim}/outage?seconds=30"), None).expect("outage");
+    wait_until(Duration::from_secs(30), "the agent back from the outage", || {
+        agents.logged(&victim, "imds-unavailable") == 1 && agents.logged(&victim, "imds-recovered") == 1
+    })
+    .unwrap_or_else(|e| panic!("{e:#}: {:?}", agents.events(&victim)));
+
+    let watch = Watch::start(&s.account, &s.infra.target_group_arn, "web");
     s.account
         .control("POST", &format!("/_immutable/spot/interrupt?instance={victim}"), None)
         .expect("interrupt");
@@ -220,7 +238,9 @@ fn an_interrupted_instance_leaves_its_target_group_before_it_goes() {
         "once, from its one group: {:?}",
         agents.events(&victim)
     );
+    assert_eq!(agents.hooks(&victim), 1, "the drain hook ran once");
     for other in &instances[1..] {
+        assert_eq!(agents.hooks(other), 0, "no hook without a notice");
         assert_eq!(
             agents.logged(other, "deregistered"),
             0,
