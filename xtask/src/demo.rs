@@ -87,7 +87,9 @@ pub fn run() -> Result<()> {
         text(&app, "commit")?
     );
 
-    step("a Spot interruption: immutable-agent takes the instance out of its target group before AWS reclaims it");
+    step(
+        "a Spot interruption: immutable-agent takes the instance out of its target group before AWS reclaims it",
+    );
     let instances: Vec<String> = app
         .output("instances")?
         .as_array()
@@ -182,7 +184,9 @@ fn interruption(
             Ok(out
                 .target_health_descriptions()
                 .iter()
-                .filter(|t| t.target_health().and_then(|h| h.state()).is_some_and(|s| s.as_str() == "healthy"))
+                .filter(|t| {
+                    t.target_health().and_then(|h| h.state()).is_some_and(|s| s.as_str() == "healthy")
+                })
                 .filter_map(|t| t.target().and_then(|t| t.id()).map(str::to_owned))
                 .collect())
         })
@@ -214,7 +218,10 @@ fn interruption(
             let now = healthy()?;
             if !left && !now.contains(victim) {
                 left = true;
-                println!("    healthy in tg web: {} ({victim} is out of service, still running)", now.join(", "));
+                println!(
+                    "    healthy in tg web: {} ({victim} is out of service, still running)",
+                    now.join(", ")
+                );
             }
             if left && now.len() == instances.len() && !now.contains(victim) {
                 println!("    healthy in tg web: {} (the fleet's replacement serves)", now.join(", "));
