@@ -14,7 +14,7 @@ const SCHEMA_CALLS: usize = 200;
 const PLANS: usize = 5;
 
 /// The parts of the benchmark, in the order they run; `--only` picks some.
-const SECTIONS: [(&str, &str); 7] = [
+const SECTIONS: [(&str, &str); 8] = [
     ("startup", "exec to handshake, GetProviderSchema latency, RSS"),
     ("lineage", "terraform plan of examples/terraform/lineage"),
     ("plan", "terraform plan over N applied immutable_app, and its AWS requests"),
@@ -25,6 +25,7 @@ const SECTIONS: [(&str, &str); 7] = [
     ),
     ("throttled", "100 apps rolled out by one apply under EC2's and ELB's request limits"),
     ("codegen", "immutable-codegen packer over a 1,000-layer file"),
+    ("agent", "immutable-agent: binary size, and memory and CPU while it polls"),
 ];
 
 /// Numbers of applied apps the plan section measures unless `--sizes` says otherwise.
@@ -37,7 +38,7 @@ pub const USAGE: &str = "\
 cargo xtask bench [--only SECTION,...] [--sizes N,...] [--runs K]
 
   --only    run only these sections (startup, lineage, plan, rollout, timed-rollout,
-            throttled, codegen)
+            throttled, codegen, agent)
   --sizes   numbers of applied apps for the plan section (default 1,10,100; 1000 takes
             the emulator about ten minutes to build)
   --runs    timed repetitions of each plan and rollout (default 5)
@@ -139,7 +140,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let binary = crate::build_provider(crate::Profile::Release)?;
     tests::use_provider_binary(binary.clone());
     let runtime = tokio::runtime::Runtime::new()?;
-    let needs_emulator = options.sections.iter().any(|s| !matches!(*s, "startup" | "codegen"));
+    let needs_emulator = options.sections.iter().any(|s| !matches!(*s, "startup" | "codegen" | "agent"));
     let aws = if needs_emulator {
         progress("starting the local AWS emulator");
         Some(LocalAws::start()?)
@@ -163,6 +164,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 let (what, measured, baseline, ratio) = crate::bench_codegen::codegen_row()?;
                 Findings { rows: vec![Row { what, measured, baseline, ratio }], details: vec![] }
             }
+            "agent" => crate::bench_agent::run()?,
             other => bail!("no bench section {other:?}"),
         };
         progress(format!("section {section} done in {:.0} s", started.elapsed().as_secs_f64()));
@@ -176,8 +178,11 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut table = String::from("| measure | provider | baseline | ratio |\n|---|---|---|---|\n");
     for row in &found.rows {
         table.push_str(&format!(
-            "| {} | {} | {} | {:.2} |\n",
-            row.what, row.measured, row.baseline, row.ratio
+            "| {} | {} | {} | {} |\n",
+            row.what,
+            row.measured,
+            row.baseline,
+            ratio_text(row.ratio)
         ));
     }
     let machine = machine();
@@ -261,6 +266,16 @@ pub fn ms(d: Duration) -> String {
 
 pub fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
+}
+
+/// A ratio with two decimals, or two significant digits below 0.01 (a CPU share).
+fn ratio_text(ratio: f64) -> String {
+    if ratio > 0.0 && ratio < 0.01 {
+        let decimals = (-ratio.log10()).floor() as usize + 2;
+        format!("{ratio:.decimals$}")
+    } else {
+        format!("{ratio:.2}")
+    }
 }
 
 /// `a / b`, without dividing by zero.
@@ -393,9 +408,18 @@ mod unit {
         let all = options(&[]).expect("defaults");
         assert_eq!(
             all.sections,
-            ["startup", "lineage", "plan", "rollout", "timed-rollout", "throttled", "codegen"]
+            ["startup", "lineage", "plan", "rollout", "timed-rollout", "throttled", "codegen", "agent"]
         );
         assert_eq!((all.sizes, all.runs, all.complete), (vec![1, 10, 100], PLANS, true));
+    }
+
+    #[test]
+    fn ratios_keep_two_significant_digits_when_small() {
+        assert_eq!(ratio_text(3.1749), "3.17");
+        assert_eq!(ratio_text(0.01), "0.01");
+        assert_eq!(ratio_text(0.0), "0.00");
+        assert_eq!(ratio_text(0.0034), "0.0034");
+        assert_eq!(ratio_text(0.00051), "0.00051");
     }
 
     #[test]

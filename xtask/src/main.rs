@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <command>`.
 
 mod bench;
+mod bench_agent;
 mod bench_codegen;
 mod bench_cpu;
 mod bench_plan;
@@ -26,7 +27,8 @@ Commands:
   test    build the provider and run every test (unit, end-to-end, docs freshness)
   docs    regenerate docs/ from the provider's schemas and examples/
   bench   measure the provider (start-up, schema latency, memory, plan time over 1 to
-          100 apps and its AWS requests, rollout overhead, codegen) against baselines
+          100 apps and its AWS requests, rollout overhead, codegen, immutable-agent's
+          size and memory) against baselines
           taken in the same run; `cargo xtask bench --help` for running a subset
 ";
 
