@@ -10,6 +10,7 @@ mod bench_throttled;
 mod bench_timed;
 mod demo;
 mod demo_layers;
+mod test_cmd;
 
 use anyhow::{Context as _, Result, bail};
 use std::path::{Path, PathBuf};
@@ -24,7 +25,9 @@ Commands:
   demo-layers
           build the AMI lineage of examples/terraform/layered with immutable_layered_ami
           (native builder) against the local AWS emulator
-  test    build the provider and run every test (unit, end-to-end, docs freshness)
+  test    install what the tests need (Packer, python3-venv with apt when root; the
+          emulator's virtualenv), build the provider and run every test binary (unit,
+          end-to-end, docs freshness), ending with one line of what passed and failed
   docs    regenerate docs/ from the provider's schemas and examples/
   bench   measure the provider (start-up, schema latency, memory, plan time over 1 to
           100 apps and its AWS requests, rollout overhead, codegen, immutable-agent's
@@ -32,7 +35,18 @@ Commands:
           taken in the same run; `cargo xtask bench --help` for running a subset
 ";
 
-fn main() -> Result<()> {
+/// Errors are one readable paragraph on stderr, never a backtrace.
+fn main() -> std::process::ExitCode {
+    match run_command() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or_default();
     match args.first().map(String::as_str) {
@@ -91,11 +105,19 @@ pub fn build_provider(profile: Profile) -> Result<PathBuf> {
 }
 
 fn test(extra: &[String]) -> Result<()> {
+    test_cmd::ensure_packages()?;
+    // The emulator's virtualenv (created once, reused after).
+    let mut setup = Command::new(repo_root().join("scripts/local-aws"));
+    setup.arg("setup");
+    run(setup).context("setting up the local AWS emulator")?;
     let binary = build_provider(Profile::Debug)?;
     eprintln!("provider binary: {}", binary.display());
-    let mut command = cargo();
-    command.args(["test", "--workspace", "--all-targets"]).args(extra).env("IMMUTABLE_PROVIDER_BIN", &binary);
-    run(command)
+    let tally = test_cmd::run_suite(&binary, extra)?;
+    println!("\ntests: {} passed, {} failed", tally.passed, tally.failed);
+    if tally.failed > 0 {
+        bail!("{} test(s) failed, in: {}", tally.failed, tally.failing.join("; "));
+    }
+    Ok(())
 }
 
 fn docs() -> Result<()> {
