@@ -30,6 +30,11 @@ pub struct Layer {
     pub region: String,
     pub instance_type: String,
     pub ssh_username: String,
+    /// Packer's `encrypt_boot`. Left out of the serialised settings when `false`: an
+    /// unencrypted image is what every layer built before the option existed, so an
+    /// opted-out layer keeps its fingerprint, and an encrypted one gets a new one.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub encrypt_boot: bool,
     /// Extra tags (defaults merged), never one of the reserved keys.
     pub tags: BTreeMap<String, String>,
     /// Provisioners, their paths normalised (relative, `/`-separated).
@@ -242,6 +247,7 @@ impl Checker<'_> {
             region,
             instance_type,
             ssh_username,
+            encrypt_boot: layer.encrypt_boot.or(def.defaults.encrypt_boot).unwrap_or(true),
             tags,
             provisioners,
             agent,
@@ -481,12 +487,16 @@ enum Kind {
     Dir,
 }
 
+/// A UUID as Packer writes it into the AMI name (`{{uuid}}`, `uuidv4()`), for the
+/// length check of a layer's AMI names.
+const AMI_NAME_UUID: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+
 /// Why a layer id is not usable, or `None`. The id becomes the AMI name prefix (AWS
 /// rules), a folder name and an HCL source name, so it is an identifier.
 pub fn id_problem(id: &str) -> Option<String> {
-    let ami_name = format!("{id}-1700000000");
+    let ami_name = format!("{id}-1700000000-{AMI_NAME_UUID}");
     if let Some(problem) = conventions::ami_name_problem(&ami_name) {
-        return Some(format!("invalid AMI name {id}-{{{{timestamp}}}}: {problem}"));
+        return Some(format!("invalid AMI name {id}-{{{{timestamp}}}}-{{{{uuid}}}}: {problem}"));
     }
     let mut chars = id.chars();
     let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
@@ -561,7 +571,8 @@ mod tests {
         assert!(id_problem("1804").is_some());
         assert!(id_problem("web/app").is_some());
         assert!(id_problem("web:app").is_some_and(|p| p.contains("invalid AMI name")));
-        assert!(id_problem(&"a".repeat(118)).is_some_and(|p| p.contains("invalid AMI name")));
-        assert_eq!(id_problem(&"a".repeat(117)), None);
+        // `<id>-<unix time>-<uuid>` has at most 128 characters.
+        assert!(id_problem(&"a".repeat(81)).is_some_and(|p| p.contains("invalid AMI name")));
+        assert_eq!(id_problem(&"a".repeat(80)), None);
     }
 }

@@ -35,6 +35,9 @@ pub struct Defaults {
     pub instance_type: Option<String>,
     /// User Packer connects as over SSH, e.g. `ubuntu`.
     pub ssh_username: Option<String>,
+    /// Encrypt the image's EBS snapshots (Packer's `encrypt_boot`, with the account's
+    /// default KMS key). Default: `true`.
+    pub encrypt_boot: Option<bool>,
     /// Extra tags on every AMI and snapshot (a layer's own `tags` win).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
@@ -63,6 +66,9 @@ pub struct LayerDef {
     pub instance_type: Option<String>,
     /// SSH user (default: `defaults.ssh_username`).
     pub ssh_username: Option<String>,
+    /// Encrypt the image's EBS snapshots (default: `defaults.encrypt_boot`, else `true`).
+    /// `false` keeps them unencrypted, e.g. for an image shared with other accounts.
+    pub encrypt_boot: Option<bool>,
     /// Extra tags on this layer's AMI and snapshots, on top of `defaults.tags`.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,

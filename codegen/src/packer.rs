@@ -4,7 +4,12 @@
 //! layer's filter or, for a child, the newest of our own AMIs tagged with the parent's
 //! `Layer` and `Fingerprint`; the AMI tags (docs/design.md, "Tags") on the AMI and its snapshots;
 //! the layer's provisioners; and a `manifest` post-processor carrying commit and
-//! fingerprint. Variables `commit` and `parent` default to what generation knew.
+//! fingerprint, writing a file of the layer's own. Variables `commit` and `parent`
+//! default to what generation knew; `region` (the layer's), `profile` and
+//! `ec2_endpoint` (empty: Packer's defaults) are how `immutable_layered_ami` points
+//! Packer at the AWS the provider uses. AMI names end in a timestamp and a UUID, so
+//! two builds of one layer never collide; snapshots are encrypted unless the layer
+//! says `encrypt_boot = false`.
 //!
 //! A layer that bakes `immutable-agent` also gets variables `agent_binary` and
 //! `agent_unit` (where Packer finds the files), uploads of both and a shell step that
@@ -37,8 +42,27 @@ impl Format {
     }
 }
 
-/// Where the manifest post-processor writes, relative to Packer's working directory.
-pub const MANIFEST: &str = "manifest.json";
+/// Where the manifest post-processor of a layer writes, relative to Packer's working
+/// directory: a file per layer, so that layers built at once in one folder do not
+/// write into each other's.
+pub fn manifest_file(id: &str) -> String {
+    format!("manifest-{id}.json")
+}
+
+/// Packer's AMI name of a layer's image, before its UUID (`{{uuid}}` in JSON,
+/// `uuidv4()` in HCL2): `{{timestamp}}` alone collides when one layer is built twice
+/// in a second.
+fn ami_name_prefix(id: &str) -> String {
+    format!("{id}-{{{{timestamp}}}}-")
+}
+
+/// Variables through which `immutable_layered_ami` points Packer at the provider's
+/// AWS (it passes each one a template declares); their names are the provider's.
+const REGION_HELP: &str = "AWS region to build in (immutable_layered_ami passes its provider's region).";
+const PROFILE_HELP: &str = "AWS profile for Packer's AWS calls; empty: the default credential chain \
+                            (immutable_layered_ami passes its provider's profile when set).";
+const EC2_ENDPOINT_HELP: &str = "EC2 API endpoint, e.g. an emulator's; empty: AWS's \
+                                 (immutable_layered_ami passes its provider's endpoints.ec2 when set).";
 
 /// Path of a layer's template inside the output folder.
 pub fn template_path(id: &str, format: Format) -> PathBuf {
@@ -218,11 +242,14 @@ struct JsonBuilder<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     name: &'a str,
-    region: &'a str,
+    region: &'static str,
+    profile: &'static str,
+    custom_endpoint_ec2: &'static str,
     instance_type: &'a str,
     ssh_username: &'a str,
     ami_name: String,
     ami_description: &'a str,
+    encrypt_boot: bool,
     source_ami: &'static str,
     source_ami_filter: JsonFilter,
     tags: BTreeMap<String, String>,
@@ -241,7 +268,7 @@ struct JsonFilter {
 struct JsonManifest {
     #[serde(rename = "type")]
     kind: &'static str,
-    output: &'static str,
+    output: String,
     strip_path: bool,
     custom_data: BTreeMap<String, String>,
 }
@@ -254,7 +281,13 @@ pub fn json(cx: &Context<'_>, layer: &Layer) -> Result<String, serde_json::Error
     let tags = tags(cx, layer, JSON_COMMIT.into(), SOURCE_AMI.into());
     let Filter { filters, owners } = filter(cx, layer);
     let from_template = |rel: &str| format!("{{{{template_dir}}}}/{}", cx.seen_from_template(rel));
-    let mut variables = BTreeMap::from([("commit", cx.commit.to_owned()), ("parent", String::new())]);
+    let mut variables = BTreeMap::from([
+        ("commit", cx.commit.to_owned()),
+        ("parent", String::new()),
+        ("region", layer.region.clone()),
+        ("profile", String::new()),
+        ("ec2_endpoint", String::new()),
+    ]);
     let mut provisioners: Vec<ProvisionerDef> =
         layer.provisioners.iter().map(|p| with_paths(p, from_template)).collect();
     if let Some(agent) = &layer.agent {
@@ -284,11 +317,15 @@ pub fn json(cx: &Context<'_>, layer: &Layer) -> Result<String, serde_json::Error
         builders: [JsonBuilder {
             kind: "amazon-ebs",
             name: &layer.id,
-            region: &layer.region,
+            region: "{{user `region`}}",
+            profile: "{{user `profile`}}",
+            // An empty endpoint is no endpoint: Packer uses AWS's.
+            custom_endpoint_ec2: "{{user `ec2_endpoint`}}",
             instance_type: &layer.instance_type,
             ssh_username: &layer.ssh_username,
-            ami_name: format!("{}-{{{{timestamp}}}}", layer.id),
+            ami_name: format!("{}{{{{uuid}}}}", ami_name_prefix(&layer.id)),
             ami_description: &layer.name,
+            encrypt_boot: layer.encrypt_boot,
             source_ami: JSON_PARENT,
             source_ami_filter: JsonFilter { filters, owners, most_recent: true },
             snapshot_tags: tags.clone(),
@@ -298,7 +335,7 @@ pub fn json(cx: &Context<'_>, layer: &Layer) -> Result<String, serde_json::Error
         provisioners,
         post_processors: [JsonManifest {
             kind: "manifest",
-            output: MANIFEST,
+            output: manifest_file(&layer.id),
             strip_path: true,
             custom_data: custom_data(cx, layer, JSON_COMMIT.into()),
         }],
@@ -371,11 +408,18 @@ pub fn hcl(cx: &Context<'_>, layer: &Layer) -> String {
         )
     };
     let source = Block::new("source", &["amazon-ebs", &layer.id])
-        .attr("region", str(&layer.region))
+        .attr("region", Expr::Ref("var.region".into()))
+        .attr("profile", Expr::Ref("var.profile".into()))
+        // An empty endpoint is no endpoint: Packer uses AWS's.
+        .attr("custom_endpoint_ec2", Expr::Ref("var.ec2_endpoint".into()))
         .attr("instance_type", str(&layer.instance_type))
         .attr("ssh_username", str(&layer.ssh_username))
-        .attr("ami_name", str(&format!("{}-{{{{timestamp}}}}", layer.id)))
+        .attr(
+            "ami_name",
+            Expr::Template(vec![Part::Lit(ami_name_prefix(&layer.id)), Part::Interp("uuidv4()".into())]),
+        )
         .attr("ami_description", str(&layer.name))
+        .attr("encrypt_boot", Expr::Bool(layer.encrypt_boot))
         .attr("source_ami", Expr::Ref("var.parent".into()))
         .blank()
         .block(
@@ -459,7 +503,7 @@ pub fn hcl(cx: &Context<'_>, layer: &Layer) -> String {
     let custom = custom_data(cx, layer, String::new());
     build = build.blank().block(
         Block::new("post-processor", &["manifest"])
-            .attr("output", str(MANIFEST))
+            .attr("output", str(&manifest_file(&layer.id)))
             .attr("strip_path", Expr::Bool(true))
             .attr("custom_data", map_expr(&custom, &BTreeMap::from([("commit", commit_ref)]))),
     );
@@ -470,6 +514,12 @@ pub fn hcl(cx: &Context<'_>, layer: &Layer) -> String {
         variable("commit", cx.commit, "Full git commit of the image sources (the Commit tag)."),
         Item::Blank,
         variable("parent", "", "AMI id to build from; empty: the newest AMI that matches source_ami_filter."),
+        Item::Blank,
+        variable("region", &layer.region, REGION_HELP),
+        Item::Blank,
+        variable("profile", "", PROFILE_HELP),
+        Item::Blank,
+        variable("ec2_endpoint", "", EC2_ENDPOINT_HELP),
         Item::Blank,
     ];
     if let Some(agent) = &layer.agent {

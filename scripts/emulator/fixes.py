@@ -356,6 +356,49 @@ def patch_created_images_are_ebs() -> None:
     ami_models.AmiBackend.create_image = create_image
     ami_models.Ami.block_device_mappings = property(block_device_mappings)
 
+    # CopyImage keeps what the image is: "Copies the specified AMI from the specified
+    # source Region to the current Region", with "Encrypted: Specifies whether the
+    # destination snapshots of the copied image should be encrypted" (Amazon EC2 API
+    # Reference, CopyImage,
+    # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CopyImage.html). Moto
+    # makes the copy a "standard" image with its made-up volume; Packer's amazon-ebs
+    # builder copies the image it built when `encrypt_boot` is set, and that copy is
+    # the layer's AMI. Here the copy has the source's root device and block device
+    # mapping, encrypted when asked.
+    import moto.ec2.responses.amis as ami_responses
+
+    original_copy = ami_models.AmiBackend.copy_image
+    original_copy_response = ami_responses.AmisResponse.copy_image
+    asked = threading.local()
+
+    def copy_image_response(self):  # type: ignore[no-untyped-def]
+        asked.encrypted = str(self._get_param("Encrypted") or "").lower() == "true"
+        try:
+            return original_copy_response(self)
+        finally:
+            asked.encrypted = False
+
+    def copy_image(self, source_image_id, source_region, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from moto.ec2.models import ec2_backends
+
+        copy = original_copy(self, source_image_id, source_region, *args, **kwargs)
+        source = ec2_backends[self.account_id][source_region].describe_images(ami_ids=[source_image_id])[0]
+        copy.root_device_type = source.root_device_type
+        copy.root_device_name = source.root_device_name
+        mappings = source.__dict__.get("_immutable_block_device_mappings")
+        if mappings is not None:
+            encrypted = getattr(asked, "encrypted", False)
+            copy.__dict__["_immutable_block_device_mappings"] = [
+                {**m, "Ebs": {**m["Ebs"], "Encrypted": bool(m["Ebs"].get("Encrypted")) or encrypted}}
+                if "Ebs" in m
+                else dict(m)
+                for m in mappings
+            ]
+        return copy
+
+    ami_models.AmiBackend.copy_image = copy_image
+    ami_responses.AmisResponse.copy_image = copy_image_response
+
 
 # DescribeImages with image ids applies its owners and filters too.
 #
@@ -968,7 +1011,7 @@ PATCHES: list[tuple[str, Callable[[], None]]] = [
     ("cancelling unknown Spot Fleet requests", patch_cancel_unknown_fleets),
     ("tags of Spot Fleet requests after their creation", patch_fleet_request_tags),
     ("launch template versions based on a source version", patch_launch_template_source_version),
-    ("EBS-backed images from CreateImage", patch_created_images_are_ebs),
+    ("EBS-backed images from CreateImage, kept by CopyImage", patch_created_images_are_ebs),
     ("owners and filters with image ids on DescribeImages", patch_describe_images_by_id_and_filters),
     ("image descriptions on ModifyImageAttribute", patch_image_description),
     ("On-Demand capacity of Spot Fleet requests", patch_fleet_on_demand_capacity),

@@ -334,7 +334,10 @@ fn packer_builder_runs_the_template_and_reads_the_manifest() {
         std::fs::read_to_string(workdir.path().join("bin/invocations.log")).expect("invocations");
     assert_eq!(
         invocations.trim(),
-        format!("build -color=false -var commit={} -var parent={upstream} images/base.json", commit('d'))
+        format!(
+            "build -machine-readable -color=false -var commit={} -var parent={upstream} images/base.json",
+            commit('d')
+        )
     );
     let manifest: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(workdir.path().join("manifest.json")).expect("manifest"),

@@ -251,6 +251,13 @@ fn a_child_layer_pinned_to_a_parent_outside_its_lineage_is_refused() {
         assert_eq!(get("Fingerprint"), Some(child.fingerprint.as_str()), "{tags:?}");
         assert_eq!(get("Commit"), Some(commit.as_str()), "{tags:?}");
         assert_eq!(image.root_device_type(), Some(&DeviceType::Ebs), "{image:?}");
+        let root = image
+            .block_device_mappings()
+            .iter()
+            .find(|m| m.device_name() == image.root_device_name())
+            .and_then(|m| m.ebs())
+            .expect("the root volume's mapping");
+        assert_eq!(root.encrypted(), Some(true), "the template encrypts the boot volume: {image:?}");
         assert_eq!(image.description(), Some(child.description.as_str()), "{image:?}");
         let builders = tests::builder_instances(&ec2, &["pending", "running", "stopping", "stopped"])
             .await

@@ -11,6 +11,7 @@ mod emulator_imds;
 mod emulator_spot;
 mod emulator_throttling;
 mod endpoints;
+mod examples;
 mod faults;
 mod functions;
 mod layered_ami;

@@ -161,7 +161,12 @@ fn the_json_template_uploads_installs_and_enables_the_agent() {
     };
 
     let base = template("base");
-    assert_eq!(base["variables"], serde_json::json!({ "commit": COMMIT, "parent": "" }));
+    assert_eq!(
+        base["variables"],
+        serde_json::json!({
+            "commit": COMMIT, "parent": "", "region": "eu-west-1", "profile": "", "ec2_endpoint": ""
+        })
+    );
     assert!(base.get("provisioners").is_none(), "{base}");
 
     let web = template("web");

@@ -83,6 +83,21 @@ fn validate(layers_file: &std::path::Path, format: Format) -> tempfile::TempDir 
             elsewhere.path(),
             &["validate", "-var", &format!("commit={COMMIT}"), "-var", "parent=ami-0123456789abcdef0", path],
         );
+        // What immutable_layered_ami passes when its provider has a profile and an
+        // EC2 endpoint: the template declares every variable.
+        run_packer(
+            elsewhere.path(),
+            &[
+                "validate",
+                "-var",
+                "region=us-east-1",
+                "-var",
+                "profile=ops",
+                "-var",
+                "ec2_endpoint=http://127.0.0.1:5000",
+                path,
+            ],
+        );
     }
     out
 }

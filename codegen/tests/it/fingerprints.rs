@@ -84,6 +84,43 @@ fn a_setting_changes_the_fingerprint_but_the_commit_does_not() {
 }
 
 #[test]
+fn encrypt_boot_is_on_unless_a_layer_opts_out_and_counts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(&example_dir(), dir.path());
+    let file = dir.path().join("layers.toml");
+    let text = std::fs::read_to_string(&file).expect("read");
+    let with = |extra: &str| {
+        let layer = "id = \"rails-base\"\n";
+        std::fs::write(&file, text.replace(layer, &format!("{layer}{extra}"))).expect("write");
+        let layers = codegen::layers::load(&file).expect("loads");
+        let encrypted: Vec<(String, bool)> =
+            layers.layers.iter().map(|l| (l.id.clone(), l.encrypt_boot)).collect();
+        (fingerprints(&file), encrypted)
+    };
+    let (default, encrypted) = with("");
+    assert!(encrypted.iter().all(|(_, on)| *on), "{encrypted:?}");
+    // Saying the default changes nothing.
+    assert_eq!(with("encrypt_boot = true\n").0, default);
+    // Opting out: another image, so another fingerprint, for the layer and its descendants.
+    let (opted_out, encrypted) = with("encrypt_boot = false\n");
+    let off: Vec<&str> = encrypted.iter().filter(|(_, on)| !on).map(|(id, _)| id.as_str()).collect();
+    assert_eq!(off, ["rails-base"]);
+    let changed: Vec<&str> =
+        default.keys().filter(|id| default[*id] != opted_out[*id]).map(String::as_str).collect();
+    assert_eq!(changed, ["demo-web-app", "rails-base"]);
+    // `[defaults]` opts every layer out; a layer's own setting wins.
+    let text = text.replace("[defaults]\n", "[defaults]\nencrypt_boot = false\n");
+    std::fs::write(&file, &text).expect("write");
+    let layers = codegen::layers::load(&file).expect("loads");
+    assert!(layers.layers.iter().all(|l| !l.encrypt_boot));
+    let layer = "id = \"rails-base\"\n";
+    std::fs::write(&file, text.replace(layer, &format!("{layer}encrypt_boot = true\n"))).expect("write");
+    let layers = codegen::layers::load(&file).expect("loads");
+    let on: Vec<&str> = layers.layers.iter().filter(|l| l.encrypt_boot).map(|l| l.id.as_str()).collect();
+    assert_eq!(on, ["rails-base"]);
+}
+
+#[test]
 fn plan_changed_since_keeps_changed_layers_and_descendants() {
     let repo = repo_with(&example_dir());
     let images = repo.path().join("images");

@@ -34,6 +34,11 @@ pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub region: String,
+    /// The provider block's `profile`, when set (Packer gets it as `-var profile=...`).
+    pub profile: Option<String>,
+    /// The provider block's `endpoints.ec2`, when set (Packer gets it as
+    /// `-var ec2_endpoint=...`).
+    pub ec2_endpoint: Option<String>,
     pub default_tags: BTreeMap<String, String>,
     /// Describe calls shared by concurrent reads.
     pub reads: std::sync::Arc<reads::Reads>,
@@ -93,6 +98,7 @@ impl Clients {
                 $service::Client::from_conf(config.build())
             }};
         }
+        let ec2_endpoint = endpoints.ec2.clone();
         let ec2 = client!(aws_sdk_ec2, endpoints.ec2);
         let elbv2 = client!(aws_sdk_elasticloadbalancingv2, endpoints.elbv2);
         Ok(Self {
@@ -102,6 +108,8 @@ impl Clients {
             iam: client!(aws_sdk_iam, endpoints.iam),
             cloudwatch: client!(aws_sdk_cloudwatch, endpoints.cloudwatch),
             region,
+            profile: model.profile.known().cloned(),
+            ec2_endpoint,
             default_tags: model.default_tags.known().cloned().unwrap_or_default(),
             credentials: sdk.credentials_provider(),
         })
@@ -128,6 +136,8 @@ impl Clients {
             iam,
             cloudwatch,
             region,
+            profile: None,
+            ec2_endpoint: None,
             default_tags: BTreeMap::new(),
             credentials: None,
         }

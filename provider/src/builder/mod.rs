@@ -70,11 +70,11 @@ impl Builder {
     pub async fn build(
         &self,
         ec2: &aws_sdk_ec2::Client,
-        region: &str,
+        aws: &AwsTarget,
         request: &BuildRequest,
     ) -> Result<String, BuildError> {
         let ami = match self {
-            Builder::Packer(spec) => spec.build(ec2, region, request).await?,
+            Builder::Packer(spec) => spec.build(ec2, aws, request).await?,
             Builder::Native(spec) => spec.build(ec2, request).await?,
         };
         // A template's own `Name` stands unless the configuration names the layer.
@@ -84,6 +84,27 @@ impl Builder {
         };
         check_and_complete_tags(ec2, &ami, &request.tags, soft).await?;
         Ok(ami)
+    }
+}
+
+/// Where the provider talks to AWS, for a builder with its own AWS client (Packer,
+/// which gets these as template variables).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AwsTarget {
+    pub region: String,
+    /// The provider block's `profile`, when set.
+    pub profile: Option<String>,
+    /// The provider block's `endpoints.ec2`, when set.
+    pub ec2_endpoint: Option<String>,
+}
+
+impl From<&crate::aws::Clients> for AwsTarget {
+    fn from(clients: &crate::aws::Clients) -> Self {
+        Self {
+            region: clients.region.clone(),
+            profile: clients.profile.clone(),
+            ec2_endpoint: clients.ec2_endpoint.clone(),
+        }
     }
 }
 

@@ -1,12 +1,16 @@
 //! The Packer builder: runs the configured command (default `packer build`) on the
-//! layer's template with `-var commit=...` and `-var parent=...`, streams Packer's
-//! output into the provider log, and reads the AMI id from the manifest
-//! post-processor's output (the last build of the run, `artifact_id` = `region:ami-id`).
+//! layer's template with `-machine-readable`, `-var commit=...` and `-var parent=...`
+//! (and the provider's region, profile and EC2 endpoint for a template that declares
+//! `region`, `profile` or `ec2_endpoint`), streams what Packer says into the provider
+//! log, and takes the AMI id from the artifacts this run of Packer listed
+//! (`artifact,<n>,id,<region>:<ami-id>`). A run that listed none (a wrapper that drops
+//! `-machine-readable`) falls back to the manifest post-processor's output (the last
+//! build of the run, `artifact_id` = `region:ami-id`).
 
-use super::{BuildError, BuildRequest};
+use super::{AwsTarget, BuildError, BuildRequest};
 use crate::wait::WaitError;
 use serde::Deserialize;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -21,6 +25,13 @@ pub const DEFAULT_MANIFEST: &str = "packer-manifest.json";
 const INTERRUPT_GRACE: Duration = Duration::from_secs(120);
 /// Lines of Packer's output quoted in an error.
 const TAIL_LINES: usize = 15;
+
+/// Template variables the provider sets when the template declares them
+/// (`immutable-codegen` declares all three): the provider's region, and its profile
+/// and EC2 endpoint when it has them.
+pub const VAR_REGION: &str = "region";
+pub const VAR_PROFILE: &str = "profile";
+pub const VAR_EC2_ENDPOINT: &str = "ec2_endpoint";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackerSpec {
@@ -56,10 +67,13 @@ impl PackerSpec {
     pub(super) async fn build(
         &self,
         ec2: &aws_sdk_ec2::Client,
-        region: &str,
+        aws: &AwsTarget,
         request: &BuildRequest,
     ) -> Result<String, BuildError> {
         let layer = request.layer.as_str();
+        let region = aws.region.as_str();
+        let template = self.read_template()?;
+        let aws_vars = aws_vars(&declared_variables(&String::from_utf8_lossy(&template)), aws);
         let manifest = self.manifest_path()?;
         let previous_run = read_manifest(&manifest).ok().and_then(|m| m.last_run_uuid);
         let Some((program, leading)) = self.command.split_first() else {
@@ -69,16 +83,17 @@ impl PackerSpec {
         let mut command = Command::new(program);
         command
             .args(leading)
+            .arg("-machine-readable")
             .arg("-color=false")
             .arg("-var")
             .arg(format!("commit={}", request.commit))
             .arg("-var")
-            .arg(format!("parent={}", request.parent.ami_id))
-            .arg(&self.template)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        tracing::info!(layer, command = ?self.command, template = %self.template.display(), parent = %request.parent.ami_id, "running Packer");
+            .arg(format!("parent={}", request.parent.ami_id));
+        for var in &aws_vars {
+            command.arg("-var").arg(var);
+        }
+        command.arg(&self.template).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        tracing::info!(layer, command = ?self.command, template = %self.template.display(), parent = %request.parent.ami_id, vars = ?aws_vars, "running Packer");
         let mut running = Running(Some(
             command.spawn().map_err(|e| BuildError::Packer(format!("starting {program:?}: {e}")))?,
         ));
@@ -119,8 +134,19 @@ impl PackerSpec {
                 lines.join("\n")
             )));
         }
-        let ami = artifact_from_manifest(&manifest, previous_run.as_deref(), region)?;
-        tracing::info!(layer, ami = %ami, manifest = %manifest.display(), "Packer built the image");
+        let artifacts = tail.lock().map(|t| t.artifacts.clone()).unwrap_or_default();
+        let listed = ami_from_artifacts(&artifacts, region).map_err(BuildError::Packer)?;
+        let ami = match listed {
+            Some(ami) => {
+                tracing::info!(layer, ami = %ami, "Packer built the image");
+                ami
+            }
+            None => {
+                let ami = artifact_from_manifest(&manifest, previous_run.as_deref(), region)?;
+                tracing::info!(layer, ami = %ami, manifest = %manifest.display(), "Packer built the image (from its manifest)");
+                ami
+            }
+        };
         crate::aws::images::wait_image_available(ec2, &ami, limits).await?;
         Ok(ami)
     }
@@ -164,6 +190,25 @@ async fn interrupt(child: &mut tokio::process::Child) {
 struct Output {
     tail: VecDeque<String>,
     errors: Vec<String>,
+    /// The artifacts this run listed (`-machine-readable`).
+    artifacts: Vec<Artifact>,
+}
+
+impl Output {
+    /// One line of what a person would have read.
+    fn said(&mut self, line: &str) {
+        let trimmed = line.trim();
+        if is_build_error(trimmed)
+            && !self.errors.iter().any(|e| e == trimmed)
+            && self.errors.len() < TAIL_LINES
+        {
+            self.errors.push(trimmed.to_owned());
+        }
+        if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line.to_owned());
+    }
 }
 
 /// The lines in which Packer says why a build failed: `Build 'amazon-ebs' errored
@@ -175,22 +220,164 @@ fn is_build_error(line: &str) -> bool {
 
 async fn stream_lines(reader: impl tokio::io::AsyncRead + Unpin, layer: String, tail: Arc<Mutex<Output>>) {
     let mut lines = BufReader::new(reader).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        tracing::info!(layer = %layer, "packer: {line}");
-        if let Ok(mut output) = tail.lock() {
-            let trimmed = line.trim();
-            if is_build_error(trimmed)
-                && !output.errors.iter().any(|e| e == trimmed)
-                && output.errors.len() < TAIL_LINES
-            {
-                output.errors.push(trimmed.to_owned());
+    while let Ok(Some(raw)) = lines.next_line().await {
+        let Some(line) = MachineLine::parse(&raw) else {
+            // Not machine-readable: a command that does not pass the flag on, or a
+            // plugin writing to stderr.
+            tracing::info!(layer = %layer, "packer: {raw}");
+            if let Ok(mut output) = tail.lock() {
+                output.said(&raw);
             }
-            if output.tail.len() == TAIL_LINES {
-                output.tail.pop_front();
+            continue;
+        };
+        if let Some(text) = line.ui_text() {
+            for said in text.lines().filter(|l| !l.trim().is_empty()) {
+                tracing::info!(layer = %layer, "packer: {said}");
+                if let Ok(mut output) = tail.lock() {
+                    output.said(said);
+                }
             }
-            output.tail.push_back(line);
+        } else if let Some(artifact) = line.artifact() {
+            tracing::debug!(layer = %layer, build = %artifact.build, id = %artifact.id, "packer artifact");
+            if let Ok(mut output) = tail.lock() {
+                output.artifacts.push(artifact);
+            }
+        } else {
+            tracing::debug!(layer = %layer, "packer: {raw}");
         }
     }
+}
+
+/// One line of `packer -machine-readable`: `timestamp,target,type,data...`, with the
+/// commas inside a field written `%!(PACKER_COMMA)` and its newlines `\n`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MachineLine {
+    /// The build the line is about (the builder's name); empty for `ui` lines.
+    pub target: String,
+    pub kind: String,
+    pub data: Vec<String>,
+}
+
+impl MachineLine {
+    /// The line, or `None` when it is not machine-readable output.
+    pub fn parse(line: &str) -> Option<Self> {
+        let mut fields = line.trim_end_matches('\r').split(',');
+        let timestamp = fields.next()?;
+        if timestamp.is_empty() || !timestamp.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let target = unescape(fields.next()?);
+        let kind = unescape(fields.next()?);
+        if kind.is_empty() {
+            return None;
+        }
+        Some(Self { target, kind, data: fields.map(unescape).collect() })
+    }
+
+    /// What Packer would have printed without `-machine-readable` (`ui` lines:
+    /// `say`, `message`, `error`), possibly several lines.
+    pub fn ui_text(&self) -> Option<&str> {
+        match (self.kind.as_str(), self.data.as_slice()) {
+            ("ui", [level, text, ..]) if matches!(level.as_str(), "say" | "message" | "error") => Some(text),
+            _ => None,
+        }
+    }
+
+    /// An artifact's id: `artifact,<n>,id,<id>`.
+    pub fn artifact(&self) -> Option<Artifact> {
+        match (self.kind.as_str(), self.data.as_slice()) {
+            ("artifact", [index, key, id, ..])
+                if key == "id" && !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Some(Artifact { build: self.target.clone(), id: id.clone() })
+            }
+            _ => None,
+        }
+    }
+}
+
+fn unescape(field: &str) -> String {
+    field.replace("%!(PACKER_COMMA)", ",").replace("\\n", "\n").replace("\\r", "\r")
+}
+
+/// An artifact Packer listed at the end of a run: the build that made it and its id
+/// (for `amazon-ebs`, `region:ami-id`, comma-separated when copied to other regions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Artifact {
+    pub build: String,
+    pub id: String,
+}
+
+/// The AMI in `region` among the artifacts of this run: `Ok(None)` when none names
+/// an AMI (the manifest then says), an error when they name several. Packer lists an
+/// artifact once per post-processor that keeps it (e.g. `manifest`), so the same AMI
+/// counts once.
+pub fn ami_from_artifacts(artifacts: &[Artifact], region: &str) -> Result<Option<String>, String> {
+    let mut found: Vec<(&str, String, bool)> = Vec::new();
+    for artifact in artifacts {
+        let Some(ami) = ami_from_artifact(&artifact.id, region) else { continue };
+        if found.iter().any(|(_, seen, _)| *seen == ami) {
+            continue;
+        }
+        let in_region = artifact.id.split(',').any(|p| p.trim().starts_with(&format!("{region}:")));
+        found.push((&artifact.build, ami, in_region));
+    }
+    // An AMI named with this region wins over one a build made elsewhere.
+    if found.iter().any(|(_, _, in_region)| *in_region) {
+        found.retain(|(_, _, in_region)| *in_region);
+    }
+    match found.as_slice() {
+        [] => Ok(None),
+        [(_, ami, _)] => Ok(Some(ami.clone())),
+        several => Err(format!(
+            "the Packer run built several AMIs in {region} ({}); the template must build one image",
+            several
+                .iter()
+                .map(|(build, ami, _)| format!("{ami} by build {build:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// The variables a template declares: JSON `variables`, HCL2 `variable "name"`
+/// blocks (read line by line, as `immutable-codegen` and `packer fmt` write them).
+pub fn declared_variables(template: &str) -> BTreeSet<String> {
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(template) {
+        return json
+            .get("variables")
+            .and_then(|v| v.as_object())
+            .map(|vars| vars.keys().cloned().collect())
+            .unwrap_or_default();
+    }
+    template
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim_start().strip_prefix("variable")?;
+            if !rest.starts_with([' ', '\t', '"']) {
+                return None;
+            }
+            let rest = rest.trim_start();
+            let name = match rest.strip_prefix('"') {
+                Some(quoted) => quoted.split('"').next()?,
+                None => rest.split(|c: char| c.is_whitespace() || c == '{').next()?,
+            };
+            (!name.is_empty()).then(|| name.to_owned())
+        })
+        .collect()
+}
+
+/// The `-var` values for the provider's AWS settings that the template declares:
+/// Packer refuses an undeclared variable in HCL2 templates.
+pub fn aws_vars(declared: &BTreeSet<String>, aws: &AwsTarget) -> Vec<String> {
+    [
+        (VAR_REGION, Some(aws.region.as_str()).filter(|r| !r.is_empty())),
+        (VAR_PROFILE, aws.profile.as_deref()),
+        (VAR_EC2_ENDPOINT, aws.ec2_endpoint.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some(format!("{name}={}", value?)).filter(|_| declared.contains(name)))
+    .collect()
 }
 
 /// Packer's manifest post-processor output.
@@ -332,6 +519,142 @@ mod tests {
         assert!(!is_build_error("--> amazon-ebs: Build 'x' finished."));
     }
 
+    /// What `packer -machine-readable build` printed for a template with an
+    /// `amazon-ebs` build, a `null` build and a manifest post-processor (Packer 1.6.6
+    /// lists each artifact once more for the post-processor that kept it).
+    const RUN: &str = "\
+1795975282,,ui,say,==> web: Creating AMI web-1795975282 from instance i-1
+1795975282,,ui,message,    web: AMI: ami-0123%!(PACKER_COMMA) tagged
+1795975282,,ui,say,\\n==> Builds finished. The artifacts of successful builds are:
+1795975282,web,artifact-count,2
+1795975282,web,artifact,0,builder-id,mitchellh.amazonebs
+1795975282,web,artifact,0,id,eu-west-1:ami-0123
+1795975282,web,artifact,0,string,AMIs were created:\\neu-west-1: ami-0123\\n
+1795975282,web,artifact,0,files-count,0
+1795975282,web,artifact,0,end
+1795975282,web,artifact,1,id,eu-west-1:ami-0123
+1795975282,other,artifact,0,id,Null
+1795975282,,ui,say,--> web: AMIs were created:
+";
+
+    fn lines(text: &str) -> Vec<MachineLine> {
+        text.lines().filter_map(MachineLine::parse).collect()
+    }
+
+    fn artifacts(text: &str) -> Vec<Artifact> {
+        lines(text).iter().filter_map(MachineLine::artifact).collect()
+    }
+
+    #[test]
+    fn machine_readable_lines_carry_what_packer_said() {
+        let parsed = lines(RUN);
+        assert_eq!(parsed.len(), 12);
+        let said: Vec<&str> = parsed.iter().filter_map(MachineLine::ui_text).collect();
+        assert_eq!(
+            said,
+            [
+                "==> web: Creating AMI web-1795975282 from instance i-1",
+                "    web: AMI: ami-0123, tagged",
+                "\n==> Builds finished. The artifacts of successful builds are:",
+                "--> web: AMIs were created:",
+            ]
+        );
+        let error = MachineLine::parse(
+            "1,,ui,error,Build 'web' errored after 2 seconds: No AMI%!(PACKER_COMMA) sorry\\n",
+        );
+        let text = error.as_ref().and_then(MachineLine::ui_text);
+        assert_eq!(text, Some("Build 'web' errored after 2 seconds: No AMI, sorry\n"));
+        assert!(text.is_some_and(|t| is_build_error(t.trim())));
+    }
+
+    #[test]
+    fn other_output_is_not_machine_readable() {
+        for line in [
+            "==> amazon-ebs: Creating AMI",
+            "",
+            "1795975282",
+            "1795975282,web",
+            "1795975282,web,",
+            "17959x5282,web,artifact,0,id,eu-west-1:ami-1",
+            ",web,artifact,0,id,eu-west-1:ami-1",
+        ] {
+            assert_eq!(MachineLine::parse(line), None, "{line:?}");
+        }
+        // Machine-readable, but no artifact id.
+        for line in [
+            "1,web,artifact,0,id",
+            "1,web,artifact,x,id,eu-west-1:ami-1",
+            "1,web,artifact,0,builder-id,eu-west-1:ami-1",
+            "1,web,artifact-count,1",
+            "1,,ui,say",
+        ] {
+            let parsed = MachineLine::parse(line);
+            assert!(parsed.is_some(), "{line:?}");
+            assert_eq!(parsed.as_ref().and_then(MachineLine::artifact), None, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn the_run_s_own_artifact_names_the_ami() {
+        let found = artifacts(RUN);
+        assert_eq!(found.len(), 3);
+        assert_eq!(found[2], Artifact { build: "other".into(), id: "Null".into() });
+        assert_eq!(ami_from_artifacts(&found, "eu-west-1"), Ok(Some("ami-0123".to_owned())));
+        // Copied to other regions: the one in the provider's region.
+        let copied = artifacts("1,web,artifact,0,id,us-east-1:ami-2%!(PACKER_COMMA)eu-west-1:ami-1\n");
+        assert_eq!(ami_from_artifacts(&copied, "eu-west-1"), Ok(Some("ami-1".to_owned())));
+        // Nothing that names an AMI: the manifest decides.
+        assert_eq!(ami_from_artifacts(&artifacts("1,n,artifact,0,id,Null\n"), "eu-west-1"), Ok(None));
+        assert_eq!(ami_from_artifacts(&[], "eu-west-1"), Ok(None));
+    }
+
+    #[test]
+    fn several_amis_in_one_run_are_an_error() {
+        let two = artifacts("1,a,artifact,0,id,eu-west-1:ami-1\n1,b,artifact,0,id,eu-west-1:ami-2\n");
+        let error = ami_from_artifacts(&two, "eu-west-1").expect_err("two AMIs");
+        assert!(error.contains("ami-1 by build \"a\"") && error.contains("ami-2 by build \"b\""), "{error}");
+        // A build in the provider's region wins over one elsewhere.
+        let elsewhere = artifacts("1,a,artifact,0,id,us-east-1:ami-1\n1,b,artifact,0,id,eu-west-1:ami-2\n");
+        assert_eq!(ami_from_artifacts(&elsewhere, "eu-west-1"), Ok(Some("ami-2".to_owned())));
+    }
+
+    #[test]
+    fn declared_variables_of_json_and_hcl_templates() {
+        let json = r#"{"variables":{"commit":"","region":"eu-west-1"},"builders":[]}"#;
+        assert_eq!(declared_variables(json), BTreeSet::from(["commit".into(), "region".into()]));
+        assert!(declared_variables(r#"{"builders":[]}"#).is_empty());
+        let hcl = "variable \"commit\" {\n  type = string\n}\n\nvariable profile {}\n  variable   \"ec2_endpoint\"{\n}\nvariables {\n}\nsource \"amazon-ebs\" \"x\" {\n  region = var.region\n}\n";
+        assert_eq!(
+            declared_variables(hcl),
+            BTreeSet::from(["commit".into(), "profile".into(), "ec2_endpoint".into()])
+        );
+    }
+
+    #[test]
+    fn only_declared_aws_variables_are_passed() {
+        let all = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<BTreeSet<String>>();
+        let aws = AwsTarget {
+            region: "eu-west-1".into(),
+            profile: Some("ops".into()),
+            ec2_endpoint: Some("http://127.0.0.1:5000".into()),
+        };
+        assert_eq!(
+            aws_vars(&all(&["commit", "parent", "region", "profile", "ec2_endpoint"]), &aws),
+            ["region=eu-west-1", "profile=ops", "ec2_endpoint=http://127.0.0.1:5000"]
+        );
+        assert_eq!(aws_vars(&all(&["commit", "parent"]), &aws), Vec::<String>::new());
+        assert_eq!(
+            aws_vars(&all(&["region", "ec2_endpoint"]), &aws),
+            ["region=eu-west-1", "ec2_endpoint=http://127.0.0.1:5000"]
+        );
+        // Unset settings are not passed: the template's defaults stand.
+        let region_only = AwsTarget { region: "eu-west-1".into(), ..AwsTarget::default() };
+        assert_eq!(
+            aws_vars(&all(&["region", "profile", "ec2_endpoint"]), &region_only),
+            ["region=eu-west-1"]
+        );
+    }
+
     const FP: &str = "5736a4ecb4d1114b73a8df798dddce6fe381a25d5cbbbc213b4e30d87183acab";
 
     #[test]
@@ -363,6 +686,20 @@ mod tests {
         let Ok(template) = std::fs::read(&path) else { return };
         let found = template_fingerprint(&template);
         assert!(matches!(found, Ok(Some(_))), "{found:?}");
+    }
+
+    /// `immutable-codegen` declares every variable the provider may pass, and writes
+    /// a manifest of the layer's own.
+    #[test]
+    fn generated_templates_declare_the_aws_variables() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/out/rails-base/packer.json");
+        let Ok(template) = std::fs::read_to_string(&path) else { return };
+        let declared = declared_variables(&template);
+        for name in ["commit", "parent", VAR_REGION, VAR_PROFILE, VAR_EC2_ENDPOINT] {
+            assert!(declared.contains(name), "{name}: {declared:?}");
+        }
+        assert_eq!(manifest_output(&template).as_deref(), Some("manifest-rails-base.json"));
     }
 
     #[test]

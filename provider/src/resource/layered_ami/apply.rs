@@ -6,7 +6,7 @@ use super::model::Model;
 use super::schema::TIMEOUTS;
 use crate::aws::images::{self, Identity, Image};
 use crate::aws::{Clients, instances};
-use crate::builder::{BuildError, BuildRequest};
+use crate::builder::{AwsTarget, BuildError, BuildRequest};
 use crate::wait::Limits;
 use std::collections::BTreeMap;
 use tfplugin::diag::Diagnostics;
@@ -100,7 +100,7 @@ pub async fn converge(
                 limits: Limits::new(limit, &ctx.stop),
             };
             tracing::info!(layer, commit = %identity.commit, parent = %parent.ami_id, fingerprint = %fingerprint, "building layer");
-            let ami = match builder.build(&clients.ec2, &clients.region, &request).await {
+            let ami = match builder.build(&clients.ec2, &AwsTarget::from(clients), &request).await {
                 Ok(ami) => ami,
                 Err(e) => {
                     build_failed(diags, &layer, &identity, &e);
