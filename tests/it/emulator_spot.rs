@@ -511,6 +511,25 @@ async fn launched(ec2: &aws_sdk_ec2::Client, fleet: &str) -> Vec<String> {
         .collect()
 }
 
+/// A target group `name` (HTTP, port 80) in the account's first VPC; its ARN.
+async fn target_group(
+    ec2: &aws_sdk_ec2::Client,
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    name: &str,
+) -> String {
+    let vpcs = ec2.describe_vpcs().send().await.expect("DescribeVpcs");
+    let group = elb
+        .create_target_group()
+        .name(name)
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(vpcs.vpcs()[0].vpc_id().expect("vpc id"))
+        .send()
+        .await
+        .expect("CreateTargetGroup");
+    group.target_groups()[0].target_group_arn().expect("group arn").to_owned()
+}
+
 /// A maintain fleet with its replacement of lost instances switched on (the account's
 /// Spot behaviour, without random interruptions) and the scaled clock.
 fn replacing_account() -> Account {
@@ -748,17 +767,7 @@ async fn a_watch_sees_a_drained_shrink_keep_the_remaining_targets_healthy() {
     let config = account.sdk_config().await;
     let (ec2, elb) =
         (aws_sdk_ec2::Client::new(&config), aws_sdk_elasticloadbalancingv2::Client::new(&config));
-    let vpcs = ec2.describe_vpcs().send().await.expect("DescribeVpcs");
-    let group = elb
-        .create_target_group()
-        .name("web")
-        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
-        .port(80)
-        .vpc_id(vpcs.vpcs()[0].vpc_id().expect("vpc id"))
-        .send()
-        .await
-        .expect("CreateTargetGroup");
-    let group = group.target_groups()[0].target_group_arn().expect("group arn").to_owned();
+    let group = target_group(&ec2, &elb, "web").await;
     let targets = |ids: &[String]| {
         ids.iter().map(|id| TargetDescription::builder().id(id).port(80).build()).collect::<Vec<_>>()
     };
@@ -809,17 +818,7 @@ async fn a_fleet_registers_its_instances_and_their_replacements_in_its_target_gr
     let config = account.sdk_config().await;
     let (ec2, elb) =
         (aws_sdk_ec2::Client::new(&config), aws_sdk_elasticloadbalancingv2::Client::new(&config));
-    let vpcs = ec2.describe_vpcs().send().await.expect("DescribeVpcs");
-    let group = elb
-        .create_target_group()
-        .name("fleet-registered")
-        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
-        .port(80)
-        .vpc_id(vpcs.vpcs()[0].vpc_id().expect("vpc id"))
-        .send()
-        .await
-        .expect("CreateTargetGroup");
-    let group = group.target_groups()[0].target_group_arn().expect("group arn").to_owned();
+    let group = target_group(&ec2, &elb, "fleet-registered").await;
     let registered = || async {
         let health = elb.describe_target_health().target_group_arn(&group).send().await.expect("health");
         let mut ids: Vec<String> = health

@@ -84,22 +84,17 @@ impl Runner<'_> {
                     record.healthy();
                 }
             }
-            if !stop_seen && self.limits.stop.is_cancelled() && advancing {
+            // A rollback under way finishes whatever Terraform asks: only an advancing
+            // rollout (which rolls back) and a committed one (which skips the rest of
+            // the drain) hear the stop.
+            if !stop_seen && self.limits.stop.is_cancelled() && (advancing || rollout.green_is_healthy()) {
                 stop_seen = true;
                 tracing::warn!(app = %app, "stop requested during {}", rollout.phase_name());
-                rollout.observe(Observation::StopRequested);
-            } else if !stop_seen && self.limits.stop.is_cancelled() && rollout.green_is_healthy() {
-                stop_seen = true;
                 rollout.observe(Observation::StopRequested);
             }
             let now = Instant::now();
             let late = (rollout.awaits_health() && now >= health_deadline) || now >= self.limits.deadline;
-            if !deadline_seen
-                && late
-                && advancing
-                && !rollout.is_rolling_back()
-                && !rollout.green_is_healthy()
-            {
+            if !deadline_seen && late && advancing {
                 deadline_seen = true;
                 tracing::warn!(app = %app, "deadline passed during {}", rollout.phase_name());
                 rollout.observe(Observation::DeadlinePassed);
@@ -713,6 +708,18 @@ mod mocked {
         Limits::new(Duration::from_secs(60), &CancellationToken::new())
     }
 
+    /// A runner with a minute to go, no alarm gates.
+    fn runner<'a>(clients: &'a Clients, capacity: &'a SpotFleet, spec: &'a GroupSpec) -> Runner<'a> {
+        Runner {
+            clients,
+            capacity,
+            spec,
+            limits: limits(),
+            health_timeout: Duration::from_secs(60),
+            alarms: &[],
+        }
+    }
+
     /// The account lists no fleet (nothing to adopt).
     fn no_fleets() -> aws_smithy_mocks::Rule {
         mock!(Ec2::describe_spot_fleet_requests)
@@ -819,14 +826,7 @@ mod mocked {
         );
         let capacity = backend(&ec2);
         let clients = clients(ec2);
-        let runner = Runner {
-            clients: &clients,
-            capacity: &capacity,
-            spec: &spec,
-            limits: limits(),
-            health_timeout: Duration::from_secs(60),
-            alarms: &[],
-        };
+        let runner = runner(&clients, &capacity, &spec);
         let settings =
             Settings::all_at_once(spec.target_group_arns.clone(), 2, 0, 100, Duration::from_secs(1));
         let started = Instant::now();
@@ -904,14 +904,7 @@ mod mocked {
         let elbv2 = mocked_elbv2(&[&health]);
         let capacity = backend(&ec2);
         let clients = Clients { elbv2, ..clients(ec2) };
-        let runner = Runner {
-            clients: &clients,
-            capacity: &capacity,
-            spec: &spec,
-            limits: limits(),
-            health_timeout: Duration::from_secs(60),
-            alarms: &[],
-        };
+        let runner = runner(&clients, &capacity, &spec);
         let settings =
             Settings::all_at_once(spec.target_group_arns.clone(), 2, 0, 100, Duration::from_secs(1));
         let result = runner.run(settings, None).await;
