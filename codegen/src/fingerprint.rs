@@ -6,6 +6,10 @@
 //! A layer that bakes `immutable-agent` counts its agent settings and its unit file,
 //! not the binary: that is built after generation (it is not there for `plan
 //! --changed-since`, nor in a fresh checkout), and every build of it has other bytes.
+//!
+//! Of the Packer target, only what it changes in the image counts: current Packer's
+//! templates make images whose instances require IMDSv2 (`imds_support`). The Packer
+//! version, SSH access during the build and the deprecation time do not count.
 
 use crate::Error;
 use crate::layers::{Layer, Layers};
@@ -33,7 +37,8 @@ pub fn fingerprints(layers: &Layers) -> Result<BTreeMap<String, String>, Error> 
 /// A layer's own inputs: its settings, every provisioned file and the agent's unit.
 pub fn inputs(layers: &Layers, layer: &Layer) -> Result<BTreeMap<String, Vec<u8>>, Error> {
     let mut inputs = BTreeMap::new();
-    let settings = Settings { project: &layers.project, layer };
+    let imds_support = layers.target.is_current().then_some(crate::packer::IMDS_SUPPORT);
+    let settings = Settings { project: &layers.project, layer, imds_support };
     let canonical = serde_json::to_vec(&settings).map_err(|e| Error::Internal(e.to_string()))?;
     inputs.insert(SETTINGS.to_owned(), canonical);
     for p in &layer.provisioners {
@@ -52,6 +57,10 @@ pub fn inputs(layers: &Layers, layer: &Layer) -> Result<BTreeMap<String, Vec<u8>
 struct Settings<'a> {
     project: &'a str,
     layer: &'a Layer,
+    /// The AMI's `imds_support`, left out when the target sets none (Packer 1.6), so
+    /// those fingerprints are what they were before targets existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imds_support: Option<&'static str>,
 }
 
 /// Paths a provisioner reads, relative to the layers file.

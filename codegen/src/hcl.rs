@@ -19,6 +19,7 @@ pub enum Expr {
     /// A reference written as is, e.g. `var.commit` or `string`.
     Ref(String),
     Bool(bool),
+    Int(i64),
     List(Vec<Expr>),
     /// A list written one item per line (each followed by a comma).
     Lines(Vec<Expr>),
@@ -189,6 +190,7 @@ fn expr(value: &Expr, depth: usize, out: &mut String) {
         }
         Expr::Ref(r) => out.push_str(r),
         Expr::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Expr::Int(n) => out.push_str(&n.to_string()),
         Expr::List(items) => {
             out.push('[');
             for (n, item) in items.iter().enumerate() {
@@ -293,6 +295,19 @@ mod tests {
         assert_eq!(
             text,
             "a = \"x\"\ninline = [\n  \"one\",\n  \"two\",\n]\nlong_name = var.x != \"\" ? var.x : \"${path.root}/y\"\nb         = true\n"
+        );
+    }
+
+    #[test]
+    fn numbers_and_calls_are_written_bare() {
+        let block = Block::new("metadata_options", &[])
+            .attr("http_tokens", Expr::Str("required".into()))
+            .attr("http_put_response_hop_limit", Expr::Int(1))
+            .attr("deprecate_at", Expr::Ref("timeadd(timestamp(), \"24h\")".into()));
+        assert_eq!(
+            render(&[Item::Block(block)]),
+            "metadata_options {\n  http_tokens                 = \"required\"\n  \
+             http_put_response_hop_limit = 1\n  deprecate_at                = timeadd(timestamp(), \"24h\")\n}\n"
         );
     }
 

@@ -4,8 +4,10 @@
 use crate::Error;
 use crate::diag::{Diagnostic, KeyPath, Source};
 use crate::model::{AgentDef, AgentSettings, LayerDef, LayersFile, ProvisionerDef, SourceDef};
+use crate::packer::Format;
 use conventions::ami_tags;
 use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Component, Path, PathBuf};
 
 /// A checked layers file, layers in build order (every parent before its children,
@@ -17,7 +19,69 @@ pub struct Layers {
     /// Its folder: provisioned paths are relative to it.
     pub dir: PathBuf,
     pub project: String,
+    /// The Packer the templates are written for (`packer`).
+    pub target: Target,
     pub layers: Vec<Layer>,
+    /// What loads but deserves attention (an SSH port open to anyone); the command
+    /// line prints them and goes on.
+    pub warnings: Vec<Diagnostic>,
+    /// Where `packer` is written (line, column; 1:1 when it is not), for a problem
+    /// found after loading.
+    target_position: (usize, usize),
+}
+
+/// The Packer that runs the templates, from `packer` in the layers file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Target {
+    /// Packer 1.6, whose amazon builder is built in (`packer = "1.6"`, the default):
+    /// JSON or HCL2, and only keys that Packer 1.6.6 knows.
+    #[default]
+    Packer16,
+    /// Packer 1.10 or later (`packer = ">= 1.10"`), which bundles no plugin: HCL2 that
+    /// declares the amazon plugin for `packer init`, and the plugin's newer keys.
+    Current {
+        /// The templates' `required_version`, e.g. `>= 1.10.0`.
+        required_version: String,
+    },
+}
+
+/// The lowest minimum `packer` may name: 1.10 is the first Packer without plugins
+/// of its own, the one whose templates must say which plugin they use.
+const CURRENT_FLOOR: (u32, u32) = (1, 10);
+
+impl Target {
+    pub fn is_current(&self) -> bool {
+        matches!(self, Target::Current { .. })
+    }
+}
+
+/// The target a `packer` value names, or why it names none: `1.6`, or `>= X.Y[.Z]`
+/// from 1.10 up (written back as `>= X.Y.Z`).
+pub fn parse_target(raw: &str) -> Result<Target, String> {
+    let unsupported = || {
+        format!(
+            "unsupported Packer version {raw:?}: write \"1.6\" (the default: templates for Packer 1.6) or \
+             \">= 1.10\" (templates for Packer 1.10 and later, whose amazon plugin `packer init` \
+             installs; a higher minimum such as \">= 1.11.2\" works too)"
+        )
+    };
+    let raw_trimmed = raw.trim();
+    if raw_trimmed == "1.6" {
+        return Ok(Target::Packer16);
+    }
+    let version = raw_trimmed.strip_prefix(">=").ok_or_else(unsupported)?.trim();
+    let parts: Vec<u32> = version
+        .split('.')
+        .map(|p| if p.bytes().all(|b| b.is_ascii_digit()) { p.parse().ok() } else { None })
+        .collect::<Option<_>>()
+        .ok_or_else(unsupported)?;
+    match parts[..] {
+        [major, minor] | [major, minor, _] if major == CURRENT_FLOOR.0 && minor >= CURRENT_FLOOR.1 => {
+            let patch = parts.get(2).copied().unwrap_or(0);
+            Ok(Target::Current { required_version: format!(">= {major}.{minor}.{patch}") })
+        }
+        _ => Err(unsupported()),
+    }
 }
 
 /// One layer with its defaults applied.
@@ -37,6 +101,16 @@ pub struct Layer {
     pub encrypt_boot: bool,
     /// Extra tags (defaults merged), never one of the reserved keys.
     pub tags: BTreeMap<String, String>,
+    /// Who may reach the build instance over SSH (CIDR blocks); empty: the target's
+    /// default. Not in the fingerprint: who could connect while the image was built
+    /// changes nothing in it.
+    #[serde(skip)]
+    pub ssh_source_cidrs: Vec<String>,
+    /// Days from the build to the AMI's deprecation. Not in the fingerprint: when an
+    /// image is marked old says nothing of its content, and a new retention should not
+    /// rebuild the lineage.
+    #[serde(skip)]
+    pub deprecate_after_days: Option<u32>,
     /// Provisioners, their paths normalised (relative, `/`-separated).
     pub provisioners: Vec<ProvisionerDef>,
     /// `immutable-agent`, when the layer bakes it. Left out of the serialised settings
@@ -82,6 +156,25 @@ impl Layers {
     pub fn get(&self, id: &str) -> Option<&Layer> {
         self.layers.iter().find(|l| l.id == id)
     }
+
+    /// Refuses a format the target cannot be written in, with a diagnostic at `packer`:
+    /// a JSON template cannot declare the plugin that current Packer must install.
+    pub fn check_format(&self, format: Format) -> Result<(), Error> {
+        if format != Format::Json || !self.target.is_current() {
+            return Ok(());
+        }
+        let (line, column) = self.target_position;
+        Err(Error::Invalid(vec![Diagnostic {
+            file: self.file.clone(),
+            line,
+            column,
+            key: "packer".into(),
+            message: "templates for Packer 1.10 and later are HCL2 only: a JSON template cannot declare \
+                      the amazon plugin (`required_plugins`) that this Packer no longer bundles; use \
+                      --format hcl (the default with this setting)"
+                .into(),
+        }]))
+    }
 }
 
 /// Tag keys the generator writes itself; a layer may not set them.
@@ -118,10 +211,30 @@ pub fn parse(file: &Path, text: &str) -> Result<Layers, Error> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let mut check = Checker { source: &source, dir: &dir, problems: Vec::new() };
+    let mut check =
+        Checker { source: &source, dir: &dir, target: None, problems: Vec::new(), warnings: Vec::new() };
+    let target_at = KeyPath::default().key("packer");
+    check.target = match def.packer.as_deref().map(parse_target) {
+        None => Some(Target::default()),
+        Some(Ok(target)) => Some(target),
+        Some(Err(problem)) => {
+            check.problem(&target_at, problem);
+            None
+        }
+    };
     let layers = check.layers(&def);
     if check.problems.is_empty() {
-        Ok(Layers { file: file.to_path_buf(), dir, project: def.project, layers })
+        let position = source.at(&target_at, "");
+        let (target, warnings) = (check.target.unwrap_or_default(), check.warnings);
+        Ok(Layers {
+            file: file.to_path_buf(),
+            dir,
+            project: def.project,
+            target,
+            layers,
+            warnings,
+            target_position: (position.line, position.column),
+        })
     } else {
         let mut problems = check.problems;
         problems.sort_by_key(|d| (d.line, d.column));
@@ -133,7 +246,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Layers, Error> {
 struct Checker<'a> {
     source: &'a Source<'a>,
     dir: &'a Path,
+    /// `None` when `packer` is wrong (reported): checks that depend on it are skipped.
+    target: Option<Target>,
     problems: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
 }
 
 impl Checker<'_> {
@@ -148,7 +264,16 @@ impl Checker<'_> {
         if def.layers.is_empty() {
             self.problem(&KeyPath::default(), "the file defines no layer (add a [[layer]] table)");
         }
-        self.tags(&KeyPath::default().key("defaults").key("tags"), &def.defaults.tags);
+        let defaults_at = KeyPath::default().key("defaults");
+        self.tags(&defaults_at.clone().key("tags"), &def.defaults.tags);
+        // Checked once, where written; layers that inherit them are not told again.
+        let cidrs_at = defaults_at.clone().key("ssh_source_cidrs");
+        let default_cidrs = self.ssh_source_cidrs(&cidrs_at, def.defaults.ssh_source_cidrs.as_deref());
+        let default_days = self.deprecate_after_days(
+            &defaults_at.clone().key("deprecate_after_days"),
+            def.defaults.deprecate_after_days,
+        );
+        let inherited = Inherited { ssh_source_cidrs: default_cidrs, deprecate_after_days: default_days };
 
         let mut first_seen: HashMap<&str, usize> = HashMap::new();
         for (i, layer) in def.layers.iter().enumerate() {
@@ -169,13 +294,91 @@ impl Checker<'_> {
 
         let mut resolved = Vec::new();
         for (i, layer) in def.layers.iter().enumerate() {
-            resolved.push(self.layer(i, layer, def, &first_seen));
+            resolved.push(self.layer(i, layer, def, &inherited, &first_seen));
         }
         self.cycles(def, &first_seen);
         if !self.problems.is_empty() {
             return Vec::new();
         }
+        let open: Vec<String> = resolved
+            .iter()
+            .filter(|l| l.ssh_source_cidrs.is_empty())
+            .map(|l| format!("{:?}", l.id))
+            .collect();
+        if self.target == Some(Target::Packer16) && !open.is_empty() {
+            let (whose, which) = match open.as_slice() {
+                [one] => (format!("instance of layer {one}"), "layer"),
+                many => (format!("instances of layers {}", many.join(", ")), "layers"),
+            };
+            let warning = self.source.at(
+                &cidrs_at,
+                format!(
+                    "Packer 1.6 opens SSH on the build {whose} to anyone (0.0.0.0/0): set ssh_source_cidrs \
+                     to the addresses Packer connects from (here or on the {which}), or packer = \">= 1.10\" \
+                     to let in only the public IP of the machine running Packer"
+                ),
+            );
+            self.warnings.push(warning);
+        }
         order(resolved)
+    }
+
+    /// A list of CIDR blocks as written at `at`: each a network (no bits past its
+    /// prefix), none twice, and none IPv6 for Packer 1.6, which hands every block to
+    /// AWS as an IPv4 range.
+    fn ssh_source_cidrs(&mut self, at: &KeyPath, cidrs: Option<&[String]>) -> Option<Vec<String>> {
+        let cidrs = cidrs?;
+        if cidrs.is_empty() {
+            self.problem(
+                at,
+                "list at least one CIDR block, e.g. [\"10.0.0.0/8\"] (leave the setting out for the default)",
+            );
+        }
+        let mut seen: HashMap<(IpAddr, u8), usize> = HashMap::new();
+        for (n, raw) in cidrs.iter().enumerate() {
+            let here = at.clone().index(n);
+            match cidr(raw) {
+                Err(problem) => self.problem(&here, problem),
+                Ok(block) => {
+                    if let Some(first) = seen.insert(block, n) {
+                        self.problem(&here, format!("{raw:?} repeats the block of {:?}", cidrs[first]));
+                    } else if block.0.is_ipv6() && self.target == Some(Target::Packer16) {
+                        self.problem(
+                            &here,
+                            format!(
+                                "{raw:?} is an IPv6 block: Packer 1.6 hands every block to AWS as an IPv4 \
+                                 range, so the build would fail; list IPv4 blocks, or set packer = \">= 1.10\""
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        Some(cidrs.to_vec())
+    }
+
+    /// `deprecate_after_days` as written at `at`: 1 to 3650 days, and a target whose
+    /// amazon-ebs can deprecate.
+    fn deprecate_after_days(&mut self, at: &KeyPath, days: Option<i64>) -> Option<u32> {
+        let days = days?;
+        let valid = u32::try_from(days).ok().filter(|d| (1..=MAX_DEPRECATE_AFTER_DAYS).contains(d));
+        if valid.is_none() {
+            self.problem(
+                at,
+                format!(
+                    "deprecate_after_days is a number of days from 1 to {MAX_DEPRECATE_AFTER_DAYS} \
+                     (AWS deprecates at most 10 years ahead), not {days}"
+                ),
+            );
+        }
+        if self.target == Some(Target::Packer16) {
+            self.problem(
+                at,
+                "deprecate_after_days needs packer = \">= 1.10\": the amazon-ebs builder of Packer 1.6 \
+                 cannot deprecate an AMI (it has no deprecate_at)",
+            );
+        }
+        valid
     }
 
     fn line_of(&self, path: &KeyPath) -> (usize, usize) {
@@ -183,7 +386,14 @@ impl Checker<'_> {
         (d.line, d.column)
     }
 
-    fn layer(&mut self, i: usize, layer: &LayerDef, def: &LayersFile, ids: &HashMap<&str, usize>) -> Layer {
+    fn layer(
+        &mut self,
+        i: usize,
+        layer: &LayerDef,
+        def: &LayersFile,
+        inherited: &Inherited,
+        ids: &HashMap<&str, usize>,
+    ) -> Layer {
         let at = KeyPath::layer(i);
         match (&layer.parent, &layer.source) {
             (Some(_), Some(_)) => self.problem(
@@ -239,6 +449,10 @@ impl Checker<'_> {
             .map(|(n, p)| self.provisioner(&at.clone().key("provisioner").index(n), p))
             .collect();
         let agent = self.agent(&at, layer.agent.as_ref(), def.defaults.agent.as_ref());
+        let ssh_source_cidrs =
+            self.ssh_source_cidrs(&at.clone().key("ssh_source_cidrs"), layer.ssh_source_cidrs.as_deref());
+        let deprecate_after_days =
+            self.deprecate_after_days(&at.clone().key("deprecate_after_days"), layer.deprecate_after_days);
         Layer {
             id: layer.id.clone(),
             name: layer.name.clone().unwrap_or_else(|| layer.id.clone()),
@@ -249,6 +463,10 @@ impl Checker<'_> {
             ssh_username,
             encrypt_boot: layer.encrypt_boot.or(def.defaults.encrypt_boot).unwrap_or(true),
             tags,
+            ssh_source_cidrs: ssh_source_cidrs
+                .or_else(|| inherited.ssh_source_cidrs.clone())
+                .unwrap_or_default(),
+            deprecate_after_days: deprecate_after_days.or(inherited.deprecate_after_days),
             provisioners,
             agent,
             depth: 0,
@@ -480,6 +698,59 @@ impl Checker<'_> {
     }
 }
 
+/// Settings of `[defaults]` that are checked before the layers inherit them.
+struct Inherited {
+    ssh_source_cidrs: Option<Vec<String>>,
+    deprecate_after_days: Option<u32>,
+}
+
+/// The furthest `deprecate_after_days`: AWS takes a deprecation time up to 10 years
+/// ahead.
+pub const MAX_DEPRECATE_AFTER_DAYS: u32 = 3650;
+
+/// A CIDR block's network address and prefix length, or why `raw` is not one: an
+/// IPv4 or IPv6 address, `/`, a prefix length, and no address bits past the prefix (AWS
+/// would silently widen `10.1.2.3/8` to `10.0.0.0/8`).
+pub fn cidr(raw: &str) -> Result<(IpAddr, u8), String> {
+    let not_a_block = |why: String| format!("{raw:?} is not a CIDR block: {why}");
+    let Some((address, prefix)) = raw.split_once('/') else {
+        return Err(not_a_block(match raw.parse::<IpAddr>() {
+            Ok(one) => format!("it lacks the prefix length (\"{raw}/{}\" is this one address)", width(one)),
+            Err(_) => "write an address and a prefix length, e.g. \"10.0.0.0/8\"".into(),
+        }));
+    };
+    let address: IpAddr =
+        address.parse().map_err(|_| not_a_block(format!("{address:?} is no IPv4 or IPv6 address")))?;
+    let max = width(address);
+    let prefix = Some(prefix)
+        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|p| p.parse::<u8>().ok())
+        .filter(|p| *p <= max)
+        .ok_or_else(|| {
+            not_a_block(format!("the prefix length of this address is 0 to {max}, not {prefix:?}"))
+        })?;
+    let network = match address {
+        IpAddr::V4(a) => IpAddr::from(Ipv4Addr::from(
+            u32::from(a) & u32::MAX.checked_shl(u32::from(32 - prefix)).unwrap_or(0),
+        )),
+        IpAddr::V6(a) => IpAddr::from(Ipv6Addr::from(
+            u128::from(a) & u128::MAX.checked_shl(u32::from(128 - prefix)).unwrap_or(0),
+        )),
+    };
+    if network != address {
+        return Err(format!(
+            "{raw:?} has address bits set past its /{prefix} prefix: the block is \"{network}/{prefix}\" \
+             (write that, or \"{address}/{max}\" for the one address)"
+        ));
+    }
+    Ok((network, prefix))
+}
+
+/// The bits of an address: the prefix length of a block of one.
+fn width(address: IpAddr) -> u8 {
+    if address.is_ipv4() { 32 } else { 128 }
+}
+
 #[derive(Clone, Copy)]
 enum Kind {
     Any,
@@ -563,6 +834,58 @@ mod tests {
         assert_eq!(normalise("../shared/x").as_deref(), Some("../shared/x"));
         assert_eq!(normalise("/etc/passwd"), None);
         assert_eq!(normalise(""), None);
+    }
+
+    #[test]
+    fn packer_names_version_1_6_or_a_minimum_from_1_10() {
+        let current = |v: &str| Ok(Target::Current { required_version: v.to_owned() });
+        assert_eq!(parse_target("1.6"), Ok(Target::Packer16));
+        assert_eq!(parse_target(">= 1.10"), current(">= 1.10.0"));
+        assert_eq!(parse_target(">=1.11.2"), current(">= 1.11.2"));
+        assert_eq!(parse_target(" >= 1.12 "), current(">= 1.12.0"));
+        assert_eq!(parse_target(">= 1.100.0"), current(">= 1.100.0"));
+        for wrong in [
+            "",
+            "1.10",
+            "1.6.6",
+            ">= 1.6",
+            ">= 1.9.5",
+            ">= 2.0",
+            "~> 1.10",
+            "> 1.10",
+            ">= 1.10.0.1",
+            ">= 1.x",
+            ">= 1.+10",
+            ">= 1..10",
+            ">= 1.10, < 2.0",
+        ] {
+            let problem = parse_target(wrong).expect_err(wrong);
+            assert!(
+                problem.contains("write \"1.6\"") && problem.contains("\">= 1.10\""),
+                "{wrong}: {problem}"
+            );
+        }
+    }
+
+    #[test]
+    fn cidr_blocks_are_networks_of_either_family() {
+        let block = |raw: &str| cidr(raw).map(|(net, prefix)| format!("{net}/{prefix}"));
+        assert_eq!(block("10.0.0.0/8").as_deref(), Ok("10.0.0.0/8"));
+        assert_eq!(block("203.0.113.7/32").as_deref(), Ok("203.0.113.7/32"));
+        assert_eq!(block("0.0.0.0/0").as_deref(), Ok("0.0.0.0/0"));
+        assert_eq!(block("2001:db8::/32").as_deref(), Ok("2001:db8::/32"));
+        assert_eq!(block("2001:0db8:0::/32").as_deref(), Ok("2001:db8::/32"));
+        assert_eq!(block("::/0").as_deref(), Ok("::/0"));
+        let problem = |raw: &str| cidr(raw).expect_err(raw);
+        assert!(problem("10.0.0.1").contains("\"10.0.0.1/32\" is this one address"));
+        assert!(problem("2001:db8::1").contains("\"2001:db8::1/128\" is this one address"));
+        assert!(problem("10.0.0.0/33").contains("0 to 32"));
+        assert!(problem("2001:db8::/129").contains("0 to 128"));
+        for wrong in ["10.0.0.0/", "10.0.0.0/+8", "10.0.0.0/ 8", " 10.0.0.0/8", "10.0.0/8", "host/8", "/8"] {
+            assert!(problem(wrong).contains("is not a CIDR block"), "{wrong}");
+        }
+        assert!(problem("10.1.2.3/8").contains("the block is \"10.0.0.0/8\""));
+        assert!(problem("2001:db8::1/32").contains("the block is \"2001:db8::/32\""));
     }
 
     #[test]

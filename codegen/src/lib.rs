@@ -7,6 +7,9 @@
 //! - [`packer`] renders the templates; [`generate`], [`write`] and [`check`] put them
 //!   on disk or compare them with what is there.
 //! - [`plan`] orders the layers in waves, optionally only the changed ones.
+//!
+//! The layers file names the Packer that runs the templates ([`layers::Target`]):
+//! Packer 1.6 (JSON or HCL2), or current Packer (HCL2 for `packer init`).
 
 pub mod diag;
 pub mod fingerprint;
@@ -88,6 +91,7 @@ pub fn generate(
     {
         return Err(Error::Usage(format!("--commit {c:?}: a commit is 40 lower-case hex digits")));
     }
+    layers.check_format(format)?;
     let fingerprints = fingerprint::fingerprints(layers)?;
     let mut head: Option<String> = None;
     let mut head_commit = || -> Result<String, Error> {

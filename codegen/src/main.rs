@@ -30,9 +30,10 @@ enum Command {
         /// Output folder: one `<layer>/packer.json` (or `.pkr.hcl`) per layer.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// Template format.
-        #[arg(long, value_enum, default_value_t = FormatArg::Json)]
-        format: FormatArg,
+        /// Template format [default: json; hcl when the layers file sets
+        /// `packer = ">= 1.10"`, whose templates are HCL2 only].
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
         /// Commit for the `Commit` tag (default: `git rev-parse HEAD` of the repository
         /// holding the layers file).
         #[arg(long, value_name = "SHA")]
@@ -84,11 +85,17 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Packer { layers, out, format, commit, check } => {
-            let format = match format {
-                FormatArg::Json => Format::Json,
-                FormatArg::Hcl => Format::Hcl,
-            };
             let layers = codegen::layers::load(&layers.layers)?;
+            let format = match format {
+                Some(FormatArg::Json) => Format::Json,
+                Some(FormatArg::Hcl) => Format::Hcl,
+                None if layers.target.is_current() => Format::Hcl,
+                None => Format::Json,
+            };
+            // Worth reading, not worth stopping for: the templates are still written.
+            for warning in &layers.warnings {
+                eprintln!("warning: {warning}");
+            }
             let commit = match (commit, check) {
                 (Some(c), _) => Commit::Given(c),
                 (None, true) => Commit::OnDiskElseHead,

@@ -16,6 +16,12 @@ use std::fmt;
 pub struct LayersFile {
     /// Project name, written to the `Project` tag of every AMI (cost allocation).
     pub project: String,
+    /// The Packer that runs the templates: `"1.6"` (the default: Packer 1.6 with its
+    /// bundled amazon builder) or a minimum version from `">= 1.10"` up, which becomes
+    /// the templates' `required_version`: HCL2 templates that `packer init` readies
+    /// (they declare the amazon plugin) and that require IMDSv2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packer: Option<String>,
     /// Settings every layer inherits unless it sets its own.
     #[serde(default)]
     pub defaults: Defaults,
@@ -41,6 +47,17 @@ pub struct Defaults {
     /// Extra tags on every AMI and snapshot (a layer's own `tags` win).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The IPv4 or IPv6 CIDR blocks that may reach the build instance over SSH (Packer's
+    /// `temporary_security_group_source_cidrs`), e.g. `["10.0.0.0/8"]`. Unset: with
+    /// `packer = ">= 1.10"`, the public IP of the machine running Packer; with Packer
+    /// 1.6, anywhere (0.0.0.0/0), with a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_source_cidrs: Option<Vec<String>>,
+    /// Deprecate each AMI this many days after its build (Packer's `deprecate_at`), 1 to
+    /// 3650. Needs `packer = ">= 1.10"`. Unset: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = crate::layers::MAX_DEPRECATE_AFTER_DAYS))]
+    pub deprecate_after_days: Option<i64>,
     /// Where `immutable-agent` comes from, and its options, for the layers that bake it
     /// (`agent = true` or a table on the layer). This alone bakes it into no layer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,6 +89,15 @@ pub struct LayerDef {
     /// Extra tags on this layer's AMI and snapshots, on top of `defaults.tags`.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Who may reach the build instance over SSH (default: `defaults.ssh_source_cidrs`);
+    /// replaces the default's list, is not added to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_source_cidrs: Option<Vec<String>>,
+    /// Days until this layer's AMIs are deprecated (default:
+    /// `defaults.deprecate_after_days`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = crate::layers::MAX_DEPRECATE_AFTER_DAYS))]
+    pub deprecate_after_days: Option<i64>,
     /// Provisioners, run in order, as `[[layer.provisioner]]` tables.
     #[serde(default, rename = "provisioner")]
     pub provisioners: Vec<ProvisionerDef>,

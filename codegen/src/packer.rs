@@ -14,9 +14,21 @@
 //! A layer that bakes `immutable-agent` also gets variables `agent_binary` and
 //! `agent_unit` (where Packer finds the files), uploads of both and a shell step that
 //! installs them and enables the service.
+//!
+//! The layers file's [`Target`] says which Packer runs the templates. For Packer 1.6
+//! they use only keys Packer 1.6.6 knows. Current Packer (1.10 and later) has no
+//! plugin built in, so its templates are HCL2 with a `packer` block that `packer init`
+//! reads, and they use the plugin's newer keys: IMDSv2 required on the builder
+//! instance (`metadata_options`) and on the image's instances (`imds_support`), and
+//! `deprecate_at` for layers that set `deprecate_after_days`.
+//!
+//! SSH into the builder instance comes from the layer's `ssh_source_cidrs` when set
+//! (`temporary_security_group_source_cidrs`, known to both targets); otherwise current
+//! Packer lets in the public IP of the machine it runs on, and Packer 1.6 anyone (the
+//! layers file's warning says so).
 
 use crate::hcl::{Block, Expr, Item, Part};
-use crate::layers::{Agent, Layer, Layers};
+use crate::layers::{Agent, Layer, Layers, Target};
 use crate::model::ProvisionerDef;
 use conventions::ami_tags;
 use serde::Serialize;
@@ -63,6 +75,17 @@ const PROFILE_HELP: &str = "AWS profile for Packer's AWS calls; empty: the defau
                             (immutable_layered_ami passes its provider's profile when set).";
 const EC2_ENDPOINT_HELP: &str = "EC2 API endpoint, e.g. an emulator's; empty: AWS's \
                                  (immutable_layered_ami passes its provider's endpoints.ec2 when set).";
+
+/// Where `packer init` finds the amazon plugin.
+pub const AMAZON_PLUGIN_SOURCE: &str = "github.com/hashicorp/amazon";
+/// The oldest amazon plugin with every key the templates for current Packer write:
+/// `deprecate_at` (1.0.1), `temporary_security_group_source_public_ip` (1.1.4),
+/// `imds_support` (1.1.6), and IPv6 blocks in `temporary_security_group_source_cidrs`
+/// (1.5.0: before it every block went to AWS as an IPv4 range, which fails for an
+/// IPv6 one).
+pub const AMAZON_PLUGIN_VERSION: &str = ">= 1.5.0";
+/// The AMI attribute that makes instances launched from the image require IMDSv2.
+pub const IMDS_SUPPORT: &str = "v2.0";
 
 /// Path of a layer's template inside the output folder.
 pub fn template_path(id: &str, format: Format) -> PathBuf {
@@ -247,6 +270,9 @@ struct JsonBuilder<'a> {
     custom_endpoint_ec2: &'static str,
     instance_type: &'a str,
     ssh_username: &'a str,
+    /// Only when set: without it the template is what it was before the setting existed.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    temporary_security_group_source_cidrs: &'a [String],
     ami_name: String,
     ami_description: &'a str,
     encrypt_boot: bool,
@@ -323,6 +349,7 @@ pub fn json(cx: &Context<'_>, layer: &Layer) -> Result<String, serde_json::Error
             custom_endpoint_ec2: "{{user `ec2_endpoint`}}",
             instance_type: &layer.instance_type,
             ssh_username: &layer.ssh_username,
+            temporary_security_group_source_cidrs: &layer.ssh_source_cidrs,
             ami_name: format!("{}{{{{uuid}}}}", ami_name_prefix(&layer.id)),
             ami_description: &layer.name,
             encrypt_boot: layer.encrypt_boot,
@@ -407,7 +434,8 @@ pub fn hcl(cx: &Context<'_>, layer: &Layer) -> String {
                 .attr("description", str(description)),
         )
     };
-    let source = Block::new("source", &["amazon-ebs", &layer.id])
+    let current = cx.layers.target.is_current();
+    let mut source = Block::new("source", &["amazon-ebs", &layer.id])
         .attr("region", Expr::Ref("var.region".into()))
         .attr("profile", Expr::Ref("var.profile".into()))
         // An empty endpoint is no endpoint: Packer uses AWS's.
@@ -419,8 +447,35 @@ pub fn hcl(cx: &Context<'_>, layer: &Layer) -> String {
             Expr::Template(vec![Part::Lit(ami_name_prefix(&layer.id)), Part::Interp("uuidv4()".into())]),
         )
         .attr("ami_description", str(&layer.name))
-        .attr("encrypt_boot", Expr::Bool(layer.encrypt_boot))
-        .attr("source_ami", Expr::Ref("var.parent".into()))
+        .attr("encrypt_boot", Expr::Bool(layer.encrypt_boot));
+    if current {
+        source = source.attr("imds_support", str(IMDS_SUPPORT));
+        if let Some(days) = layer.deprecate_after_days {
+            // Packer's clock at build time; `timeadd` takes hours, not days.
+            let hours = u64::from(days) * 24;
+            source = source.attr("deprecate_at", Expr::Ref(format!("timeadd(timestamp(), \"{hours}h\")")));
+        }
+    }
+    source = source.attr("source_ami", Expr::Ref("var.parent".into()));
+    if !layer.ssh_source_cidrs.is_empty() {
+        let cidrs = Expr::List(layer.ssh_source_cidrs.iter().map(|c| str(c)).collect());
+        source = source.blank().attr("temporary_security_group_source_cidrs", cidrs);
+    } else if current {
+        // The address https://checkip.amazonaws.com sees when Packer asks, as a /32
+        // (or /128).
+        source = source.blank().attr("temporary_security_group_source_public_ip", Expr::Bool(true));
+    }
+    if current {
+        // No IMDSv1 on the builder instance either. One hop: the metadata answers the
+        // instance itself, not containers behind a bridge on it.
+        source = source.blank().block(
+            Block::new("metadata_options", &[])
+                .attr("http_endpoint", str("enabled"))
+                .attr("http_tokens", str("required"))
+                .attr("http_put_response_hop_limit", Expr::Int(1)),
+        );
+    }
+    let source = source
         .blank()
         .block(
             Block::new("source_ami_filter", &[])
@@ -508,9 +563,22 @@ pub fn hcl(cx: &Context<'_>, layer: &Layer) -> String {
             .attr("custom_data", map_expr(&custom, &BTreeMap::from([("commit", commit_ref)]))),
     );
 
-    let mut items = vec![
-        Item::Comment(description(cx, layer)),
-        Item::Blank,
+    let mut items = vec![Item::Comment(description(cx, layer)), Item::Blank];
+    if let Target::Current { required_version } = &cx.layers.target {
+        let plugin = Expr::Object(vec![
+            ("source".into(), str(AMAZON_PLUGIN_SOURCE)),
+            ("version".into(), str(AMAZON_PLUGIN_VERSION)),
+        ]);
+        items.extend([
+            Item::Block(
+                Block::new("packer", &[])
+                    .attr("required_version", str(required_version))
+                    .block(Block::new("required_plugins", &[]).attr("amazon", plugin)),
+            ),
+            Item::Blank,
+        ]);
+    }
+    items.extend([
         variable("commit", cx.commit, "Full git commit of the image sources (the Commit tag)."),
         Item::Blank,
         variable("parent", "", "AMI id to build from; empty: the newest AMI that matches source_ami_filter."),
@@ -521,7 +589,7 @@ pub fn hcl(cx: &Context<'_>, layer: &Layer) -> String {
         Item::Blank,
         variable("ec2_endpoint", "", EC2_ENDPOINT_HELP),
         Item::Blank,
-    ];
+    ]);
     if let Some(agent) = &layer.agent {
         // HCL2 variable defaults are constants, so the path next to the template is
         // the fallback of a local.

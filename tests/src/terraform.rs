@@ -18,8 +18,6 @@ use crate::paths::{target_dir, try_provider_binary};
 
 /// Source address under which the provider is installed for tests.
 pub const PROVIDER_SOURCE: &str = "terraform.local/immutable/immutable";
-/// Version under which the provider is installed for tests.
-pub const PROVIDER_VERSION: &str = "0.0.1";
 
 /// Default limit for one Terraform command (`IMMUTABLE_TF_TIMEOUT_SECS` overrides).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -74,7 +72,7 @@ fn build_mirror(base: &Path, bin: &Path) -> anyhow::Result<PathBuf> {
     let mut hasher = DefaultHasher::new();
     bin.hash(&mut hasher);
     let dir = base.join(format!("{:016x}", hasher.finish()));
-    let package = dir.join(PROVIDER_SOURCE).join(PROVIDER_VERSION).join(platform());
+    let package = dir.join(PROVIDER_SOURCE).join(reported_version(&bin)?).join(platform());
     std::fs::create_dir_all(&package).with_context(|| format!("creating {}", package.display()))?;
     let link = package.join("terraform-provider-immutable");
     if std::fs::read_link(&link).ok().as_deref() != Some(bin.as_path()) {
@@ -84,6 +82,18 @@ fn build_mirror(base: &Path, bin: &Path) -> anyhow::Result<PathBuf> {
         std::fs::rename(&tmp, &link).with_context(|| format!("creating {}", link.display()))?;
     }
     Ok(dir)
+}
+
+/// The version the provider binary reports (`terraform-provider-immutable 0.1.0`),
+/// under which it is installed: the tests' configurations may pin it.
+fn reported_version(bin: &Path) -> anyhow::Result<String> {
+    let out =
+        Command::new(bin).arg("--version").output().with_context(|| format!("running {}", bin.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.split_whitespace().collect::<Vec<_>>()[..] {
+        [_, version] if out.status.success() => Ok(version.to_string()),
+        _ => bail!("{} --version printed {:?}", bin.display(), text.trim()),
+    }
 }
 
 /// Terraform's name for this platform, e.g. `linux_amd64`.

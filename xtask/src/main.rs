@@ -10,6 +10,7 @@ mod bench_throttled;
 mod bench_timed;
 mod demo;
 mod demo_layers;
+mod release;
 mod test_cmd;
 
 use anyhow::{Context as _, Result, bail};
@@ -29,6 +30,11 @@ Commands:
           emulator's virtualenv), build the provider and run every test binary (unit,
           end-to-end, docs freshness), ending with one line of what passed and failed
   docs    regenerate docs/ from the provider's schemas and examples/
+  release build the provider for linux_amd64 and linux_arm64 and write what a provider
+          registry serves (a zip per platform, SHA256SUMS, manifest.json) and a
+          filesystem-mirror layout for `terraform init -plugin-dir`
+  install build the provider and put it in Terraform's implicit filesystem mirror
+          (~/.terraform.d/plugins)
   bench   measure the provider (start-up, schema latency, memory, plan time over 1 to
           100 apps and its AWS requests, rollout overhead, codegen, immutable-agent's
           size and memory) against baselines
@@ -55,6 +61,8 @@ fn run_command() -> Result<()> {
         Some("demo") => demo::run(),
         Some("demo-layers") => demo_layers::run(),
         Some("bench") => bench::run(rest),
+        Some("release") => release::release(rest),
+        Some("install") => release::install(rest),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())

@@ -38,11 +38,22 @@ pub fn ensure_packages() -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let list = missing.join(" ");
+    apt_install(&missing, "the tests need", "cargo xtask test")?;
+    let still = missing_packages();
+    if !still.is_empty() {
+        bail!("installed {}, but {} still does not run", missing.join(" "), still.join(" "));
+    }
+    Ok(())
+}
+
+/// Installs Debian `packages` with apt-get when running as root (the package lists are
+/// updated first, retried a few times); otherwise fails with the one command to run
+/// and the `xtask` command to run after it. `need` starts the message: "the tests need".
+pub fn apt_install(packages: &[&str], need: &str, again: &str) -> Result<()> {
+    let list = packages.join(" ");
     if !is_root() {
         bail!(
-            "the tests need {list}, which is not installed; run `sudo apt-get install -y {list}` and then \
-             `cargo xtask test` again"
+            "{need} {list}, which is not installed; run `sudo apt-get install -y {list}` and then `{again}` again"
         );
     }
     eprintln!("installing {list} (apt-get)");
@@ -67,13 +78,8 @@ pub fn ensure_packages() -> Result<()> {
     }
     updated.context("updating the package lists")?;
     let mut install = vec!["install", "-y", "-q", "--no-install-recommends"];
-    install.extend(missing.iter().copied());
-    apt(&install)?;
-    let still = missing_packages();
-    if !still.is_empty() {
-        bail!("installed {list}, but {} still does not run", still.join(" "));
-    }
-    Ok(())
+    install.extend(packages.iter().copied());
+    apt(&install)
 }
 
 /// What the test binaries reported.

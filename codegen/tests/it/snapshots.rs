@@ -1,11 +1,11 @@
 //! Snapshots of the generated templates, one per fixture and format.
 
-use crate::support::{COMMIT, example_dir, fixture, repo_with};
+use crate::support::{COMMIT, example_dir, fixture, repo_with, with_packer};
 use codegen::{Commit, Format};
 use std::path::Path;
 
 /// Every template of `layers_file` for an output folder `out` next to it, as one text.
-fn generated(layers_file: &Path, format: Format, commit: &Commit) -> String {
+pub fn generated(layers_file: &Path, format: Format, commit: &Commit) -> String {
     let layers = codegen::layers::load(layers_file).expect("fixture loads");
     let out = layers_file.parent().expect("folder").join("out");
     let files = codegen::generate(&layers, format, commit, &out).expect("generate");
@@ -32,6 +32,21 @@ fn templates_of_every_fixture() {
             let text = generated(file, format, &Commit::Given(COMMIT.into()));
             insta::assert_snapshot!(format!("{name}_{}", format_name(format)), text);
         }
+    }
+}
+
+#[test]
+fn templates_for_current_packer() {
+    // HCL2 only. The example as it is but for `packer = ">= 1.10"`: next to its
+    // Packer 1.6 snapshot, the difference is what the target adds.
+    let example = with_packer(&example_dir(), ">= 1.10");
+    let fixtures = [
+        ("current", fixture("current").join("layers.toml")),
+        ("example_current", example.path().join("layers.toml")),
+    ];
+    for (name, file) in &fixtures {
+        let text = generated(file, Format::Hcl, &Commit::Given(COMMIT.into()));
+        insta::assert_snapshot!(format!("{name}_hcl"), text);
     }
 }
 

@@ -21,6 +21,17 @@ pub fn example_dir() -> PathBuf {
     repo_root().join("examples/images")
 }
 
+/// The example's `ssh_source_cidrs` line, which narrows SSH for all its layers.
+pub const EXAMPLE_SSH_CIDRS: &str = "ssh_source_cidrs = [\"10.0.0.0/8\"]\n";
+
+/// Takes the example's `ssh_source_cidrs` out of the copy of its layers file at `file`,
+/// leaving every layer's SSH open as Packer's default has it.
+pub fn open_ssh(file: &Path) {
+    let text = std::fs::read_to_string(file).expect("read");
+    assert!(text.contains(EXAMPLE_SSH_CIDRS), "{EXAMPLE_SSH_CIDRS:?} not in {}", file.display());
+    std::fs::write(file, text.replacen(EXAMPLE_SSH_CIDRS, "", 1)).expect("write");
+}
+
 /// Runs `immutable-codegen` with `args` in `cwd`.
 pub fn codegen(cwd: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_immutable-codegen"))
@@ -63,6 +74,20 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .expect("running git");
     assert!(output.status.success(), "git {args:?}: {}", stderr(&output));
     stdout(&output).trim().to_owned()
+}
+
+/// A copy of `fixture_dir` whose layers file targets the Packer `packer` names (set
+/// right after its `project`).
+pub fn with_packer(fixture_dir: &Path, packer: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(fixture_dir, dir.path());
+    let file = dir.path().join("layers.toml");
+    let text = std::fs::read_to_string(&file).expect("read");
+    let at = text.find("\nproject = ").expect("a project line") + 1;
+    let end = at + text[at..].find('\n').expect("end of line") + 1;
+    let text = format!("{}packer = {packer:?}\n{}", &text[..end], &text[end..]);
+    std::fs::write(&file, text).expect("write");
+    dir
 }
 
 /// A new repository holding a copy of `fixture` under `images/`, committed.
