@@ -365,6 +365,161 @@ fn packer_builder_runs_the_template_and_reads_the_manifest() {
     assert!(plan.stdout.contains("1 to add, 0 to change, 0 to destroy"), "{plan}");
 }
 
+/// An EC2 client for `account` in `region` rather than the account's own.
+async fn ec2_in(account: &tests::Account, region: &str) -> aws_sdk_ec2::Client {
+    let config = aws_sdk_ec2::config::Builder::from(&account.sdk_config().await)
+        .region(aws_sdk_ec2::config::Region::new(region.to_owned()))
+        .build();
+    aws_sdk_ec2::Client::from_conf(config)
+}
+
+/// Every instance of the client's account and region, whatever its state.
+async fn all_instances(ec2: &aws_sdk_ec2::Client) -> Vec<String> {
+    let response = ec2.describe_instances().send().await.expect("DescribeInstances");
+    response
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect()
+}
+
+/// A template whose `region` variable defaults to another region builds in the
+/// provider's: the provider passes its region as `-var region=...`. Run without it,
+/// the same template builds where its default says.
+#[test]
+fn a_template_defaulting_to_another_region_builds_in_the_providers_region() {
+    let account = LocalAws::shared().account();
+    let elsewhere = crate::layered_parallel::layer_template_default_region();
+    assert_ne!(elsewhere, account.region, "the template defaults to another region than the provider's");
+    let rt = runtime();
+    let (ec2, ec2_elsewhere) =
+        rt.block_on(async { (account.ec2().await, ec2_in(&account, &elsewhere).await) });
+    let upstream = rt.block_on(register_ami(&ec2, "upstream-os-1700000000", &[])).expect("upstream AMI");
+    let workdir = Workdir::new(&account);
+    let packer = fake_packer(&workdir);
+    workdir.write("images/base.json", &crate::layered_parallel::layer_template("packer-base"));
+    workdir.write(
+        "main.tf",
+        &format!("{}{}", provider_block(), packer_layer(&format!("{packer} build"), &commit('5'))),
+    );
+    workdir.init().expect("init");
+    workdir.apply().expect("apply");
+
+    let ami = output_str(&workdir, "ami");
+    let invocations =
+        std::fs::read_to_string(workdir.path().join("bin/invocations.log")).expect("invocations");
+    assert_eq!(
+        invocations.trim(),
+        format!(
+            "build -machine-readable -color=false -var commit={} -var parent={upstream} -var region={} images/base.json",
+            commit('5'),
+            account.region
+        )
+    );
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(workdir.path().join("manifest.json")).expect("manifest"),
+    )
+    .expect("manifest JSON");
+    assert_eq!(manifest["builds"][0]["artifact_id"], serde_json::json!(format!("{}:{ami}", account.region)));
+    rt.block_on(async {
+        assert_tagged_per_convention(
+            &image_tags(&ec2, &ami).await,
+            "packer-base",
+            &commit('5'),
+            None,
+            &upstream,
+        );
+        assert_eq!(own_images(&ec2).await.len(), 2, "upstream and the layer's AMI");
+        assert_eq!(
+            all_builder_states(&ec2).await,
+            [InstanceStateName::Terminated],
+            "the builder ran in {}",
+            account.region
+        );
+        assert!(own_images(&ec2_elsewhere).await.is_empty(), "no AMI in {elsewhere}");
+        assert!(all_instances(&ec2_elsewhere).await.is_empty(), "no instance in {elsewhere}");
+    });
+
+    // Without `-var region`, the stand-in builds in the template's default region.
+    let mut by_hand = std::process::Command::new(&packer);
+    by_hand
+        .args(["build", "-machine-readable", "-color=false", "-var"])
+        .arg(format!("commit={}", commit('6')))
+        .arg("-var")
+        .arg(format!("parent={upstream}"))
+        .arg("images/base.json")
+        .current_dir(workdir.path());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("AWS_") {
+            by_hand.env_remove(key);
+        }
+    }
+    let out = by_hand.envs(workdir.env()).output().expect("run the stand-in");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    // Machine-readable artifacts as Packer lists them: the builder's, then the one
+    // the manifest post-processor passes on.
+    let artifacts: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_once(',').map(|(_, rest)| rest))
+        .filter(|l| l.starts_with("amazon-ebs,artifact"))
+        .collect();
+    let id = artifacts
+        .iter()
+        .find_map(|l| l.strip_prefix("amazon-ebs,artifact,0,id,"))
+        .unwrap_or_else(|| panic!("no artifact id in:\n{stdout}"));
+    let west_ami = id.strip_prefix(&format!("{elsewhere}:")).unwrap_or_else(|| panic!("{id}"));
+    let mut expected = vec!["amazon-ebs,artifact-count,2".to_owned()];
+    for n in 0..2 {
+        expected.extend([
+            format!("amazon-ebs,artifact,{n},builder-id,mitchellh.amazonebs"),
+            format!("amazon-ebs,artifact,{n},id,{elsewhere}:{west_ami}"),
+            format!("amazon-ebs,artifact,{n},string,AMIs were created:\\n{elsewhere}: {west_ami}\\n"),
+            format!("amazon-ebs,artifact,{n},files-count,0"),
+            format!("amazon-ebs,artifact,{n},end"),
+        ]);
+    }
+    assert_eq!(artifacts, expected);
+    rt.block_on(async {
+        assert_eq!(own_images(&ec2_elsewhere).await, [west_ami.to_owned()]);
+        assert_eq!(own_images(&ec2).await.len(), 2, "nothing more in {}", account.region);
+    });
+}
+
+#[test]
+fn a_template_hard_wired_to_another_region_fails_at_once_naming_it() {
+    let account = LocalAws::shared().account();
+    let elsewhere = crate::layered_parallel::layer_template_default_region();
+    let rt = runtime();
+    let (ec2, ec2_elsewhere) =
+        rt.block_on(async { (account.ec2().await, ec2_in(&account, &elsewhere).await) });
+    let upstream = rt.block_on(register_ami(&ec2, "upstream-os-1700000000", &[])).expect("upstream AMI");
+    let workdir = Workdir::new(&account);
+    let packer = fake_packer(&workdir);
+    // The builder's region is written into the template: `-var region` changes nothing.
+    let template = crate::layered_parallel::layer_template("packer-base")
+        .replace("\"region\": \"{{user `region`}}\"", &format!("\"region\": \"{elsewhere}\""));
+    assert!(template.contains(&format!("\"region\": \"{elsewhere}\"")), "{template}");
+    workdir.write("images/base.json", &template);
+    workdir.write(
+        "main.tf",
+        &format!("{}{}", provider_block(), packer_layer(&format!("{packer} build"), &commit('5'))),
+    );
+    workdir.init().expect("init");
+    let out = workdir.terraform(&["apply", "-auto-approve", "-no-color", "-input=false"]);
+    assert!(!out.success(), "the apply must fail\n{out}");
+    let built = rt.block_on(own_images(&ec2_elsewhere));
+    let [west_ami] = built.as_slice() else { panic!("one AMI in {elsewhere}: {built:?}") };
+    // Refused as soon as Packer is done, naming the image and where it is (the provider
+    // used to wait for it in its own region until the create timeout).
+    let said =
+        format!("Packer built {west_ami} in {elsewhere}, not in {}, the provider's region", account.region);
+    assert!(out.stderr.replace('\n', " ").contains(&said), "{said:?} not said\n{out}");
+    assert!(!out.stderr.contains("is not visible yet"), "{out}");
+    assert!(rt.block_on(own_images(&ec2)) == [upstream.clone()], "nothing was made in {}", account.region);
+}
+
 #[test]
 fn import_by_ami_id_reads_the_layer_from_its_tags() {
     let account = LocalAws::shared().account();

@@ -15,6 +15,7 @@ mod examples;
 mod faults;
 mod functions;
 mod layered_ami;
+mod layered_parallel;
 mod lineage;
 mod local_aws;
 mod ownership;

@@ -4,7 +4,8 @@
 //! provisions the image and powers it off. The emulator runs no user data, so
 //! [`BuilderPlayer`] stops every running builder instance it sees, as the user data
 //! would have. Real Packer needs AWS, so [`stand_in_packer`] writes a `packer` that
-//! does to the emulator what Packer's amazon-ebs builder would
+//! does to the emulator what Packer's amazon-ebs builder and manifest post-processor
+//! would, and prints what Packer would, `-machine-readable` or not
 //! (`tests/fixtures/layered-ami/fake_packer.py`).
 
 use std::sync::Arc;
@@ -20,8 +21,12 @@ use crate::terraform::Workdir;
 
 /// Writes an executable stand-in for `packer` at `bin/packer` in `workdir` and returns
 /// its path (for `build.command`). Each run appends its pid to `bin/pids` and its
-/// arguments to `bin/invocations.log`, runs `before_build` (shell lines, with the
-/// parsed `vars` and `template` in scope), then becomes `fake_packer.py`.
+/// arguments to `bin/invocations.log`, runs `before_build` (shell lines, with `dir`
+/// (`bin`), the parsed `flags` (such as `-machine-readable`), `vars` (`-var K=V`
+/// pairs) and `template` in scope), then becomes `fake_packer.py` with the same
+/// arguments. `before_build` may export the stand-in's own settings
+/// (`FAKE_PACKER_WAIT_FOR`, `FAKE_PACKER_PAUSE`, `FAKE_PACKER_TIMELINE`; see
+/// `fake_packer.py`).
 ///
 /// # Panics
 /// When the script cannot be written.
@@ -34,17 +39,18 @@ dir="$(dirname "$0")"
 echo "$$" >> "$dir/pids"
 echo "$*" >> "$dir/invocations.log"
 sub="$1"; shift
+flags=()
 vars=()
 template=""
 while (($#)); do
   case "$1" in
     -var) vars+=(-var "$2"); shift 2 ;;
-    -*) shift ;;
+    -*) flags+=("$1"); shift ;;
     *) template="$1"; shift ;;
   esac
 done
 {before_build}
-exec "{repo}/scripts/local-aws" python "{fixture}/fake_packer.py" "$sub" "${{vars[@]}}" "$template"
+exec "{repo}/scripts/local-aws" python "{fixture}/fake_packer.py" "$sub" "${{flags[@]}}" "${{vars[@]}}" "$template"
 "#,
         repo = repo_root().display(),
         fixture = fixture.display()

@@ -312,32 +312,47 @@ pub struct Artifact {
 /// an AMI (the manifest then says), an error when they name several. Packer lists an
 /// artifact once per post-processor that keeps it (e.g. `manifest`), so the same AMI
 /// counts once.
+/// An AMI built only in other regions is an error: the layer would never be found in
+/// the provider's region.
 pub fn ami_from_artifacts(artifacts: &[Artifact], region: &str) -> Result<Option<String>, String> {
-    let mut found: Vec<(&str, String, bool)> = Vec::new();
+    let mut found: Vec<(&str, String)> = Vec::new();
+    let mut elsewhere = Vec::new();
     for artifact in artifacts {
-        let Some(ami) = ami_from_artifact(&artifact.id, region) else { continue };
-        if found.iter().any(|(_, seen, _)| *seen == ami) {
-            continue;
+        for (in_region, ami) in amis_of_artifact(&artifact.id) {
+            if in_region != region {
+                let pair = (in_region.to_owned(), ami.to_owned());
+                if !elsewhere.contains(&pair) {
+                    elsewhere.push(pair);
+                }
+            } else if !found.iter().any(|(_, seen)| seen == ami) {
+                found.push((&artifact.build, ami.to_owned()));
+            }
         }
-        let in_region = artifact.id.split(',').any(|p| p.trim().starts_with(&format!("{region}:")));
-        found.push((&artifact.build, ami, in_region));
-    }
-    // An AMI named with this region wins over one a build made elsewhere.
-    if found.iter().any(|(_, _, in_region)| *in_region) {
-        found.retain(|(_, _, in_region)| *in_region);
     }
     match found.as_slice() {
-        [] => Ok(None),
-        [(_, ami, _)] => Ok(Some(ami.clone())),
+        [] if elsewhere.is_empty() => Ok(None),
+        [] => Err(built_elsewhere(&elsewhere, region)),
+        [(_, ami)] => Ok(Some(ami.clone())),
         several => Err(format!(
             "the Packer run built several AMIs in {region} ({}); the template must build one image",
             several
                 .iter()
-                .map(|(build, ami, _)| format!("{ami} by build {build:?}"))
+                .map(|(build, ami)| format!("{ami} by build {build:?}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
     }
+}
+
+/// Why an image built in other regions only is refused, and what to change.
+fn built_elsewhere(elsewhere: &[(String, String)], region: &str) -> String {
+    let list: Vec<String> = elsewhere.iter().map(|(r, ami)| format!("{ami} in {r}")).collect();
+    format!(
+        "Packer built {}, not in {region}, the provider's region, where the layer is looked for: have the \
+         template build in the region it is given (declare a `region` variable and use it as the builder's \
+         region: the provider passes -var region={region}), or copy the image there with ami_regions",
+        list.join(", ")
+    )
 }
 
 /// The variables a template declares: JSON `variables`, HCL2 `variable "name"`
@@ -433,16 +448,26 @@ pub fn artifact_from_manifest(
         ));
     }
     let artifact = manifest.last_artifact().map_err(manifest_error)?;
-    ami_from_artifact(artifact, region)
-        .ok_or_else(|| manifest_error(format!("artifact_id {artifact:?} names no AMI in region {region}")))
+    let amis = amis_of_artifact(artifact);
+    match amis.iter().find(|(r, _)| *r == region) {
+        Some((_, ami)) => Ok((*ami).to_owned()),
+        None if amis.is_empty() => Err(manifest_error(format!("artifact_id {artifact:?} names no AMI"))),
+        None => {
+            let elsewhere: Vec<_> =
+                amis.iter().map(|(r, ami)| ((*r).to_owned(), (*ami).to_owned())).collect();
+            Err(manifest_error(built_elsewhere(&elsewhere, region)))
+        }
+    }
 }
 
-/// `eu-west-1:ami-1` or `eu-west-1:ami-1,us-east-1:ami-2` -> the AMI in `region`.
-pub fn ami_from_artifact(artifact_id: &str, region: &str) -> Option<String> {
-    let pairs: Vec<(&str, &str)> = artifact_id.split(',').filter_map(|p| p.trim().split_once(':')).collect();
-    let pick =
-        pairs.iter().find(|(r, _)| *r == region).or(if pairs.len() == 1 { pairs.first() } else { None });
-    pick.map(|(_, ami)| (*ami).to_owned()).filter(|ami| ami.starts_with("ami-"))
+/// The `(region, AMI)` pairs of an amazon-ebs artifact id: `eu-west-1:ami-1` or, for an
+/// image copied to other regions, `eu-west-1:ami-1,us-east-1:ami-2`.
+pub fn amis_of_artifact(artifact_id: &str) -> Vec<(&str, &str)> {
+    artifact_id
+        .split(',')
+        .filter_map(|p| p.trim().split_once(':'))
+        .filter(|(_, ami)| ami.starts_with("ami-"))
+        .collect()
 }
 
 /// The literal `Fingerprint` tag of a template (JSON: `builders[].tags`; HCL2: a
@@ -714,14 +739,29 @@ mod tests {
 
     #[test]
     fn artifact_ids_name_the_region() {
-        assert_eq!(ami_from_artifact("eu-west-1:ami-1", "eu-west-1").as_deref(), Some("ami-1"));
+        assert_eq!(amis_of_artifact("eu-west-1:ami-1"), [("eu-west-1", "ami-1")]);
         assert_eq!(
-            ami_from_artifact("us-east-1:ami-2,eu-west-1:ami-1", "eu-west-1").as_deref(),
-            Some("ami-1")
+            amis_of_artifact("us-east-1:ami-2,eu-west-1:ami-1"),
+            [("us-east-1", "ami-2"), ("eu-west-1", "ami-1")]
         );
-        assert_eq!(ami_from_artifact("us-east-1:ami-2,us-west-2:ami-3", "eu-west-1"), None);
-        assert_eq!(ami_from_artifact("us-east-1:ami-2", "eu-west-1").as_deref(), Some("ami-2"));
-        assert_eq!(ami_from_artifact("nonsense", "eu-west-1"), None);
+        assert!(amis_of_artifact("nonsense").is_empty());
+        assert!(amis_of_artifact("Null").is_empty());
+    }
+
+    #[test]
+    fn an_image_built_in_another_region_only_is_refused_at_once() {
+        // Listed twice, as with a manifest post-processor: named once.
+        let elsewhere =
+            artifacts("1,web,artifact,0,id,us-west-2:ami-2\n1,web,artifact,1,id,us-west-2:ami-2\n");
+        let error = ami_from_artifacts(&elsewhere, "eu-west-1").expect_err("built elsewhere");
+        assert!(
+            error.starts_with("Packer built ami-2 in us-west-2, not in eu-west-1, the provider's region,")
+                && error.contains("-var region=eu-west-1"),
+            "{error}"
+        );
+        let copies = artifacts("1,web,artifact,0,id,us-east-1:ami-2%!(PACKER_COMMA)us-west-2:ami-3\n");
+        let error = ami_from_artifacts(&copies, "eu-west-1").expect_err("built elsewhere");
+        assert!(error.contains("ami-2 in us-east-1, ami-3 in us-west-2"), "{error}");
     }
 
     #[test]
