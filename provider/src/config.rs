@@ -51,6 +51,7 @@ pub struct Endpoints {
     pub elbv2: Option<String>,
     pub iam: Option<String>,
     pub cloudwatch: Option<String>,
+    pub pricing: Option<String>,
     pub sts: Option<String>,
 }
 
@@ -186,6 +187,14 @@ pub fn schema() -> Schema {
                 .attribute(endpoint("elbv2"))
                 .attribute(endpoint("iam"))
                 .attribute(endpoint("cloudwatch"))
+                .attribute(
+                    Attribute::optional("pricing", Type::String)
+                        .description(
+                            "URL of the AWS Price List Query API (On-Demand prices of `immutable_spot_price`). \
+                             Without it the provider calls the API in us-east-1, whatever its `region`.",
+                        )
+                        .validator(url()),
+                )
                 .attribute(
                     Attribute::optional("sts", Type::String)
                         .description(

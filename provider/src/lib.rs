@@ -73,7 +73,10 @@ impl Provider for ImmutableProvider {
     }
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
-        vec![Arc::new(data_source::ami::AmiDataSource::new(self.shared.clone()))]
+        vec![
+            Arc::new(data_source::ami::AmiDataSource::new(self.shared.clone())),
+            Arc::new(data_source::spot_price::SpotPriceDataSource::new(self.shared.clone())),
+        ]
     }
 
     fn functions(&self) -> Vec<Arc<dyn tfplugin::function::Function>> {

@@ -21,5 +21,6 @@ mod local_aws;
 mod ownership;
 mod plugin;
 mod reads;
+mod spot_price;
 mod tags;
 mod waves;

@@ -23,6 +23,7 @@ mod faults;
 mod infra;
 mod local_aws;
 mod paths;
+mod prices;
 mod requests;
 mod seed;
 mod terraform;
@@ -38,6 +39,7 @@ pub use local_aws::{ACCESS_KEY_PREFIX, Account, LocalAws};
 pub use paths::{
     agent_binary, provider_binary, repo_root, target_dir, try_provider_binary, use_provider_binary,
 };
+pub use prices::SpotPriceSeed;
 pub use requests::RequestStats;
 pub use requests::{READ_ONLY_ACTIONS, READ_ONLY_PREFIXES, RequestCounts, is_mutating, mutating};
 pub use seed::{DEFAULT_PROJECT, LayerSeed, register_ami, seed_lineage};

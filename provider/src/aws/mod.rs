@@ -1,6 +1,7 @@
 //! Everything that talks to AWS, organised by AWS object: `images`, `fleets` (Spot
 //! Fleet requests), `launch_templates`, `instances`, `network` (security groups,
-//! subnets, zones, key pairs, instance types), `target_groups`, `iam`, `alarms` (CloudWatch). Finders return
+//! subnets, zones, key pairs, instance types), `target_groups`, `iam`, `alarms` (CloudWatch),
+//! `prices` (Spot and On-Demand prices, from EC2 and the AWS Price List). Finders return
 //! `Ok(None)` for an object that is not there ([`OrNotFound`]), waiters take
 //! [`crate::wait::Limits`], and every error carries what the provider was doing and
 //! AWS's code and message ([`AwsError`]). `reads` shares the reads of a Terraform run.
@@ -14,6 +15,7 @@ pub mod images;
 pub mod instances;
 pub mod launch_templates;
 pub mod network;
+pub mod prices;
 pub mod reads;
 pub mod target_groups;
 
@@ -33,6 +35,8 @@ pub struct Clients {
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub iam: aws_sdk_iam::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// The AWS Price List Query API, always in [`prices::PRICE_LIST_REGION`].
+    pub pricing: aws_sdk_pricing::Client,
     pub region: String,
     /// The provider block's `profile`, when set (Packer gets it as `-var profile=...`).
     pub profile: Option<String>,
@@ -42,6 +46,8 @@ pub struct Clients {
     pub default_tags: BTreeMap<String, String>,
     /// Describe calls shared by concurrent reads.
     pub reads: std::sync::Arc<reads::Reads>,
+    /// Prices, read once per provider process.
+    pub prices: std::sync::Arc<reads::PriceReads>,
     /// Where the clients get their credentials.
     pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
 }
@@ -87,8 +93,11 @@ impl Clients {
         // Every service's client the same way: the retry partition, the attempts
         // interceptor and classifier, the endpoint override.
         macro_rules! client {
-            ($service:ident, $endpoint:expr) => {{
-                let mut config = $service::config::Builder::from(&sdk)
+            ($service:ident, $endpoint:expr) => {
+                client!($service, $endpoint, $service::config::Builder::from(&sdk))
+            };
+            ($service:ident, $endpoint:expr, $builder:expr) => {{
+                let mut config = $builder
                     .retry_partition(retry_partition())
                     .interceptor(attempts::Attempts)
                     .retry_classifier(attempts::RefusedIsFinal);
@@ -101,12 +110,22 @@ impl Clients {
         let ec2_endpoint = endpoints.ec2.clone();
         let ec2 = client!(aws_sdk_ec2, endpoints.ec2);
         let elbv2 = client!(aws_sdk_elasticloadbalancingv2, endpoints.elbv2);
+        // The Price List is served in a few regions only, with the same prices for
+        // every region: its client ignores the provider's region.
+        let pricing = client!(
+            aws_sdk_pricing,
+            endpoints.pricing,
+            aws_sdk_pricing::config::Builder::from(&sdk)
+                .region(aws_config::Region::new(prices::PRICE_LIST_REGION))
+        );
         Ok(Self {
             reads: std::sync::Arc::new(reads::Reads::new(ec2.clone(), elbv2.clone())),
+            prices: std::sync::Arc::new(reads::PriceReads::new(ec2.clone(), pricing.clone())),
             ec2,
             elbv2,
             iam: client!(aws_sdk_iam, endpoints.iam),
             cloudwatch: client!(aws_sdk_cloudwatch, endpoints.cloudwatch),
+            pricing,
             region,
             profile: model.profile.known().cloned(),
             ec2_endpoint,
@@ -129,12 +148,20 @@ impl Clients {
                 .region(aws_config::Region::new(region.clone()))
                 .build(),
         );
+        let pricing = aws_sdk_pricing::Client::from_conf(
+            aws_sdk_pricing::Config::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new(prices::PRICE_LIST_REGION))
+                .build(),
+        );
         Self {
             reads: std::sync::Arc::new(reads::Reads::new(ec2.clone(), elbv2.clone())),
+            prices: std::sync::Arc::new(reads::PriceReads::new(ec2.clone(), pricing.clone())),
             ec2,
             elbv2,
             iam,
             cloudwatch,
+            pricing,
             region,
             profile: None,
             ec2_endpoint: None,

@@ -22,16 +22,23 @@
 //!   meanwhile, and nothing is remembered, so the hundred creates of one apply list the
 //!   account's fleets a few times rather than three hundred times.
 //!
+//! - Prices ([`PriceReads`]): one `DescribeSpotPriceHistory` and one `GetProducts` per
+//!   set of instance types, remembered for [`PRICES_TTL`] and not dropped by changes
+//!   (nothing the provider does moves a price), so that every data source and resource
+//!   of a run that asks about the same types shares them.
+//!
 //! A lone read makes the same number of calls as without sharing and starts them at
 //! once, so it waits no longer. Answers live [`SNAPSHOT_TTL`] at most, and anything the
 //! provider changes drops them all ([`Reads::changing`]).
 
 use super::coalesce::{Coalescer, Mode, Registry, in_flight_only};
 use super::images::{self, Image};
+use super::prices::{self, SpotPrice};
 use super::{AwsError, fleets, target_groups};
 use crate::health::TargetHealth;
+use bigdecimal::BigDecimal;
 use futures::FutureExt;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -173,6 +180,98 @@ impl Reads {
     /// The AMI `id`, or `None` when it does not exist (or is not visible to us).
     pub async fn image(&self, id: &str) -> Result<Option<Image>, AwsError> {
         self.images.get(id.to_owned()).await
+    }
+}
+
+/// How long prices are remembered. A provider process lives for one Terraform command;
+/// this bounds what a long-lived one (`--debug`) serves.
+pub const PRICES_TTL: Duration = Duration::from_secs(3600);
+
+/// Instance types as a key: sorted, each once.
+fn type_set(instance_types: &[String]) -> Vec<String> {
+    let mut types = instance_types.to_vec();
+    types.sort();
+    types.dedup();
+    types
+}
+
+/// The instance types and product description of a Spot price read.
+type SpotKey = (Vec<String>, String);
+
+/// The instance types, Price List location and operating system of an On-Demand read.
+type OnDemandKey = (Vec<String>, String, String);
+
+/// Prices read by one provider process: Spot prices by [`SpotKey`], On-Demand prices
+/// by [`OnDemandKey`].
+pub struct PriceReads {
+    spot: Arc<Coalescer<SpotKey, Arc<Vec<SpotPrice>>>>,
+    on_demand: Arc<Coalescer<OnDemandKey, Arc<BTreeMap<String, BigDecimal>>>>,
+}
+
+impl std::fmt::Debug for PriceReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PriceReads").finish_non_exhaustive()
+    }
+}
+
+impl PriceReads {
+    pub fn new(ec2: aws_sdk_ec2::Client, pricing: aws_sdk_pricing::Client) -> Self {
+        Self::with_ttl(ec2, pricing, PRICES_TTL)
+    }
+
+    pub fn with_ttl(ec2: aws_sdk_ec2::Client, pricing: aws_sdk_pricing::Client, ttl: Duration) -> Self {
+        // A registry of their own: `Reads::changing` does not drop prices.
+        let mut registry = Registry::new(ttl);
+        let spot = registry.coalescer("reading Spot prices", Mode::PerKey, move |keys: Vec<SpotKey>| {
+            let ec2 = ec2.clone();
+            async move {
+                let mut found = HashMap::new();
+                for (types, description) in keys {
+                    let prices = prices::spot_prices(&ec2, &types, &description).await?;
+                    found.insert((types, description), Arc::new(prices));
+                }
+                Ok(found)
+            }
+            .boxed()
+        });
+        let on_demand =
+            registry.coalescer("reading On-Demand prices", Mode::PerKey, move |keys: Vec<OnDemandKey>| {
+                let pricing = pricing.clone();
+                async move {
+                    let mut found = HashMap::new();
+                    for (types, location, os) in keys {
+                        let prices = prices::on_demand_prices(&pricing, &types, &location, &os).await?;
+                        found.insert((types, location, os), Arc::new(prices));
+                    }
+                    Ok(found)
+                }
+                .boxed()
+            });
+        Self { spot, on_demand }
+    }
+
+    /// The current Spot price of every pool of `instance_types` in the region.
+    pub async fn spot(
+        &self,
+        instance_types: &[String],
+        product_description: &str,
+    ) -> Result<Arc<Vec<SpotPrice>>, AwsError> {
+        let key = (type_set(instance_types), product_description.to_owned());
+        let found = self.spot.get(key).await?;
+        found.ok_or_else(|| AwsError::plain("reading Spot prices", "the answer went missing"))
+    }
+
+    /// The On-Demand price of each of `instance_types` the Price List has in `location`
+    /// for `operating_system`.
+    pub async fn on_demand(
+        &self,
+        instance_types: &[String],
+        location: &str,
+        operating_system: &str,
+    ) -> Result<Arc<BTreeMap<String, BigDecimal>>, AwsError> {
+        let key = (type_set(instance_types), location.to_owned(), operating_system.to_owned());
+        let found = self.on_demand.get(key).await?;
+        found.ok_or_else(|| AwsError::plain("reading On-Demand prices", "the answer went missing"))
     }
 }
 

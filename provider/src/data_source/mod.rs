@@ -1,3 +1,4 @@
 //! Data sources.
 
 pub mod ami;
+pub mod spot_price;
