@@ -15,8 +15,9 @@
 //!   or a `filesystem_mirror` block.
 //!
 //! The version is the provider crate's (`provider/Cargo.toml`), which the binary also
-//! reports with `--version`; every host build is checked to report it before it is
-//! packed, and every build to be an ELF executable for its platform's machine.
+//! reports with `--version`; every build is checked to be an ELF executable for its
+//! platform's machine and to report that version before it is packed (another
+//! platform's under qemu's user-mode emulation, when qemu-user is installed).
 //!
 //! linux_arm64 is cross-compiled with rustup's `aarch64-unknown-linux-gnu` standard
 //! library and Debian's `gcc-aarch64-linux-gnu` as linker and C compiler (aws-lc, the
@@ -256,13 +257,45 @@ fn check_binary(build: &Build, version: &str) -> Result<()> {
     if &header[..4] != b"\x7fELF" || machine != build.platform.elf_machine {
         bail!("{} is not an executable for {}", build.binary.display(), build.platform.name);
     }
-    if build.platform.is_host() {
-        let reported = reported_version(&build.binary)?;
-        if reported != version {
-            bail!("{} reports version {reported}, the release is {version}", build.binary.display());
+    let reported = if build.platform.is_host() {
+        Some(reported_version(&build.binary)?)
+    } else {
+        emulated_version(build)?
+    };
+    match reported {
+        Some(reported) if reported != version => {
+            bail!("{} reports version {reported}, the release is {version}", build.binary.display())
         }
+        Some(_) => {}
+        None => eprintln!(
+            "note: {} was not run (install qemu-user to have its --version checked under emulation)",
+            build.binary.display()
+        ),
     }
     Ok(())
+}
+
+/// The version another platform's binary reports when run under qemu's user-mode
+/// emulation with Debian's cross libraries, or `None` when qemu is not installed.
+fn emulated_version(build: &Build) -> Result<Option<String>> {
+    let (qemu, sysroot) = match build.platform.name {
+        "linux_arm64" => ("qemu-aarch64", "/usr/aarch64-linux-gnu"),
+        _ => return Ok(None),
+    };
+    if Command::new(qemu).arg("--version").output().is_err() || !Path::new(sysroot).is_dir() {
+        return Ok(None);
+    }
+    let out = Command::new(qemu)
+        .args(["-L", sysroot])
+        .arg(&build.binary)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("running {} under {qemu}", build.binary.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.trim().strip_prefix(BINARY).map(str::trim) {
+        Some(version) if out.status.success() && !version.is_empty() => Ok(Some(version.to_string())),
+        _ => bail!("{} --version under {qemu} printed {:?}", build.binary.display(), text.trim()),
+    }
 }
 
 /// The version a provider binary reports with `--version`.
