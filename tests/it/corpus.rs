@@ -110,7 +110,7 @@ fn load_group(group: &str) -> Vec<Case> {
         .collect()
 }
 
-const GROUPS: [&str; 4] = ["provider", "data_ami", "app", "layered_ami"];
+const GROUPS: [&str; 5] = ["provider", "data_ami", "data_spot_price", "app", "layered_ami"];
 
 /// What a case's `terraform plan` did, for [`check`].
 struct Outcome<'a> {
@@ -257,6 +257,11 @@ fn corpus_provider_block() {
 #[test]
 fn corpus_data_source_ami() {
     run_group("data_ami");
+}
+
+#[test]
+fn corpus_data_source_spot_price() {
+    run_group("data_spot_price");
 }
 
 #[test]
