@@ -1,7 +1,7 @@
 //! Layers that bake `immutable-agent`: how the option resolves, what the templates
 //! install, what real Packer says of them, and how the option feeds the fingerprint.
 
-use crate::support::{COMMIT, copy_tree, fixture, packer, run_packer, stdout};
+use crate::support::{COMMIT, changed, copy_tree, edit, fixture, packer, run_packer, stdout};
 use codegen::{Commit, Format, Layers};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,17 +25,6 @@ fn load(file: &Path) -> Layers {
 
 fn fingerprints(file: &Path) -> BTreeMap<String, String> {
     codegen::fingerprint::fingerprints(&load(file)).expect("fingerprints")
-}
-
-/// The ids whose fingerprint differs between `before` and `after`.
-fn changed(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<String> {
-    before.keys().filter(|id| before.get(*id) != after.get(*id)).cloned().collect()
-}
-
-fn edit(file: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(file).expect("read");
-    assert!(text.contains(from), "{from:?} not in {}", file.display());
-    std::fs::write(file, text.replacen(from, to, 1)).expect("write");
 }
 
 #[test]

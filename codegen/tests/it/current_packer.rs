@@ -2,7 +2,9 @@
 //! line's default format following the setting; what the target does to the
 //! fingerprints; and what the Packer 1.6 of these tests makes of such a template.
 
-use crate::support::{COMMIT, codegen, copy_tree, example_dir, fixture, packer, stderr, stdout, with_packer};
+use crate::support::{
+    COMMIT, changed, codegen, copy_tree, edit, example_dir, fixture, packer, stderr, stdout, with_packer,
+};
 use codegen::{Commit, Format};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,17 +13,6 @@ use std::process::Command;
 fn fingerprints(layers_file: &Path) -> BTreeMap<String, String> {
     let layers = codegen::layers::load(layers_file).expect("loads");
     codegen::fingerprint::fingerprints(&layers).expect("fingerprints")
-}
-
-/// The layers whose fingerprint differs between `a` and `b`.
-fn changed(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<String> {
-    a.keys().filter(|id| a.get(*id) != b.get(*id)).cloned().collect()
-}
-
-fn edit(file: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(file).expect("read");
-    assert!(text.contains(from), "{from:?} not in {}", file.display());
-    std::fs::write(file, text.replacen(from, to, 1)).expect("write");
 }
 
 #[test]

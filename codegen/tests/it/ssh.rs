@@ -3,7 +3,7 @@
 //! Packer makes of the key, and that it leaves fingerprints alone.
 
 use crate::support::{
-    COMMIT, codegen, copy_tree, example_dir, fixture, open_ssh, packer, stderr, stdout, with_packer,
+    COMMIT, codegen, copy_tree, edit, example_dir, fixture, open_ssh, packer, stderr, stdout, with_packer,
 };
 use codegen::{Commit, Format};
 use std::path::Path;
@@ -17,12 +17,6 @@ fn cidrs(layers_file: &Path) -> Vec<(String, Vec<String>)> {
 fn warnings(layers_file: &Path) -> Vec<String> {
     let layers = codegen::layers::load(layers_file).expect("loads");
     layers.warnings.iter().map(ToString::to_string).collect()
-}
-
-fn edit(file: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(file).expect("read");
-    assert!(text.contains(from), "{from:?} not in {}", file.display());
-    std::fs::write(file, text.replacen(from, to, 1)).expect("write");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Paths, a temporary git repository, and running the binary and Packer.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -19,6 +20,18 @@ pub fn fixture(name: &str) -> PathBuf {
 
 pub fn example_dir() -> PathBuf {
     repo_root().join("examples/images")
+}
+
+/// The layer ids whose fingerprint differs between `before` and `after`.
+pub fn changed(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<String> {
+    before.keys().filter(|id| before.get(*id) != after.get(*id)).cloned().collect()
+}
+
+/// Replaces the first `from` in `file` with `to`; `from` must be there.
+pub fn edit(file: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(file).expect("read");
+    assert!(text.contains(from), "{from:?} not in {}", file.display());
+    std::fs::write(file, text.replacen(from, to, 1)).expect("write");
 }
 
 /// The example's `ssh_source_cidrs` line, which narrows SSH for all its layers.
