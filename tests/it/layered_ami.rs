@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{Filter, InstanceStateName, InstanceType};
-use tests::{BUILDER_TAG, BuilderPlayer, LocalAws, Workdir, register_ami, repo_root, stand_in_packer};
+use tests::{
+    BUILDER_TAG, BuilderPlayer, LocalAws, Workdir, diagnostic_blocks, first_line_is, register_ami, repo_root,
+    stand_in_packer,
+};
 
 const PROJECT: &str = "layers-test";
 
@@ -363,6 +366,63 @@ fn packer_builder_runs_the_template_and_reads_the_manifest() {
     rt.block_on(async { ec2.deregister_image().image_id(&ami).send().await.expect("DeregisterImage") });
     let plan = workdir.plan().expect("plan after deregistration");
     assert!(plan.stdout.contains("1 to add, 0 to change, 0 to destroy"), "{plan}");
+}
+
+#[test]
+fn a_command_that_drops_machine_readable_reads_the_manifest_with_a_warning() {
+    let account = LocalAws::shared().account();
+    let rt = runtime();
+    let ec2 = rt.block_on(account.ec2());
+    let upstream = rt.block_on(register_ami(&ec2, "upstream-os-1700000000", &[])).expect("upstream AMI");
+    let workdir = Workdir::new(&account);
+    let packer = fake_packer(&workdir);
+    // A wrapper such as a CI script: it runs Packer without the provider's flags.
+    workdir.write(
+        "bin/packer-wrapper",
+        &format!(
+            "#!/usr/bin/env bash\nargs=()\nfor a in \"$@\"; do [ \"$a\" = -machine-readable ] || args+=(\"$a\"); done\n\
+             exec \"{packer}\" build \"${{args[@]}}\"\n"
+        ),
+    );
+    let wrapper = workdir.path().join("bin/packer-wrapper");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    workdir.write("images/base.json", &template_fixture());
+    workdir.write(
+        "main.tf",
+        &format!("{}{}", provider_block(), packer_layer(&wrapper.display().to_string(), &commit('d'))),
+    );
+    workdir.init().expect("init");
+    let apply = workdir.apply().expect("apply");
+    let invocations =
+        std::fs::read_to_string(workdir.path().join("bin/invocations.log")).expect("invocations");
+    assert_eq!(
+        invocations.trim(),
+        format!("build -color=false -var commit={} -var parent={upstream} images/base.json", commit('d')),
+        "Packer ran without -machine-readable"
+    );
+    let ami = output_str(&workdir, "ami");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(workdir.path().join("manifest.json")).expect("manifest"),
+    )
+    .expect("manifest JSON");
+    assert_eq!(manifest["builds"][0]["artifact_id"], serde_json::json!(format!("eu-west-1:{ami}")));
+    // Terraform prints warnings with the apply's output.
+    let warnings: Vec<&str> = diagnostic_blocks(&apply.stdout)
+        .filter(|b| first_line_is(b, "Warning: AMI Read From The Packer Manifest"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning\n{apply}");
+    let said = warnings[0].replace('\n', " ");
+    assert!(said.contains(&ami) && said.contains("-machine-readable"), "{}", warnings[0]);
+    rt.block_on(async {
+        assert_tagged_per_convention(
+            &image_tags(&ec2, &ami).await,
+            "packer-base",
+            &commit('d'),
+            None,
+            &upstream,
+        )
+    });
 }
 
 /// An EC2 client for `account` in `region` rather than the account's own.

@@ -42,7 +42,7 @@ pub use paths::{
 pub use prices::SpotPriceSeed;
 pub use requests::RequestStats;
 pub use requests::{READ_ONLY_ACTIONS, READ_ONLY_PREFIXES, RequestCounts, is_mutating, mutating};
-pub use seed::{DEFAULT_PROJECT, LayerSeed, register_ami, seed_lineage};
+pub use seed::{DEFAULT_PROJECT, LayerSeed, register_ami, seed_example_lineage, seed_lineage};
 pub use terraform::{
     PROVIDER_SOURCE, TfOutput, Workdir, diagnostic_blocks, first_line_is, provider_mirror, shows_source_line,
     terraform_binary,

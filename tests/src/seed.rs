@@ -115,6 +115,20 @@ impl LayerSeed {
     }
 }
 
+/// The lineage `examples/terraform/lineage` reads: `ubuntu-1804` -> `rails-base` ->
+/// `demo-web-app`, every layer at `commit`. Returns the AMI ids, root first.
+pub async fn seed_example_lineage(ec2: &aws_sdk_ec2::Client, commit: &str) -> Vec<String> {
+    seed_lineage(
+        ec2,
+        &[
+            LayerSeed::new("ubuntu-1804", "Ubuntu 18.04", commit),
+            LayerSeed::new("rails-base", "Rails base", commit).parent(0),
+            LayerSeed::new("demo-web-app", "Demo web app", commit).parent(1),
+        ],
+    )
+    .await
+}
+
 /// Registers one AMI per layer, in order, and returns their ids (same order).
 ///
 /// Every AMI is tagged `Name`, `Layer`, `Commit`, `Fingerprint`, `Project` and

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use tests::{LayerSeed, LocalAws, Workdir, seed_lineage};
+use tests::{LocalAws, Workdir, seed_example_lineage};
 use tfplugin::client::PluginProcess;
 
 const STARTS: usize = 15;
@@ -358,16 +358,7 @@ fn plan_time(runtime: &tokio::runtime::Runtime, aws: &LocalAws) -> Result<Row> {
     let account = aws.account();
     runtime.block_on(async {
         let ec2 = account.ec2().await;
-        let commit = "c".repeat(40);
-        seed_lineage(
-            &ec2,
-            &[
-                LayerSeed::new("ubuntu-1804", "Ubuntu 18.04", commit.clone()),
-                LayerSeed::new("rails-base", "Rails base", commit.clone()).parent(0),
-                LayerSeed::new("demo-web-app", "Demo web app", commit).parent(1),
-            ],
-        )
-        .await
+        seed_example_lineage(&ec2, &"c".repeat(40)).await
     });
     let example = std::fs::read_to_string(crate::repo_root().join("examples/terraform/lineage/main.tf"))?;
     let ours = Workdir::new(&account);

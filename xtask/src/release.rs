@@ -429,24 +429,12 @@ pub fn install_binary(binary: &Path, version: &str, plugins: &Path) -> Result<Pa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ::tests::{LayerSeed, LocalAws, Workdir, provider_binary, seed_lineage};
+    use ::tests::{LocalAws, Workdir, provider_binary, seed_example_lineage};
 
     fn lineage_example(workdir: &Workdir) {
         let account = workdir.account().clone();
         let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-        runtime.block_on(async {
-            let ec2 = account.ec2().await;
-            let commit = "d".repeat(40);
-            seed_lineage(
-                &ec2,
-                &[
-                    LayerSeed::new("ubuntu-1804", "Ubuntu 18.04", commit.clone()),
-                    LayerSeed::new("rails-base", "Rails base", commit.clone()).parent(0),
-                    LayerSeed::new("demo-web-app", "Demo web app", commit).parent(1),
-                ],
-            )
-            .await
-        });
+        runtime.block_on(async { seed_example_lineage(&account.ec2().await, &"d".repeat(40)).await });
         let example = crate::repo_root().join("examples/terraform/lineage/main.tf");
         let text = std::fs::read_to_string(&example).expect("the lineage example");
         workdir.write("main.tf", &text);

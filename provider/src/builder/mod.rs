@@ -66,25 +66,36 @@ impl Builder {
         }
     }
 
-    /// Builds the layer and returns its AMI id, available and tagged with `request.tags`.
+    /// Builds the layer; its AMI is available and tagged with `request.tags`.
     pub async fn build(
         &self,
         ec2: &aws_sdk_ec2::Client,
         aws: &AwsTarget,
         request: &BuildRequest,
-    ) -> Result<String, BuildError> {
-        let ami = match self {
+    ) -> Result<Built, BuildError> {
+        let built = match self {
             Builder::Packer(spec) => spec.build(ec2, aws, request).await?,
-            Builder::Native(spec) => spec.build(ec2, request).await?,
+            Builder::Native(spec) => Built { ami: spec.build(ec2, request).await?, from_manifest: None },
         };
+        let ami = built.ami.as_str();
         // A template's own `Name` stands unless the configuration names the layer.
         let soft: &[&str] = match self {
             Builder::Packer(_) if !request.explicit_name => &[ami_tags::NAME],
             _ => &[],
         };
-        check_and_complete_tags(ec2, &ami, &request.tags, soft).await?;
-        Ok(ami)
+        check_and_complete_tags(ec2, ami, &request.tags, soft).await?;
+        Ok(built)
     }
+}
+
+/// What a build made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    pub ami: String,
+    /// The Packer manifest the AMI was read from, when Packer printed no artifact (a
+    /// `command` that does not pass `-machine-readable` on): other builds writing that
+    /// file at the same time can change what it names.
+    pub from_manifest: Option<std::path::PathBuf>,
 }
 
 /// Where the provider talks to AWS, for a builder with its own AWS client (Packer,

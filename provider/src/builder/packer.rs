@@ -69,7 +69,7 @@ impl PackerSpec {
         ec2: &aws_sdk_ec2::Client,
         aws: &AwsTarget,
         request: &BuildRequest,
-    ) -> Result<String, BuildError> {
+    ) -> Result<super::Built, BuildError> {
         let layer = request.layer.as_str();
         let region = aws.region.as_str();
         let template = self.read_template()?;
@@ -136,19 +136,19 @@ impl PackerSpec {
         }
         let artifacts = tail.lock().map(|t| t.artifacts.clone()).unwrap_or_default();
         let listed = ami_from_artifacts(&artifacts, region).map_err(BuildError::Packer)?;
-        let ami = match listed {
+        let built = match listed {
             Some(ami) => {
                 tracing::info!(layer, ami = %ami, "Packer built the image");
-                ami
+                super::Built { ami, from_manifest: None }
             }
             None => {
                 let ami = artifact_from_manifest(&manifest, previous_run.as_deref(), region)?;
-                tracing::info!(layer, ami = %ami, manifest = %manifest.display(), "Packer built the image (from its manifest)");
-                ami
+                tracing::warn!(layer, ami = %ami, manifest = %manifest.display(), "Packer printed no artifact: the image is the manifest's newest build");
+                super::Built { ami, from_manifest: Some(manifest) }
             }
         };
-        crate::aws::images::wait_image_available(ec2, &ami, limits).await?;
-        Ok(ami)
+        crate::aws::images::wait_image_available(ec2, &built.ami, limits).await?;
+        Ok(built)
     }
 }
 

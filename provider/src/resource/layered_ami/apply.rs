@@ -100,14 +100,28 @@ pub async fn converge(
                 limits: Limits::new(limit, &ctx.stop),
             };
             tracing::info!(layer, commit = %identity.commit, parent = %parent.ami_id, fingerprint = %fingerprint, "building layer");
-            let ami = match builder.build(&clients.ec2, &AwsTarget::from(clients), &request).await {
-                Ok(ami) => ami,
+            let built = match builder.build(&clients.ec2, &AwsTarget::from(clients), &request).await {
+                Ok(built) => built,
                 Err(e) => {
                     build_failed(diags, &layer, &identity, &e);
                     return None;
                 }
             };
-            built_image(clients, &layer, &ami, diags).await?
+            if let Some(manifest) = &built.from_manifest {
+                diags.warning(
+                    "AMI Read From The Packer Manifest",
+                    format!(
+                        "Packer printed no artifact for layer {layer} (the build command does not pass \
+                         -machine-readable on to Packer), so its AMI {} is the newest build in the manifest \
+                         {}. Builds of other layers that write the same file while this one runs can \
+                         change what it names: pass the provider's arguments on to Packer, or give each \
+                         template a manifest of its own.",
+                        built.ami,
+                        manifest.display()
+                    ),
+                );
+            }
+            built_image(clients, &layer, &built.ami, diags).await?
         }
     };
     state.parent_ami_id = Val::Known(parent.ami_id.clone());
