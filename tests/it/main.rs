@@ -1,6 +1,7 @@
 mod accounting;
 mod agent;
 mod app;
+mod app_cost;
 mod corpus;
 mod crash;
 mod data_ami;

@@ -48,7 +48,7 @@ resource "immutable_app" "web" {{
 }
 
 #[test]
-fn a_no_change_plan_over_100_apps_behind_one_target_group_makes_at_most_5_requests() {
+fn a_no_change_plan_over_100_apps_behind_one_target_group_makes_5_requests() {
     let account = LocalAws::shared().account();
     let (ami, new_ami) = runtime().block_on(async {
         core_infra(&account).await.expect("core infrastructure");
@@ -68,14 +68,23 @@ fn a_no_change_plan_over_100_apps_behind_one_target_group_makes_at_most_5_reques
     eprintln!("applied {APPS} apps in {:.1}s", started.elapsed().as_secs_f64());
 
     // No change: the refresh of every app shares one snapshot of the account's fleets,
-    // their instances and the target group's health.
+    // their instances and the target group's health (3 requests), and prices every app
+    // (`hourly_cost`) from one read of each price source: the apps run the same instance
+    // types, and the instances' types and zones come with the snapshot's
+    // DescribeInstances. 3 + 2 = 5.
     account.reset_requests().expect("reset");
     assert!(!workdir.plan_has_changes().expect("plan"), "nothing changed");
     let unchanged = account.requests().expect("requests");
     eprintln!("no-change plan over {APPS} apps: {} requests: {unchanged:?}", total(&unchanged));
-    assert!(total(&unchanged) <= 5, "at most 5 requests for {APPS} apps, got {unchanged:?}");
+    assert_eq!(total(&unchanged), 5, "5 requests for {APPS} apps, got {unchanged:?}");
     assert!(mutating(&unchanged).is_empty(), "a plan changes nothing: {unchanged:?}");
-    for read in ["ec2:DescribeSpotFleetRequests", "ec2:DescribeInstances", "elbv2:DescribeTargetHealth"] {
+    for read in [
+        "ec2:DescribeSpotFleetRequests",
+        "ec2:DescribeInstances",
+        "elbv2:DescribeTargetHealth",
+        "ec2:DescribeSpotPriceHistory",
+        "pricing:GetProducts",
+    ] {
         assert_eq!(count(&unchanged, read), 1, "{read} once for all apps: {unchanged:?}");
     }
 
@@ -87,7 +96,13 @@ fn a_no_change_plan_over_100_apps_behind_one_target_group_makes_at_most_5_reques
     let changed = account.requests().expect("requests");
     eprintln!("plan changing one app: {} requests: {changed:?}", total(&changed));
     assert!(mutating(&changed).is_empty(), "{changed:?}");
-    for read in ["ec2:DescribeSpotFleetRequests", "ec2:DescribeInstances", "elbv2:DescribeTargetHealth"] {
+    for read in [
+        "ec2:DescribeSpotFleetRequests",
+        "ec2:DescribeInstances",
+        "elbv2:DescribeTargetHealth",
+        "ec2:DescribeSpotPriceHistory",
+        "pricing:GetProducts",
+    ] {
         assert_eq!(count(&changed, read), 1, "{read} still once for all apps: {changed:?}");
     }
     let added = total(&changed) - total(&unchanged);

@@ -55,6 +55,9 @@ pub fn run() -> Result<()> {
     })?;
     println!("    target group {} (deregistration delay 60 s)", infra.target_group_arn);
 
+    step("sample Spot prices for the app's instance types in eu-west-1, about 70% below On-Demand");
+    seed_sample_prices(&account)?;
+
     step("terraform apply of examples/terraform/app: demo-web-app on a Spot Fleet behind target group web");
     let app = Workdir::new(&account);
     let config = std::fs::read_to_string(crate::repo_root().join("examples/terraform/app/main.tf"))?;
@@ -67,6 +70,7 @@ pub fn run() -> Result<()> {
         text(&app, "generation")?,
         text(&app, "commit")?
     );
+    println!("    cost: {}", cost_line(&runtime, &account, &app)?);
 
     step("a new commit (ffff…): terraform apply of the layers rebuilds the chain");
     let rebuilt = chain.build(&commit('f'))?;
@@ -86,6 +90,8 @@ pub fn run() -> Result<()> {
         text(&app, "generation")?,
         text(&app, "commit")?
     );
+    println!("    cost: {}", cost_line(&runtime, &account, &app)?);
+    println!("    while both fleets ran: {}", text(&app, "rollout_overlap")?);
 
     step(
         "a Spot interruption: immutable-agent takes the instance out of its target group before AWS reclaims it",
@@ -237,6 +243,69 @@ fn interruption(
     }
     let _ = std::fs::remove_dir_all(&logs);
     result
+}
+
+/// Spot prices (USD per hour) the emulator answers for every pool of the example's
+/// instance types in the accounts' region: about 70% below their On-Demand prices in
+/// the emulator's sample Price List (t3.small 0.0228, t3a.small 0.0204 in eu-west-1).
+const SAMPLE_SPOT_PRICES: [(&str, &str, &str); 6] = [
+    ("t3.small", "eu-west-1a", "0.006800"),
+    ("t3.small", "eu-west-1b", "0.006900"),
+    ("t3.small", "eu-west-1c", "0.007100"),
+    ("t3a.small", "eu-west-1a", "0.006100"),
+    ("t3a.small", "eu-west-1b", "0.006200"),
+    ("t3a.small", "eu-west-1c", "0.006400"),
+];
+
+fn seed_sample_prices(account: &tests::Account) -> Result<()> {
+    let seeds: Vec<tests::SpotPriceSeed> =
+        SAMPLE_SPOT_PRICES.iter().map(|(t, zone, price)| tests::SpotPriceSeed::new(t, zone, price)).collect();
+    account.seed_spot_prices(&seeds)?;
+    for instance_type in ["t3.small", "t3a.small"] {
+        let pools: Vec<String> = SAMPLE_SPOT_PRICES
+            .iter()
+            .filter(|(t, _, _)| *t == instance_type)
+            .map(|(_, zone, price)| format!("{zone} {}", price.trim_end_matches('0')))
+            .collect();
+        println!("    {instance_type}: {}", pools.join(", "));
+    }
+    Ok(())
+}
+
+/// "2 x t3.small on Spot: $0.0136/h, On-Demand $0.0456/h, saving 70%", from the app's
+/// instances (as EC2 describes them) and its cost outputs.
+fn cost_line(
+    runtime: &tokio::runtime::Runtime,
+    account: &tests::Account,
+    workdir: &Workdir,
+) -> Result<String> {
+    let ids: Vec<String> = workdir
+        .output("instances")?
+        .as_array()
+        .map(|ids| ids.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let described = runtime.block_on(async {
+        account.ec2().await.describe_instances().set_instance_ids(Some(ids.clone())).send().await
+    })?;
+    let mut types = std::collections::BTreeMap::<String, usize>::new();
+    let mut on_demand = 0;
+    for instance in described.reservations().iter().flat_map(|r| r.instances()) {
+        let instance_type = instance.instance_type().map_or("?", |t| t.as_str());
+        *types.entry(instance_type.to_owned()).or_default() += 1;
+        if instance.instance_lifecycle().is_none() {
+            on_demand += 1;
+        }
+    }
+    let types: Vec<String> = types.iter().map(|(t, n)| format!("{n} x {t}")).collect();
+    let on = if on_demand == 0 { "on Spot".to_owned() } else { format!("({on_demand} On-Demand)") };
+    let figure = |name: &str| text(workdir, name).unwrap_or_else(|_| "unknown".to_owned());
+    Ok(format!(
+        "{} {on}: ${}/h, On-Demand ${}/h, saving {}%",
+        types.join(" + "),
+        figure("hourly_cost"),
+        figure("on_demand_hourly_cost"),
+        figure("savings_percent")
+    ))
 }
 
 /// An output as plain text.

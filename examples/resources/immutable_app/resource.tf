@@ -53,3 +53,15 @@ output "serving_fleet" {
 output "rollout_plan" {
   value = immutable_app.web.rollout_plan.summary
 }
+
+# What it costs now, USD per hour: each instance at its Spot pool's current price,
+# against the same instances On-Demand, e.g.
+# { hourly_cost = "0.0679", on_demand_hourly_cost = "0.228", savings_percent = 70 }
+# (nulls when the prices cannot be read).
+output "cost" {
+  value = {
+    hourly_cost           = immutable_app.web.hourly_cost
+    on_demand_hourly_cost = immutable_app.web.on_demand_hourly_cost
+    savings_percent       = immutable_app.web.savings_percent
+  }
+}

@@ -73,6 +73,30 @@ output "instances" {
   value = immutable_app.web.instance_ids
 }
 
+# What the running instances cost now, in USD per hour: each instance at its Spot
+# pool's current price, and the same instances On-Demand (null when the prices cannot
+# be read: `ec2:DescribeSpotPriceHistory` and `pricing:GetProducts`).
+output "hourly_cost" {
+  value = immutable_app.web.hourly_cost
+}
+
+output "on_demand_hourly_cost" {
+  value = immutable_app.web.on_demand_hourly_cost
+}
+
+output "savings_percent" {
+  value = immutable_app.web.savings_percent
+}
+
+# What the last rollout's two fleets cost while both ran, e.g. "4 extra instance-seconds, $0.0000075"
+output "rollout_overlap" {
+  value = format(
+    "%d extra instance-seconds, $%s",
+    coalesce(immutable_app.web.last_rollout.overlap_instance_seconds, 0),
+    coalesce(immutable_app.web.last_rollout.overlap_cost, "unknown"),
+  )
+}
+
 output "lineage" {
   value = [for step in data.immutable_ami.app.lineage : "${step.layer}: ${step.ami_id}"]
 }

@@ -314,27 +314,28 @@ pub async fn find_open_fleet(
     Ok(None)
 }
 
-/// The running (or starting) instances of every app's Spot Fleet, by fleet id, in one
+/// The running (or starting) instances of every app's Spot Fleet, by fleet id, with
+/// what the call says of each (type, zone, Spot or On-Demand, platform), in one
 /// paginated call: DescribeSpotFleetInstances takes one fleet at a time. Only
 /// instances tagged with an app are listed (their launch templates tag them), so
 /// other fleets of the account cost nothing.
 pub async fn all_fleet_instances(
     ec2: &aws_sdk_ec2::Client,
-) -> Result<HashMap<String, Vec<String>>, AwsError> {
+) -> Result<HashMap<String, Vec<instances::RunningInstance>>, AwsError> {
     let filters = vec![
         Filter::builder().name("tag-key").values(fleet_tags::APP).build(),
         instances::in_states(&["pending", "running"]),
     ];
     let found = instances::describe(ec2, filters, || "listing Spot Fleet instances".to_owned()).await?;
-    let mut by_fleet: HashMap<String, Vec<String>> = HashMap::new();
+    let mut by_fleet: HashMap<String, Vec<instances::RunningInstance>> = HashMap::new();
     for instance in &found {
         let fleet = instance.tags().iter().find(|t| t.key() == Some(FLEET_ID_TAG)).and_then(|t| t.value());
-        if let (Some(fleet), Some(id)) = (fleet, instance.instance_id()) {
-            by_fleet.entry(fleet.to_owned()).or_default().push(id.to_owned());
+        if let (Some(fleet), Some(running)) = (fleet, instances::RunningInstance::of(instance)) {
+            by_fleet.entry(fleet.to_owned()).or_default().push(running);
         }
     }
     for instances in by_fleet.values_mut() {
-        instances.sort();
+        instances.sort_by(|a, b| a.id.cmp(&b.id));
     }
     Ok(by_fleet)
 }

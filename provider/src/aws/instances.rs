@@ -188,6 +188,61 @@ pub async fn running_images(
     Ok(found.iter().filter_map(|i| Some((i.image_id()?.to_owned(), i.instance_id()?.to_owned()))).collect())
 }
 
+/// A pending or running instance as a Describe call shows it: what prices it (its
+/// instance type, its zone, Spot or On-Demand) and what it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunningInstance {
+    pub id: String,
+    pub instance_type: Option<String>,
+    pub availability_zone: Option<String>,
+    /// `InstanceLifecycle` is `spot`; an On-Demand instance has none.
+    pub spot: bool,
+    /// `PlatformDetails` ("Linux/UNIX", "Windows", "Red Hat Enterprise Linux", ...).
+    pub platform_details: Option<String>,
+    /// `Platform`: `windows` for Windows instances, nothing otherwise.
+    pub platform: Option<String>,
+}
+
+impl RunningInstance {
+    pub fn of(instance: &Instance) -> Option<Self> {
+        Some(RunningInstance {
+            id: instance.instance_id()?.to_owned(),
+            instance_type: instance.instance_type().map(|t| t.as_str().to_owned()),
+            availability_zone: instance.placement().and_then(|p| p.availability_zone()).map(str::to_owned),
+            spot: instance.instance_lifecycle().is_some_and(|l| l.as_str() == "spot"),
+            platform_details: instance.platform_details().map(str::to_owned),
+            platform: instance.platform().map(|p| p.as_str().to_owned()),
+        })
+    }
+
+    /// An instance known by its id only.
+    pub fn unknown(id: &str) -> Self {
+        RunningInstance {
+            id: id.to_owned(),
+            instance_type: None,
+            availability_zone: None,
+            spot: false,
+            platform_details: None,
+            platform: None,
+        }
+    }
+}
+
+/// The pending and running instances among `ids`, sorted by id.
+pub async fn running(ec2: &aws_sdk_ec2::Client, ids: &[String]) -> Result<Vec<RunningInstance>, AwsError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let filters = vec![
+        Filter::builder().name("instance-id").set_values(Some(ids.to_vec())).build(),
+        in_states(&["pending", "running"]),
+    ];
+    let found = describe(ec2, filters, || format!("describing instances {}", ids.join(", "))).await?;
+    let mut running: Vec<RunningInstance> = found.iter().filter_map(RunningInstance::of).collect();
+    running.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(running)
+}
+
 /// Instances among `ids` not yet terminated (nor shutting down).
 pub async fn live_instances(ec2: &aws_sdk_ec2::Client, ids: &[String]) -> Result<Vec<String>, AwsError> {
     if ids.is_empty() {

@@ -3,7 +3,7 @@
 //! API). Prices are decimals in USD per hour, never floats: AWS writes them as decimal
 //! strings and they stay so, from the answer to the state.
 
-use super::AwsError;
+use super::{AwsError, Scope};
 use bigdecimal::BigDecimal;
 use bigdecimal::num_bigint::{BigInt, Sign};
 use std::collections::{BTreeMap, HashMap};
@@ -22,6 +22,50 @@ const PRICE_LIST_PAGE_SIZE: i32 = 100;
 /// What AWS answers when the caller's policies do not allow the call: EC2's query
 /// API, and the JSON APIs (the Price List among them).
 pub const NOT_ALLOWED: &[&str] = &["UnauthorizedOperation", "AccessDenied", "AccessDeniedException"];
+
+/// The IAM actions that read prices.
+pub const SPOT_PERMISSION: &str = "ec2:DescribeSpotPriceHistory";
+pub const PRICE_LIST_PERMISSION: &str = "pricing:GetProducts";
+
+/// Whether a failed price read leaves its prices unknown (with a warning) rather than
+/// failing what asked: the caller may not read prices, or (the Price List, whose
+/// endpoint differs from every other the provider uses) the endpoint cannot be reached.
+pub fn tolerated(error: &AwsError, price_list: bool) -> bool {
+    error.is(NOT_ALLOWED) || (price_list && matches!(error.scope, Scope::Endpoint(_)))
+}
+
+/// Why a read of prices failed, in words for a warning: the permission to grant, or
+/// the Price List endpoint that could not be reached. `permission` is the action the
+/// read needs ([`SPOT_PERMISSION`] or [`PRICE_LIST_PERMISSION`]).
+pub fn unread_because(error: &AwsError, permission: &str) -> String {
+    if error.is(NOT_ALLOWED) {
+        return format!(
+            "not allowed to call {permission} ({}); allow {permission} to read them",
+            error.detail()
+        );
+    }
+    match &error.scope {
+        Scope::Endpoint(no) => {
+            let why = if no.refused {
+                format!("{} refused the connection", no.endpoint)
+            } else if no.timed_out {
+                format!("{} did not answer in time", no.endpoint)
+            } else {
+                format!("{} could not be reached ({})", no.endpoint, no.cause)
+            };
+            if permission == PRICE_LIST_PERMISSION {
+                format!(
+                    "the AWS Price List could not be reached: {why}. Check the provider's `endpoints.pricing` \
+                     (by default the Price List's endpoint in {PRICE_LIST_REGION}) and the network between here \
+                     and it"
+                )
+            } else {
+                why
+            }
+        }
+        _ => error.to_string(),
+    }
+}
 
 /// The `location` attribute of the Price List for each commercial region: the long
 /// name the Price List gives it, which for Europe still starts with "EU".
@@ -79,6 +123,18 @@ pub const PRODUCT_DESCRIPTIONS: &[&str] = &[
     "Windows",
     "Windows (Amazon VPC)",
 ];
+
+/// The Spot product description that prices an instance, from what DescribeInstances
+/// says of its platform: its `PlatformDetails` when that is one of the Spot products
+/// (`Linux/UNIX`, `SUSE Linux`, `Red Hat Enterprise Linux`, `Windows`), else `Windows`
+/// for a Windows instance (`Platform`), else `Linux/UNIX`.
+pub fn product_description_of(platform_details: Option<&str>, platform: Option<&str>) -> &'static str {
+    const SPOT_PRODUCTS: [&str; 4] = ["Linux/UNIX", "SUSE Linux", "Red Hat Enterprise Linux", "Windows"];
+    if let Some(found) = SPOT_PRODUCTS.iter().find(|p| Some(**p) == platform_details) {
+        return found;
+    }
+    if platform.is_some_and(|p| p.eq_ignore_ascii_case("windows")) { "Windows" } else { "Linux/UNIX" }
+}
 
 /// The Price List `operatingSystem` of the On-Demand product a Spot product
 /// description compares with.
@@ -296,6 +352,27 @@ pub fn savings_percent(on_demand: &BigDecimal, spot: &BigDecimal) -> Option<i64>
     i64::try_from(floor).ok()
 }
 
+/// Whole USD digits kept by [`cost_over`]: the Price List's own precision.
+pub const COST_SCALE: i64 = 10;
+
+/// What `instance_seconds` cost at `hourly` USD per hour for `instances` instances
+/// (`hourly` is their price together): `instance_seconds * hourly / (instances * 3600)`,
+/// rounded half up to [`COST_SCALE`] decimal places, computed on integers. `None` for
+/// no instances.
+pub fn cost_over(instance_seconds: u64, hourly: &BigDecimal, instances: usize) -> Option<BigDecimal> {
+    if instances == 0 {
+        return None;
+    }
+    let scale = hourly.fractional_digit_count().max(0);
+    let (hourly, _) = hourly.with_scale(scale).into_bigint_and_scale();
+    let numerator = BigInt::from(instance_seconds) * hourly * BigInt::from(10).pow(COST_SCALE as u32);
+    let denominator =
+        BigInt::from(instances) * BigInt::from(3600) * BigInt::from(10).pow(u32::try_from(scale).ok()?);
+    // Half up, for a non-negative quotient: floor((2n + d) / 2d).
+    let rounded = (numerator * 2 + &denominator) / (denominator * 2);
+    Some(BigDecimal::new(rounded, COST_SCALE))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,6 +514,43 @@ mod tests {
                 ("t3.small", "eu-west-1a", "0.0065".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn a_cost_over_time_is_exact_then_rounded_half_up() {
+        // 100 instance-seconds of one instance at 0.0062/h: 0.62 / 3600 = 0.000172222…
+        assert_eq!(cost_over(100, &d("0.0062"), 1).map(|c| price_text(&c)).as_deref(), Some("0.0001722222"));
+        // Two instances together at 0.0123/h: an instance-hour at their mean price.
+        assert_eq!(cost_over(3600, &d("0.0123"), 2).map(|c| price_text(&c)).as_deref(), Some("0.00615"));
+        assert_eq!(cost_over(1, &d("0.0018"), 1).map(|c| price_text(&c)).as_deref(), Some("0.0000005"));
+        // 1 s at 0.00000018/h is 0.00000000005, half of the last digit kept: up.
+        assert_eq!(
+            cost_over(1, &d("0.00000018"), 1).map(|c| price_text(&c)).as_deref(),
+            Some("0.0000000001")
+        );
+        assert_eq!(cost_over(1, &d("0.00000017"), 1).map(|c| price_text(&c)).as_deref(), Some("0"));
+        assert_eq!(cost_over(0, &d("0.0062"), 1).map(|c| price_text(&c)).as_deref(), Some("0"));
+        assert_eq!(cost_over(10, &d("0.0062"), 0), None);
+    }
+
+    #[test]
+    fn an_instance_is_priced_as_the_spot_product_of_its_platform() {
+        assert_eq!(product_description_of(Some("Linux/UNIX"), None), "Linux/UNIX");
+        assert_eq!(
+            product_description_of(Some("Red Hat Enterprise Linux"), None),
+            "Red Hat Enterprise Linux"
+        );
+        assert_eq!(product_description_of(Some("Windows"), Some("windows")), "Windows");
+        assert_eq!(
+            product_description_of(Some("Windows with SQL Server Standard"), Some("windows")),
+            "Windows"
+        );
+        assert_eq!(product_description_of(Some("Red Hat BYOL Linux"), None), "Linux/UNIX");
+        assert_eq!(product_description_of(None, None), "Linux/UNIX");
+        for described in ["Linux/UNIX", "SUSE Linux", "Red Hat Enterprise Linux", "Windows"] {
+            assert!(PRODUCT_DESCRIPTIONS.contains(&described));
+            assert!(operating_system(described).is_some());
+        }
     }
 
     #[test]

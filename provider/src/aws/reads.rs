@@ -33,6 +33,7 @@
 
 use super::coalesce::{Coalescer, Mode, Registry, in_flight_only};
 use super::images::{self, Image};
+use super::instances::{self, RunningInstance};
 use super::prices::{self, SpotPrice};
 use super::{AwsError, fleets, target_groups};
 use crate::health::TargetHealth;
@@ -40,6 +41,7 @@ use bigdecimal::BigDecimal;
 use futures::FutureExt;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// How long an answer is shared: long enough for a refresh of a large estate, short
@@ -50,14 +52,27 @@ pub const SNAPSHOT_TTL: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct ObservedFleet {
     pub fleet: fleets::Fleet,
+    /// The ids of its running instances, sorted.
     pub instances: Vec<String>,
+    /// The same instances with their type, zone, lifecycle and platform, from the same
+    /// Describe call; empty when that call was not made (a fleet with no instance).
+    pub running: Vec<RunningInstance>,
 }
 
-/// Every Spot Fleet request of the account and the running instances of each.
+impl ObservedFleet {
+    fn new(fleet: fleets::Fleet, running: Vec<RunningInstance>) -> Self {
+        let instances = running.iter().map(|i| i.id.clone()).collect();
+        Self { fleet, instances, running }
+    }
+}
+
+/// Every Spot Fleet request of the account and the running instances of each, with
+/// what DescribeInstances says of them (type, zone, lifecycle, platform: what prices
+/// them, at no extra request).
 #[derive(Debug, Default)]
 struct FleetView {
     fleets: HashMap<String, fleets::Fleet>,
-    instances: HashMap<String, Vec<String>>,
+    instances: HashMap<String, Vec<RunningInstance>>,
 }
 
 /// Shared reads of one provider process.
@@ -139,20 +154,36 @@ impl Reads {
     pub async fn fleet(&self, id: &str) -> Result<Option<ObservedFleet>, AwsError> {
         let view = self.view().await?;
         if let Some(found) = view.fleets.get(id) {
-            let instances = view.instances.get(id).cloned().unwrap_or_default();
+            let running = view.instances.get(id).cloned().unwrap_or_default();
             // An open fleet with capacity but no tagged instance: ask the fleet itself
             // rather than report it empty.
-            if instances.is_empty() && found.is_open() && found.fulfilled_capacity > 0.0 {
-                let instances = fleets::fleet_instances(&self.ec2, id).await?;
-                return Ok(Some(ObservedFleet { fleet: found.clone(), instances }));
+            if running.is_empty() && found.is_open() && found.fulfilled_capacity > 0.0 {
+                return Ok(Some(self.asked_alone(found.clone()).await?));
             }
-            return Ok(Some(ObservedFleet { fleet: found.clone(), instances }));
+            return Ok(Some(ObservedFleet::new(found.clone(), running)));
         }
         // Unknown to the snapshot: requested since it was taken, or gone.
         let Some(found) = fleets::find_fleet(&self.ec2, id).await? else { return Ok(None) };
-        let instances =
-            if found.is_open() { fleets::fleet_instances(&self.ec2, id).await? } else { Vec::new() };
-        Ok(Some(ObservedFleet { fleet: found, instances }))
+        if !found.is_open() {
+            return Ok(Some(ObservedFleet::new(found, Vec::new())));
+        }
+        Ok(Some(self.asked_alone(found).await?))
+    }
+
+    /// A fleet the snapshot cannot answer for: its instances from the fleet itself, then
+    /// what they are (one DescribeInstances for them).
+    async fn asked_alone(&self, fleet: fleets::Fleet) -> Result<ObservedFleet, AwsError> {
+        let ids = fleets::fleet_instances(&self.ec2, &fleet.id).await?;
+        let mut running = instances::running(&self.ec2, &ids).await?;
+        // An instance the fleet names that DescribeInstances did not (yet) show still
+        // counts as the fleet's, without its details.
+        for id in &ids {
+            if !running.iter().any(|r| &r.id == id) {
+                running.push(RunningInstance::unknown(id));
+            }
+        }
+        running.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(ObservedFleet::new(fleet, running))
     }
 
     /// Every Spot Fleet request of the account, from a listing made after this call
@@ -201,16 +232,32 @@ type SpotKey = (Vec<String>, String);
 /// The instance types, Price List location and operating system of an On-Demand read.
 type OnDemandKey = (Vec<String>, String, String);
 
+/// What a price read gives: the prices, or the failure that leaves them unknown without
+/// failing the read (see [`prices::tolerated`]), remembered like an answer so that the
+/// apps and data sources of a run that lack a permission ask once, not once each.
+type PriceAnswer<T> = Result<Arc<T>, AwsError>;
+
 /// Prices read by one provider process: Spot prices by [`SpotKey`], On-Demand prices
 /// by [`OnDemandKey`].
 pub struct PriceReads {
-    spot: Arc<Coalescer<SpotKey, Arc<Vec<SpotPrice>>>>,
-    on_demand: Arc<Coalescer<OnDemandKey, Arc<BTreeMap<String, BigDecimal>>>>,
+    spot: Arc<Coalescer<SpotKey, PriceAnswer<Vec<SpotPrice>>>>,
+    on_demand: Arc<Coalescer<OnDemandKey, PriceAnswer<BTreeMap<String, BigDecimal>>>>,
+    /// Whether an app's missing prices were reported (see [`PriceReads::first_cost_warning`]).
+    cost_warned: AtomicBool,
 }
 
 impl std::fmt::Debug for PriceReads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PriceReads").finish_non_exhaustive()
+    }
+}
+
+/// A price read's result as the coalescer keeps it: a tolerated failure is an answer.
+fn kept<T>(result: Result<T, AwsError>, price_list: bool) -> Result<PriceAnswer<T>, AwsError> {
+    match result {
+        Ok(found) => Ok(Ok(Arc::new(found))),
+        Err(e) if prices::tolerated(&e, price_list) => Ok(Err(e)),
+        Err(e) => Err(e),
     }
 }
 
@@ -227,8 +274,8 @@ impl PriceReads {
             async move {
                 let mut found = HashMap::new();
                 for (types, description) in keys {
-                    let prices = prices::spot_prices(&ec2, &types, &description).await?;
-                    found.insert((types, description), Arc::new(prices));
+                    let prices = kept(prices::spot_prices(&ec2, &types, &description).await, false)?;
+                    found.insert((types, description), prices);
                 }
                 Ok(found)
             }
@@ -240,14 +287,15 @@ impl PriceReads {
                 async move {
                     let mut found = HashMap::new();
                     for (types, location, os) in keys {
-                        let prices = prices::on_demand_prices(&pricing, &types, &location, &os).await?;
-                        found.insert((types, location, os), Arc::new(prices));
+                        let prices =
+                            kept(prices::on_demand_prices(&pricing, &types, &location, &os).await, true)?;
+                        found.insert((types, location, os), prices);
                     }
                     Ok(found)
                 }
                 .boxed()
             });
-        Self { spot, on_demand }
+        Self { spot, on_demand, cost_warned: AtomicBool::new(false) }
     }
 
     /// The current Spot price of every pool of `instance_types` in the region.
@@ -258,7 +306,7 @@ impl PriceReads {
     ) -> Result<Arc<Vec<SpotPrice>>, AwsError> {
         let key = (type_set(instance_types), product_description.to_owned());
         let found = self.spot.get(key).await?;
-        found.ok_or_else(|| AwsError::plain("reading Spot prices", "the answer went missing"))
+        found.unwrap_or_else(|| Err(AwsError::plain("reading Spot prices", "the answer went missing")))
     }
 
     /// The On-Demand price of each of `instance_types` the Price List has in `location`
@@ -271,7 +319,15 @@ impl PriceReads {
     ) -> Result<Arc<BTreeMap<String, BigDecimal>>, AwsError> {
         let key = (type_set(instance_types), location.to_owned(), operating_system.to_owned());
         let found = self.on_demand.get(key).await?;
-        found.ok_or_else(|| AwsError::plain("reading On-Demand prices", "the answer went missing"))
+        found.unwrap_or_else(|| Err(AwsError::plain("reading On-Demand prices", "the answer went missing")))
+    }
+
+    /// Whether the caller is the first in this provider process to report that an
+    /// app's cost could not be worked out: the apps of a run share one warning (every
+    /// app of a run meets the same missing permission), given by whichever app meets it
+    /// first. Terraform starts a provider process for a plan and another for an apply.
+    pub fn first_cost_warning(&self) -> bool {
+        !self.cost_warned.swap(true, Ordering::SeqCst)
     }
 }
 
@@ -406,6 +462,81 @@ mod tests {
         reads.fleet("sfr-1").await.expect("read");
         reads.fleet("sfr-1").await.expect("read");
         assert_eq!(fleets.num_calls(), 2);
+    }
+
+    fn pricing(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_pricing::Client {
+        aws_smithy_mocks::mock_client!(aws_sdk_pricing, RuleMode::MatchAny, rules)
+    }
+
+    #[tokio::test]
+    async fn apps_with_the_same_instance_types_share_one_read_of_each_price_source() {
+        use aws_sdk_ec2::operation::describe_spot_price_history::DescribeSpotPriceHistoryOutput;
+        use aws_sdk_pricing::operation::get_products::GetProductsOutput;
+        let history = mock!(Ec2::describe_spot_price_history).then_output(|| {
+            DescribeSpotPriceHistoryOutput::builder()
+                .spot_price_history(
+                    aws_sdk_ec2::types::SpotPrice::builder()
+                        .instance_type(aws_sdk_ec2::types::InstanceType::T3Small)
+                        .availability_zone("eu-west-1a")
+                        .spot_price("0.006900")
+                        .timestamp(aws_smithy_types::DateTime::from_secs(1))
+                        .build(),
+                )
+                .build()
+        });
+        let products = mock!(aws_sdk_pricing::Client::get_products).then_output(|| {
+            let entry = r#"{"product":{"attributes":{"instanceType":"t3.small"}},"terms":{"OnDemand":{"o":{"priceDimensions":{"r":{"unit":"Hrs","pricePerUnit":{"USD":"0.0228000000"}}}}}}}"#;
+            GetProductsOutput::builder().price_list(entry).build()
+        });
+        let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&history]);
+        let reads = Arc::new(PriceReads::new(ec2, pricing(&[&products])));
+        // A hundred apps read at once, their types in either order.
+        let apps = (0..100).map(|i| {
+            let reads = Arc::clone(&reads);
+            async move {
+                let mut types = vec!["t3a.small".to_owned(), "t3.small".to_owned()];
+                if i % 2 == 0 {
+                    types.reverse();
+                }
+                let (spot, on_demand) = tokio::join!(
+                    reads.spot(&types, "Linux/UNIX"),
+                    reads.on_demand(&types, "EU (Ireland)", "Linux")
+                );
+                (spot.expect("Spot prices").len(), on_demand.expect("On-Demand prices").len())
+            }
+        });
+        let answers = futures::future::join_all(apps).await;
+        assert!(answers.iter().all(|a| *a == (1, 1)), "{answers:?}");
+        assert_eq!((history.num_calls(), products.num_calls()), (1, 1));
+        // Remembered for the run.
+        reads
+            .spot(&["t3.small".to_owned(), "t3a.small".to_owned()], "Linux/UNIX")
+            .await
+            .expect("Spot prices");
+        assert_eq!(history.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_denied_price_read_is_asked_once_and_warned_about_once() {
+        use aws_sdk_pricing::operation::get_products::GetProductsError;
+        let denied = mock!(aws_sdk_pricing::Client::get_products).then_error(|| {
+            GetProductsError::generic(
+                aws_sdk_pricing::error::ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message("not authorized to perform pricing:GetProducts")
+                    .build(),
+            )
+        });
+        let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, []);
+        let reads = PriceReads::new(ec2, pricing(&[&denied]));
+        let types = ["t3.small".to_owned()];
+        for _ in 0..3 {
+            let e = reads.on_demand(&types, "EU (Ireland)", "Linux").await.expect_err("denied");
+            assert!(e.is(prices::NOT_ALLOWED), "{e}");
+        }
+        assert_eq!(denied.num_calls(), 1, "the denial is an answer, remembered");
+        assert!(reads.first_cost_warning(), "the first to report warns");
+        assert!(!reads.first_cost_warning() && !reads.first_cost_warning(), "nobody after it");
     }
 
     fn sdk_image(id: &str) -> SdkImage {

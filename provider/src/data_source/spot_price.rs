@@ -1,8 +1,8 @@
 //! `immutable_spot_price`: the current Spot price of each pool of some instance types,
 //! next to their On-Demand price, and what Spot saves.
 
+use crate::aws::AwsError;
 use crate::aws::prices::{self, SpotPrice};
-use crate::aws::{AwsError, Scope};
 use crate::config::Shared;
 use async_trait::async_trait;
 use bigdecimal::BigDecimal;
@@ -19,10 +19,6 @@ use tfplugin::value::{Type, Val, Value};
 pub const TYPE_NAME: &str = "immutable_spot_price";
 
 pub const DEFAULT_PRODUCT_DESCRIPTION: &str = "Linux/UNIX";
-
-/// The IAM actions the data source calls.
-const SPOT_PERMISSION: &str = "ec2:DescribeSpotPriceHistory";
-const PRICE_LIST_PERMISSION: &str = "pricing:GetProducts";
 
 pub struct SpotPriceDataSource {
     shared: Arc<Shared>,
@@ -218,7 +214,7 @@ impl DataSource for SpotPriceDataSource {
         });
         let spot = match spot {
             Ok(pools) => Some(pools),
-            Err(e) if tolerated(&e, false) => {
+            Err(e) if prices::tolerated(&e, false) => {
                 missing.spot = Some(e);
                 None
             }
@@ -229,7 +225,7 @@ impl DataSource for SpotPriceDataSource {
         };
         let on_demand = match on_demand {
             Ok(prices) => Some(prices),
-            Err(Unavailable::Failed(e)) if !tolerated(&e, true) => {
+            Err(Unavailable::Failed(e)) if !prices::tolerated(&e, true) => {
                 diags.push(e.diagnostic());
                 return None;
             }
@@ -276,13 +272,6 @@ impl DataSource for SpotPriceDataSource {
     }
 }
 
-/// Whether a failed price read leaves its fields null with a warning rather than
-/// failing the read: the caller may not read prices, or (the Price List, whose
-/// endpoint differs from every other the provider uses) the endpoint cannot be reached.
-fn tolerated(error: &AwsError, price_list: bool) -> bool {
-    error.is(prices::NOT_ALLOWED) || (price_list && matches!(error.scope, Scope::Endpoint(_)))
-}
-
 /// Why no On-Demand price was read.
 #[derive(Debug)]
 enum Unavailable {
@@ -308,26 +297,13 @@ impl Missing {
     fn warning(&self, region: &str, zones_given: bool) -> Option<tfplugin::diag::Diagnostic> {
         let mut lines = Vec::new();
         if let Some(e) = &self.spot {
-            lines.push(format!("Spot prices: {}.", not_allowed(e, SPOT_PERMISSION)));
+            lines.push(format!("Spot prices: {}.", prices::unread_because(e, prices::SPOT_PERMISSION)));
         }
         match &self.on_demand {
-            Some(Unavailable::Failed(e)) if e.is(prices::NOT_ALLOWED) => {
-                lines.push(format!("On-Demand prices: {}.", not_allowed(e, PRICE_LIST_PERMISSION)))
-            }
-            Some(Unavailable::Failed(e)) => {
-                let why = match &e.scope {
-                    Scope::Endpoint(no) if no.refused => format!("{} refused the connection", no.endpoint),
-                    Scope::Endpoint(no) if no.timed_out => format!("{} did not answer in time", no.endpoint),
-                    Scope::Endpoint(no) => format!("{} could not be reached ({})", no.endpoint, no.cause),
-                    _ => e.detail(),
-                };
-                lines.push(format!(
-                    "On-Demand prices: the AWS Price List could not be reached: {why}. Check the provider's \
-                     `endpoints.pricing` (by default the Price List's endpoint in {}) and the network \
-                     between here and it.",
-                    prices::PRICE_LIST_REGION
-                ))
-            }
+            Some(Unavailable::Failed(e)) => lines.push(format!(
+                "On-Demand prices: {}.",
+                prices::unread_because(e, prices::PRICE_LIST_PERMISSION)
+            )),
             Some(Unavailable::NoLocation) => lines.push(format!(
                 "On-Demand prices: this version of the provider does not know the AWS Price List's name \
                  for region {region}."
@@ -355,12 +331,6 @@ impl Missing {
         lines.push("The fields of the prices that could not be read are null.".to_owned());
         Some(tfplugin::diag::Diagnostic::warning("Prices Incomplete", lines.join("\n")))
     }
-}
-
-/// "not allowed to call ec2:DescribeSpotPriceHistory (UnauthorizedOperation: …); allow
-/// it to read them".
-fn not_allowed(e: &AwsError, permission: &str) -> String {
-    format!("not allowed to call {permission} ({}); allow {permission} to read them", e.detail())
 }
 
 /// The pools (`None`: Spot prices unknown) and the per-type summary of
@@ -407,6 +377,7 @@ fn summarise(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::Scope;
 
     fn pool(t: &str, z: &str, price: &str) -> SpotPrice {
         SpotPrice {

@@ -83,6 +83,10 @@ impl Runner<'_> {
                 if !rollout.awaits_health() {
                     record.healthy();
                 }
+            } else if rollout.green_is_healthy() {
+                // The last step's health passed (with no bake after it, the rollout
+                // commits right away).
+                record.healthy();
             }
             // A rollback under way finishes whatever Terraform asks: only an advancing
             // rollout (which rolls back) and a committed one (which skips the rest of
@@ -198,6 +202,11 @@ impl Runner<'_> {
             match result {
                 Ok(Some(observation)) => {
                     attempts = 0;
+                    if let Observation::GreenStatus { instances, .. }
+                    | Observation::Health { instances, .. } = &observation
+                    {
+                        record.running(instances.len());
+                    }
                     rollout.observe(observation);
                 }
                 Ok(None) => {}

@@ -200,7 +200,9 @@ pub async fn deploy(
         alarms: &alarms,
     };
     let result = runner.run(settings, blue.clone()).await;
-    *record = Some(last_rollout(generation, &result.record, &result.outcome, &resolved));
+    let overlap =
+        result.record.overlap_instance_seconds(spec.target_capacity, blue.as_ref().map(|b| b.capacity));
+    *record = Some(last_rollout(generation, &result.record, &result.outcome, &resolved, overlap));
     for problem in &result.cleanup_errors {
         diags.warning("Cleanup Incomplete", problem.clone());
     }
@@ -278,8 +280,15 @@ fn with_group_names(text: &str, resolved: &Resolved) -> String {
     text
 }
 
-/// The `last_rollout` of a finished run.
-fn last_rollout(generation: u64, record: &Record, outcome: &Outcome, resolved: &Resolved) -> LastRollout {
+/// The `last_rollout` of a finished run that overlapped two fleets for `overlap`
+/// instance-seconds (priced by the caller, who knows green's prices).
+fn last_rollout(
+    generation: u64,
+    record: &Record,
+    outcome: &Outcome,
+    resolved: &Resolved,
+    overlap: u64,
+) -> LastRollout {
     let time = |t: std::time::SystemTime| {
         aws_smithy_types::DateTime::from(t)
             .fmt(aws_smithy_types::date_time::Format::DateTime)
@@ -306,12 +315,15 @@ fn last_rollout(generation: u64, record: &Record, outcome: &Outcome, resolved: &
                     instances: Val::Known(s.instances),
                     percent: Val::Known(s.percent),
                     started: Val::Known(time(s.started)),
+                    launched_after: s.launched_after.map(seconds).into(),
                     healthy_after: s.healthy_after.map(seconds).into(),
                     duration: s.duration.map(seconds).into(),
                     verdict: Val::Known(s.verdict.clone()),
                 })
                 .collect(),
         ),
+        overlap_instance_seconds: Val::Known(overlap),
+        overlap_cost: Val::Null,
     }
 }
 

@@ -124,6 +124,10 @@ pub async fn model_of(clients: &Clients, fleet: &Fleet, diags: &mut Diagnostics)
             tags_all: Val::Known(user_visible(&fleet.tags)),
             rollout_plan: Val::Null,
             last_rollout: Val::Null,
+            // Priced with the instances, by the read that follows.
+            hourly_cost: Val::Null,
+            on_demand_hourly_cost: Val::Null,
+            savings_percent: Val::Null,
         },
     })
 }

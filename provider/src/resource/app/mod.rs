@@ -7,6 +7,7 @@
 //! `deploy` carries out the apply in AWS, `import` rebuilds a model from a fleet. This
 //! file is the resource's sequence of steps for each Terraform call.
 
+mod cost;
 mod deploy;
 mod import;
 mod model;
@@ -171,6 +172,7 @@ impl Resource for AppResource {
                     planned.computed = prior.computed.clone();
                     planned.computed.instance_ids = Val::Unknown;
                     planned.computed.healthy_count = Val::Unknown;
+                    planned.computed.plan_cost();
                     if prior.computed.has_strays() {
                         planned.computed.plan_cleanup();
                     }
@@ -279,6 +281,8 @@ impl Resource for AppResource {
             }
         }
         state.computed.tags_all = model::tags_all(&clients.default_tags, &state.labels.tags);
+        let cost = cost::settle(clients, &mut state, diags).await;
+        cost::price_overlap(&mut state, cost.as_ref());
         self.0.state(&state, diags)
     }
 
@@ -365,6 +369,11 @@ impl Resource for AppResource {
                 Err(e) => diags.warning("Stray Fleets Unknown", e.to_string()),
             }
         }
+        let app = model.name.known().cloned().unwrap_or_default();
+        let cost =
+            cost::of_instances(clients, &app, &list(&model.launch.instance_types), &observed.running, diags)
+                .await;
+        cost::set(&mut model, cost.as_ref());
         model.computed.instance_ids = Val::Known(observed.instances);
         model.computed.tags_all = Val::Known(model::user_visible(&observed.fleet.tags));
         model.size.target_capacity = Val::Known(observed.fleet.target_capacity);
@@ -423,6 +432,18 @@ impl Resource for AppResource {
             Some(mut model) => {
                 // As planned: the rollout this configuration would run.
                 model.computed.rollout_plan = planned.computed.rollout_plan.clone();
+                // What the instances cost now that they changed (kept, as planned, when
+                // they did not).
+                match change_kind(&prior, &planned) {
+                    ChangeKind::Rollout => {
+                        let cost = cost::settle(clients, &mut model, diags).await;
+                        cost::price_overlap(&mut model, cost.as_ref());
+                    }
+                    ChangeKind::Capacity => {
+                        cost::settle(clients, &mut model, diags).await;
+                    }
+                    ChangeKind::Settings => {}
+                }
                 // Re-tagged in place (a rollout's new fleet has every tag already).
                 let wanted = model::tags_all(&clients.default_tags, &planned.labels.tags);
                 if let Val::Known(wanted) = &wanted {

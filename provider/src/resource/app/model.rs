@@ -103,6 +103,12 @@ pub struct LastRollout {
     pub outcome: Val<String>,
     pub reason: Val<String>,
     pub steps: Val<Vec<RolloutStep>>,
+    /// The extra instance-seconds while both fleets ran.
+    #[serde(default)]
+    pub overlap_instance_seconds: Val<u64>,
+    /// What they cost, USD.
+    #[serde(default)]
+    pub overlap_cost: Val<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -110,6 +116,8 @@ pub struct RolloutStep {
     pub instances: Val<u32>,
     pub percent: Val<u32>,
     pub started: Val<String>,
+    #[serde(default)]
+    pub launched_after: Val<String>,
     pub healthy_after: Val<String>,
     pub duration: Val<String>,
     pub verdict: Val<String>,
@@ -134,6 +142,13 @@ pub struct Computed {
     pub rollout_plan: Val<RolloutPlan>,
     #[serde(default)]
     pub last_rollout: Val<LastRollout>,
+    /// What the running instances cost now, USD per hour.
+    #[serde(default)]
+    pub hourly_cost: Val<String>,
+    #[serde(default)]
+    pub on_demand_hourly_cost: Val<String>,
+    #[serde(default)]
+    pub savings_percent: Val<i64>,
 }
 
 impl Computed {
@@ -147,6 +162,13 @@ impl Computed {
     pub fn plan_cleanup(&mut self) {
         self.stray_fleet_ids = Val::Unknown;
         self.stray_launch_template_ids = Val::Unknown;
+    }
+
+    /// Plans what the app costs as known after the apply (its instances change).
+    pub fn plan_cost(&mut self) {
+        self.hourly_cost = Val::Unknown;
+        self.on_demand_hourly_cost = Val::Unknown;
+        self.savings_percent = Val::Unknown;
     }
 }
 

@@ -334,8 +334,45 @@ pub fn schema() -> Schema {
             "What the last rollout did: its `generation`, `started` and `finished` (RFC 3339), `outcome` \
              (`switched` or `rolled back`), the `reason` of a rollback (naming instances and the load \
              balancer's reason codes, or the alarm), and its `steps`, each with its size (`instances`, \
-             `percent`), `started`, `healthy_after` (how long the new instances took to be healthy), \
-             `duration` and `verdict` (`passed`, `rolled back`).",
+             `percent`), `started`, `launched_after` (how long until the step's first new instance was seen \
+             running), `healthy_after` (how long the new instances took to be healthy), `duration` and \
+             `verdict` (`passed`, `rolled back`). What running two fleets at once cost: \
+             `overlap_instance_seconds`, the sum over the steps of the extra instances (green's and blue's \
+             beyond the larger of the app's capacity before and after the rollout; with an unchanged \
+             capacity, the step's growth) times the seconds from the step's first new instance running to \
+             the step's end (blue's share terminated; at the last step, blue cancelled with termination), \
+             rounded down, 0 for a first deploy; and `overlap_cost`, `overlap_instance_seconds` x the mean \
+             hourly price of green's instances (priced as `hourly_cost` prices them, at the switch) / 3600, \
+             in USD rounded half up to 10 decimal places, null when a price is unknown or the rollout rolled \
+             back.",
+        ))
+        .attribute(computed(
+            "hourly_cost",
+            Type::String,
+            "What the serving fleet's running instances cost now, in USD per hour, as an exact decimal \
+             string (e.g. `\"0.0124\"`): each Spot instance at the current Spot price of its pool (instance \
+             type and availability zone), each On-Demand instance at its type's On-Demand price. Spot prices \
+             come from EC2's Spot price history (`ec2:DescribeSpotPriceHistory`) for the product of the \
+             instances' platform as DescribeInstances reports it (`Linux/UNIX` unless it says SUSE, Red Hat \
+             or Windows), On-Demand prices from the AWS Price List (`pricing:GetProducts`, shared tenancy, \
+             no pre-installed software); both are read once per set of instance types per run. Set by the \
+             apply and every refresh, unknown in a plan that changes the instances (a rollout or a resize). \
+             `hourly_cost`, `on_demand_hourly_cost` and `savings_percent` are known together or null \
+             together: null when a price could not be read (a missing permission, the Price List out of \
+             reach) or AWS has none for a pool or type, with one warning per run saying what is missing; \
+             the plan and the apply go on.",
+        ))
+        .attribute(computed(
+            "on_demand_hourly_cost",
+            Type::String,
+            "What the same instances would cost On-Demand, in USD per hour (null with `hourly_cost`).",
+        ))
+        .attribute(computed(
+            "savings_percent",
+            Type::Number,
+            "What Spot saves: `floor((on_demand_hourly_cost - hourly_cost) * 100 / on_demand_hourly_cost)`, \
+             in whole percent rounded down (never overstating the saving; negative when Spot costs more). \
+             Null with `hourly_cost`, and when no instance runs.",
         ))
         .block(NestedBlock::single("rollout", rollout))
         .timeouts(&TIMEOUTS)
@@ -362,6 +399,7 @@ fn last_rollout_type() -> Type {
         ("instances", Type::Number),
         ("percent", Type::Number),
         ("started", Type::String),
+        ("launched_after", Type::String),
         ("healthy_after", Type::String),
         ("duration", Type::String),
         ("verdict", Type::String),
@@ -373,6 +411,8 @@ fn last_rollout_type() -> Type {
         ("outcome", Type::String),
         ("reason", Type::String),
         ("steps", Type::list(step)),
+        ("overlap_instance_seconds", Type::Number),
+        ("overlap_cost", Type::String),
     ])
 }
 
