@@ -48,6 +48,9 @@ pub struct Runner<'a> {
     /// CloudWatch alarms that roll the rollout back when in ALARM during a step or its
     /// bake.
     pub alarms: &'a [String],
+    /// The longest deregistration delay of the target groups, read once before the
+    /// rollout (`None`: unknown; a drain is then polled at the usual pace).
+    pub drain_delay: Option<Duration>,
 }
 
 impl Runner<'_> {
@@ -453,14 +456,7 @@ impl Runner<'_> {
     async fn wait_drained(&self, instances: &[String], limit: Duration) -> Observation {
         let started = Instant::now();
         let limits = self.limits.until(started + limit);
-        let mut delay = Duration::ZERO;
-        for group in &self.spec.target_group_arns {
-            match target_groups::deregistration_delay(&self.clients.elbv2, group).await {
-                Ok(found) => delay = delay.max(found.unwrap_or_default()),
-                // Unknown: polls at the usual pace find the end.
-                Err(e) => tracing::debug!("{e}"),
-            }
-        }
+        let delay = self.drain_delay.unwrap_or_default();
         let backoff = Backoff::rollout().expecting(started + delay.min(limit));
         let drained = poll_until(&limits, backoff, "draining the old fleet", || async {
             let mut draining = 0;
@@ -726,6 +722,7 @@ mod mocked {
             limits: limits(),
             health_timeout: Duration::from_secs(60),
             alarms: &[],
+            drain_delay: None,
         }
     }
 

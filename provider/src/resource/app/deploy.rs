@@ -147,7 +147,8 @@ pub async fn deploy(
     }
     let capacity = requesting(clients, model, &resolved);
     let groups: Vec<String> = resolved.target_groups.iter().map(|g| g.arn.clone()).collect();
-    let instance_tags = agent_tags(clients, &groups).await;
+    let drain_delay = longest_deregistration_delay(clients, &groups).await;
+    let instance_tags = agent_tags(&groups, drain_delay);
     let mut spec = group_spec(clients, model, &resolved, generation)?;
     spec.template.instance_tags = instance_tags.clone();
     if blue.is_none() && lost_track {
@@ -198,6 +199,7 @@ pub async fn deploy(
         limits: Limits::new(timeout, &ctx.stop),
         health_timeout: model.health_timeout().min(timeout),
         alarms: &alarms,
+        drain_delay,
     };
     let result = runner.run(settings, blue.clone()).await;
     let overlap =
@@ -250,13 +252,10 @@ pub async fn deploy(
     }
 }
 
-/// The instance tags `immutable-agent` reads: each target group's ARN and the longest
-/// deregistration delay among them (unknown delays are left out; the agent then drains
-/// until the reclaim).
-async fn agent_tags(clients: &Clients, groups: &[String]) -> BTreeMap<String, String> {
-    use conventions::agent_tags::{DRAIN_SECONDS, target_group};
-    let mut tags: BTreeMap<String, String> =
-        groups.iter().enumerate().map(|(i, arn)| (target_group(i), arn.clone())).collect();
+/// The longest deregistration delay among the target groups, read once per apply: the
+/// instances' drain tag and every drain of the rollout use it. Unknown delays are left
+/// out; `None` when none is known.
+async fn longest_deregistration_delay(clients: &Clients, groups: &[String]) -> Option<Duration> {
     let mut drain: Option<Duration> = None;
     for group in groups {
         match target_groups::deregistration_delay(&clients.elbv2, group).await {
@@ -265,6 +264,16 @@ async fn agent_tags(clients: &Clients, groups: &[String]) -> BTreeMap<String, St
             Err(e) => tracing::debug!("{e}"),
         }
     }
+    drain
+}
+
+/// The instance tags `immutable-agent` reads: each target group's ARN and the longest
+/// deregistration delay among them (left out when unknown; the agent then drains until
+/// the reclaim).
+fn agent_tags(groups: &[String], drain: Option<Duration>) -> BTreeMap<String, String> {
+    use conventions::agent_tags::{DRAIN_SECONDS, target_group};
+    let mut tags: BTreeMap<String, String> =
+        groups.iter().enumerate().map(|(i, arn)| (target_group(i), arn.clone())).collect();
     if let Some(drain) = drain {
         tags.insert(DRAIN_SECONDS.to_owned(), drain.as_secs().to_string());
     }
