@@ -3,7 +3,7 @@
 //! time), and, end to end, an interrupted instance leaving its group before it goes.
 
 use super::app::{config, out_list, runtime, setup};
-use tests::Workdir;
+use tests::{Agents, Workdir};
 
 const WARNING: &str = "Instances Cannot Leave Their Target Groups";
 
@@ -101,80 +101,6 @@ fn a_tag_key_metadata_cannot_hold_keeps_tags_out_of_metadata_with_a_warning() {
     workdir.destroy().expect("destroy");
 }
 
-/// `immutable-agent` processes standing in for the ones on the instances: each reads
-/// its instance's metadata from the emulator and calls the emulator's ELB.
-struct Agents {
-    running: Vec<(String, std::process::Child, std::path::PathBuf)>,
-    _logs: tempfile::TempDir,
-}
-
-impl Agents {
-    fn start(account: &tests::Account, instances: &[String], poll: &str) -> Agents {
-        let binary = tests::agent_binary().expect("immutable-agent");
-        let logs = tempfile::tempdir().expect("log dir");
-        let hooks = logs.path().to_owned();
-        let endpoint = account.endpoint.trim_end_matches('/').to_owned();
-        let running = instances
-            .iter()
-            .map(|id| {
-                let log = logs.path().join(format!("{id}.log"));
-                let child = std::process::Command::new(&binary)
-                    .args(["--imds-endpoint", &format!("{endpoint}/_immutable/imds/{id}")])
-                    .args(["--elb-endpoint", &endpoint, "--poll-interval", poll])
-                    .args(["--drain-hook", &format!("echo drained >> {}/{id}.hook", hooks.display())])
-                    // Credentials from the instance profile, as on the instance.
-                    .env_remove("AWS_ACCESS_KEY_ID")
-                    .env_remove("AWS_SECRET_ACCESS_KEY")
-                    .env_remove("AWS_SESSION_TOKEN")
-                    .stdout(std::fs::File::create(&log).expect("log file"))
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .expect("spawn immutable-agent");
-                (id.clone(), child, log)
-            })
-            .collect();
-        Agents { running, _logs: logs }
-    }
-
-    /// The events each agent logged so far.
-    fn events(&self, instance: &str) -> Vec<serde_json::Value> {
-        let (_, _, log) = self.running.iter().find(|(id, ..)| id == instance).expect("agent of the instance");
-        std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
-            .collect()
-    }
-
-    /// How many times the drain hook ran on `instance`.
-    fn hooks(&self, instance: &str) -> usize {
-        std::fs::read_to_string(self._logs.path().join(format!("{instance}.hook")))
-            .unwrap_or_default()
-            .lines()
-            .count()
-    }
-
-    fn logged(&self, instance: &str, event: &str) -> usize {
-        self.events(instance).iter().filter(|e| e["event"] == event).count()
-    }
-
-    /// SIGTERM to each; their exit codes.
-    fn stop(mut self) -> Vec<Option<i32>> {
-        for (_, child, _) in &self.running {
-            let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        }
-        self.running.iter_mut().map(|(_, child, _)| child.wait().ok().and_then(|s| s.code())).collect()
-    }
-}
-
-impl Drop for Agents {
-    fn drop(&mut self) {
-        for (_, child, _) in &mut self.running {
-            let _ = child.kill();
-        }
-    }
-}
-
 #[test]
 fn an_interrupted_instance_leaves_its_target_group_before_it_goes() {
     use std::time::Duration;
@@ -188,7 +114,7 @@ fn an_interrupted_instance_leaves_its_target_group_before_it_goes() {
     assert_eq!(instances.len(), 3);
 
     // One poll every 50 ms: 5 AWS seconds on the test clock, as on an instance.
-    let agents = Agents::start(&s.account, &instances, "50ms");
+    let agents = Agents::start(&s.account, &instances, "50ms", true).expect("starting the agents");
     wait_until(Duration::from_secs(30), "every agent polling", || {
         instances.iter().all(|i| agents.logged(i, "polling") == 1)
     })

@@ -15,6 +15,7 @@
 //! The same harness backs the integration tests (`tests/it`) and the demo and
 //! benchmark commands of `cargo xtask`.
 
+mod agents;
 mod alarms;
 mod behaviour;
 mod builders;
@@ -29,6 +30,7 @@ mod seed;
 mod terraform;
 pub mod watch;
 
+pub use agents::Agents;
 pub use alarms::{ALARM_NAMESPACE, ALARM_STATES};
 pub use behaviour::{TEST_CLOCK_SCALE, realistic_health, scaled};
 pub use builders::{BUILDER_TAG, BuilderPlayer, builder_instances, stand_in_packer};

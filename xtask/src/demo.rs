@@ -157,32 +157,7 @@ fn interruption(
     let Some(victim) = instances.first() else { anyhow::bail!("the app has no instance") };
     // Spot's notice comes 2 AWS minutes before the reclaim: 6 s here.
     account.behave(serde_json::json!({ "clock_scale": 0.05, "spot": { "interruptions_per_minute": 0 } }))?;
-    let binary = tests::agent_binary()?;
-    let endpoint = account.endpoint.trim_end_matches('/').to_owned();
-    let logs = std::env::temp_dir().join(format!("immutable-agent-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&logs)?;
-    let mut agents = Vec::new();
-    for id in instances {
-        let log = logs.join(format!("{id}.log"));
-        let child = std::process::Command::new(&binary)
-            .args(["--imds-endpoint", &format!("{endpoint}/_immutable/imds/{id}")])
-            .args(["--elb-endpoint", &endpoint, "--poll-interval", "250ms"])
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env_remove("AWS_SESSION_TOKEN")
-            .stdout(std::fs::File::create(&log)?)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .context("starting immutable-agent")?;
-        agents.push((id.clone(), child, log));
-    }
-    let events = |log: &std::path::Path| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    };
+    let agents = tests::Agents::start(account, instances, "250ms", false)?;
     let healthy = || -> Result<Vec<String>> {
         runtime.block_on(async {
             let elb = aws_sdk_elasticloadbalancingv2::Client::new(&account.sdk_config().await);
@@ -199,22 +174,21 @@ fn interruption(
     };
     let result = (|| -> Result<()> {
         let started = Instant::now();
-        while !agents.iter().all(|(_, _, log)| events(log).iter().any(|e| e["event"] == "polling")) {
+        while !instances.iter().all(|id| agents.logged(id, "polling") > 0) {
             if started.elapsed() > Duration::from_secs(30) {
                 anyhow::bail!("the agents did not start polling");
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        println!("    {} agents polling their instance metadata every 250 ms", agents.len());
+        println!("    {} agents polling their instance metadata every 250 ms", instances.len());
         println!("    healthy in tg web: {}", healthy()?.join(", "));
-        let victim_log = &agents[0].2;
-        let mut shown = events(victim_log).len();
+        let mut shown = agents.events(victim).len();
         account.control("POST", &format!("/_immutable/spot/interrupt?instance={victim}"), None)?;
         println!("    Spot posts an interruption notice for {victim}");
         let mut left = false;
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(90) {
-            let logged = events(victim_log);
+            let logged = agents.events(victim);
             for event in logged.iter().skip(shown) {
                 if event["event"] != "polling" && event["event"] != "credentials" {
                     println!("    | agent on {victim}: {}", event["message"].as_str().unwrap_or_default());
@@ -237,11 +211,7 @@ fn interruption(
         }
         anyhow::bail!("the replacement did not serve in time")
     })();
-    for (_, child, _) in &mut agents {
-        let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        let _ = child.wait();
-    }
-    let _ = std::fs::remove_dir_all(&logs);
+    agents.stop();
     result
 }
 
