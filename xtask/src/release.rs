@@ -118,7 +118,12 @@ pub fn release(args: &[String]) -> Result<()> {
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
-            "--target" => targets.push(Platform::named(rest.next().context("--target needs a value")?)?),
+            "--target" => {
+                let platform = Platform::named(rest.next().context("--target needs a value")?)?;
+                if !targets.contains(&platform) {
+                    targets.push(platform);
+                }
+            }
             "--out" => out = Some(PathBuf::from(rest.next().context("--out needs a folder")?)),
             "-h" | "--help" => {
                 print!("{RELEASE_USAGE}");
@@ -130,7 +135,6 @@ pub fn release(args: &[String]) -> Result<()> {
     if targets.is_empty() {
         targets = PLATFORMS.to_vec();
     }
-    targets.dedup();
     let out = out.unwrap_or_else(|| ::tests::target_dir().join("dist").join(VERSION));
     let mut builds = Vec::new();
     for platform in targets {
@@ -219,6 +223,19 @@ pub fn pack(builds: &[Build], version: &str, dir: &Path) -> Result<Release> {
         bail!("nothing to pack");
     }
     let mirror = dir.join("mirror");
+    // What an earlier release into this folder wrote goes first, so that the folder
+    // holds exactly what the sums list.
+    if mirror.exists() {
+        std::fs::remove_dir_all(&mirror).with_context(|| format!("removing {}", mirror.display()))?;
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&format!("{BINARY}_{version}_")) {
+                std::fs::remove_file(entry.path())
+                    .with_context(|| format!("removing {}", entry.path().display()))?;
+            }
+        }
+    }
     let package_dir = mirror.join(provider::SOURCE_ADDRESS);
     std::fs::create_dir_all(&package_dir).with_context(|| format!("creating {}", package_dir.display()))?;
     let mut zips = Vec::new();
@@ -514,9 +531,31 @@ mod tests {
 
         // Packing again gives the same bytes.
         let again = tempfile::tempdir().expect("a temporary folder");
-        pack(&[Build { platform: host, binary }], VERSION, again.path()).expect("packing again");
+        pack(&[Build { platform: host, binary: binary.clone() }], VERSION, again.path())
+            .expect("packing again");
         let sums = |dir: &Path| std::fs::read_to_string(dir.join(&release.sums)).expect("SHA256SUMS");
         assert_eq!(sums(dist.path()), sums(again.path()), "packing is not reproducible");
+        // Into a folder an earlier release wrote: only this release's files are left.
+        let other = PLATFORMS.into_iter().find(|p| *p != host).expect("another platform");
+        std::fs::write(again.path().join(zip_name(VERSION, &other)), "stale").expect("a stale zip");
+        let again_mirror = again.path().join("mirror").join(provider::SOURCE_ADDRESS);
+        std::fs::write(again_mirror.join(zip_name(VERSION, &other)), "stale").expect("a stale mirror zip");
+        pack(&[Build { platform: host, binary: binary.clone() }], VERSION, again.path())
+            .expect("packing over");
+        let mut left: Vec<String> = std::fs::read_dir(again.path())
+            .expect("the folder")
+            .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut expected =
+            vec![zip_file.clone(), release.manifest.clone(), release.sums.clone(), "mirror".to_owned()];
+        expected.sort();
+        assert_eq!(left, expected);
+        let mirrored: Vec<String> = std::fs::read_dir(&again_mirror)
+            .expect("the mirror")
+            .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(mirrored, std::slice::from_ref(&zip_file));
 
         // Terraform installs it from the packed layout and plans the lineage example.
         let workdir = Workdir::new(&LocalAws::shared().account());
