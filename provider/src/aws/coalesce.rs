@@ -174,16 +174,17 @@ pub struct Registry {
     members: Vec<Arc<dyn Forget>>,
 }
 
-/// A coalescer that remembers nothing: a call is shared only by those who ask while it
-/// is in flight, so every answer is at least as new as the call it came from. Not part
-/// of a [`Registry`]: there is nothing to forget.
-pub fn in_flight_only<K, V, F>(name: &'static str, fetch: F) -> Arc<Coalescer<K, V>>
+/// A coalescer that remembers nothing: a call is shared only by those who ask for its
+/// key while it is in flight, so every answer is at least as new as the call it came
+/// from; in [`Mode::Batched`] the keys asked for meanwhile go into the next call. Not
+/// part of a [`Registry`]: there is nothing to forget.
+pub fn in_flight_only<K, V, F>(name: &'static str, mode: Mode, fetch: F) -> Arc<Coalescer<K, V>>
 where
     K: Clone + Eq + Hash + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
     F: Fn(Vec<K>) -> BoxFuture<'static, Found<K, V>> + Send + Sync + 'static,
 {
-    Arc::new(Coalescer::new(name, Mode::PerKey, Duration::ZERO, Box::new(fetch)))
+    Arc::new(Coalescer::new(name, mode, Duration::ZERO, Box::new(fetch)))
 }
 
 impl Registry {
@@ -237,7 +238,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn in_flight_only_shares_a_call_while_it_runs_and_remembers_nothing() {
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let listing = in_flight_only("listing", recording(calls.clone()));
+        let listing = in_flight_only("listing", Mode::PerKey, recording(calls.clone()));
         // Three asks while the first call runs share it.
         let (a, b, c) = tokio::join!(listing.get(7), listing.get(7), async {
             tokio::time::sleep(Duration::from_millis(50)).await;

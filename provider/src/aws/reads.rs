@@ -83,6 +83,8 @@ pub struct Reads {
     health: Arc<Coalescer<String, Arc<Vec<TargetHealth>>>>,
     images: Arc<Coalescer<String, Image>>,
     listing: Arc<Coalescer<(), Arc<Vec<fleets::Fleet>>>>,
+    /// Fleets by id, described now: the status polls of concurrent rollouts.
+    states: Arc<Coalescer<String, fleets::Fleet>>,
 }
 
 impl std::fmt::Debug for Reads {
@@ -126,11 +128,25 @@ impl Reads {
             async move { images::find_images_by_ids(&ec2, &ids).await }.boxed()
         });
         let client = ec2.clone();
-        let listing = in_flight_only("listing Spot Fleets", move |_: Vec<()>| {
+        let listing = in_flight_only("listing Spot Fleets", Mode::PerKey, move |_: Vec<()>| {
             let ec2 = client.clone();
             async move { Ok(HashMap::from([((), Arc::new(fleets::all_fleets(&ec2).await?))])) }.boxed()
         });
-        Self { ec2, registry, fleets, health, images, listing }
+        let client = ec2.clone();
+        let states = in_flight_only("describing Spot Fleets", Mode::Batched, move |ids: Vec<String>| {
+            let ec2 = client.clone();
+            async move {
+                let mut found = HashMap::new();
+                for chunk in ids.chunks(FLEETS_PER_CALL) {
+                    for fleet in fleets::describe_fleets(&ec2, chunk).await? {
+                        found.insert(fleet.id.clone(), fleet);
+                    }
+                }
+                Ok(found)
+            }
+            .boxed()
+        });
+        Self { ec2, registry, fleets, health, images, listing, states }
     }
 
     /// Forgets everything read so far.
@@ -186,6 +202,15 @@ impl Reads {
         Ok(ObservedFleet::new(fleet, running))
     }
 
+    /// The fleet `id` as AWS describes it now: from a call made after this one began
+    /// (or, when another caller asked for the same fleet meanwhile, one in flight when it
+    /// did), shared with the fleets other rollouts poll at the same time, so that many
+    /// rollouts polling their fleets make one DescribeSpotFleetRequests a round rather
+    /// than one each. `None` when AWS no longer knows it.
+    pub async fn fleet_now(&self, id: &str) -> Result<Option<fleets::Fleet>, AwsError> {
+        self.states.get(id.to_owned()).await
+    }
+
     /// Every Spot Fleet request of the account, from a listing made after this call
     /// began or in flight when it did (see the module's documentation).
     pub async fn fleets_now(&self) -> Result<Arc<Vec<fleets::Fleet>>, AwsError> {
@@ -213,6 +238,9 @@ impl Reads {
         self.images.get(id.to_owned()).await
     }
 }
+
+/// Fleet ids per DescribeSpotFleetRequests of [`Reads::fleet_now`].
+const FLEETS_PER_CALL: usize = 100;
 
 /// How long prices are remembered. A provider process lives for one Terraform command;
 /// this bounds what a long-lived one (`--debug`) serves.
@@ -413,6 +441,44 @@ mod tests {
         let observed = reads.fleet("sfr-imported").await.expect("read").expect("fleet");
         assert_eq!(observed.instances, ["i-9"]);
         assert_eq!(alone.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn status_polls_at_once_describe_their_fleets_in_one_call_and_nothing_is_remembered() {
+        use aws_sdk_ec2::operation::describe_spot_fleet_requests::DescribeSpotFleetRequestsOutput;
+        let ids =
+            |r: &aws_sdk_ec2::operation::describe_spot_fleet_requests::DescribeSpotFleetRequestsInput| {
+                let mut ids = r.spot_fleet_request_ids().to_vec();
+                ids.sort();
+                ids
+            };
+        let together = mock!(Ec2::describe_spot_fleet_requests)
+            .match_requests(move |r| ids(r) == ["sfr-1", "sfr-2", "sfr-3"])
+            .then_output(|| {
+                DescribeSpotFleetRequestsOutput::builder()
+                    .spot_fleet_request_configs(sdk_fleet("sfr-1"))
+                    .spot_fleet_request_configs(sdk_fleet("sfr-2"))
+                    .spot_fleet_request_configs(sdk_fleet("sfr-3"))
+                    .build()
+            });
+        let alone = mock!(Ec2::describe_spot_fleet_requests)
+            .match_requests(move |r| ids(r) == ["sfr-1"])
+            .then_output(|| {
+                DescribeSpotFleetRequestsOutput::builder()
+                    .spot_fleet_request_configs(sdk_fleet("sfr-1"))
+                    .build()
+            });
+        let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&together, &alone]);
+        let reads = Reads::new(ec2, elbv2());
+        let (one, two, three) =
+            tokio::join!(reads.fleet_now("sfr-1"), reads.fleet_now("sfr-2"), reads.fleet_now("sfr-3"));
+        for (answer, id) in [(one, "sfr-1"), (two, "sfr-2"), (three, "sfr-3")] {
+            assert_eq!(answer.expect("described").expect("the fleet").id, id);
+        }
+        assert_eq!((together.num_calls(), alone.num_calls()), (1, 0));
+        // The next poll is described anew.
+        assert_eq!(reads.fleet_now("sfr-1").await.expect("described").expect("the fleet").id, "sfr-1");
+        assert_eq!((together.num_calls(), alone.num_calls()), (1, 1));
     }
 
     #[tokio::test]

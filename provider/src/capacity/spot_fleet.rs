@@ -15,8 +15,9 @@ pub struct SpotFleet {
     fleet_role_arn: Option<String>,
     /// RFC 3339; the request expires then (its instances are terminated).
     valid_until: Option<String>,
-    /// Listings of the account's fleets shared with the run's other resources; without
-    /// it, each [`Capacity::find`] lists them itself.
+    /// Listings and descriptions of the account's fleets shared with the run's other
+    /// resources; without it, each [`Capacity::find`] lists them itself and each
+    /// [`Capacity::status`] describes its fleet alone.
     reads: Option<std::sync::Arc<crate::aws::reads::Reads>>,
 }
 
@@ -31,9 +32,12 @@ impl SpotFleet {
         Self { ec2, fleet_role_arn, valid_until, reads: None }
     }
 
-    /// Looks for fleets through `reads`' shared listing ([`Reads::fleets_now`]).
+    /// Looks for fleets through `reads`' shared listing ([`Reads::fleets_now`]) and
+    /// describes them for their status together with the other rollouts' fleets
+    /// ([`Reads::fleet_now`]).
     ///
     /// [`Reads::fleets_now`]: crate::aws::reads::Reads::fleets_now
+    /// [`Reads::fleet_now`]: crate::aws::reads::Reads::fleet_now
     #[must_use]
     pub fn listing_through(mut self, reads: std::sync::Arc<crate::aws::reads::Reads>) -> Self {
         self.reads = Some(reads);
@@ -105,7 +109,12 @@ impl Capacity for SpotFleet {
     }
 
     async fn status(&self, id: &str) -> Result<Status, AwsError> {
-        let Some(fleet) = fleets::find_fleet(&self.ec2, id).await?.filter(Fleet::is_open) else {
+        let found = match &self.reads {
+            // Described together with the fleets other rollouts of the run poll meanwhile.
+            Some(reads) => reads.fleet_now(id).await?,
+            None => fleets::find_fleet(&self.ec2, id).await?,
+        };
+        let Some(fleet) = found.filter(Fleet::is_open) else {
             return Ok(Status::closed());
         };
         let error = fleets::fleet_error(&self.ec2, &fleet).await?;
