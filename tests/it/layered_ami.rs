@@ -280,6 +280,27 @@ echo "stand-in: the template passed packer validate""#,
     )
 }
 
+/// What a test of a layer built by the stand-in Packer starts from: an account with an
+/// upstream AMI (`upstream-os-*`), a workdir with the stand-in as `bin/packer`.
+struct PackerCase {
+    account: tests::Account,
+    rt: tokio::runtime::Runtime,
+    ec2: aws_sdk_ec2::Client,
+    upstream: String,
+    workdir: Workdir,
+    packer: String,
+}
+
+fn packer_case() -> PackerCase {
+    let account = LocalAws::shared().account();
+    let rt = runtime();
+    let ec2 = rt.block_on(account.ec2());
+    let upstream = rt.block_on(register_ami(&ec2, "upstream-os-1700000000", &[])).expect("upstream AMI");
+    let workdir = Workdir::new(&account);
+    let packer = fake_packer(&workdir);
+    PackerCase { account, rt, ec2, upstream, workdir, packer }
+}
+
 fn packer_layer(command: &str, commit: &str) -> String {
     format!(
         r#"
@@ -311,12 +332,7 @@ const TEMPLATE_FINGERPRINT: &str = "1f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c5b6a
 
 #[test]
 fn packer_builder_runs_the_template_and_reads_the_manifest() {
-    let account = LocalAws::shared().account();
-    let rt = runtime();
-    let ec2 = rt.block_on(account.ec2());
-    let upstream = rt.block_on(register_ami(&ec2, "upstream-os-1700000000", &[])).expect("upstream AMI");
-    let workdir = Workdir::new(&account);
-    let packer = fake_packer(&workdir);
+    let PackerCase { account: _, rt, ec2, upstream, workdir, packer } = packer_case();
     workdir.write("images/base.json", &template_fixture());
     workdir.write(
         "main.tf",
@@ -370,12 +386,7 @@ fn packer_builder_runs_the_template_and_reads_the_manifest() {
 
 #[test]
 fn a_command_that_drops_machine_readable_reads_the_manifest_with_a_warning() {
-    let account = LocalAws::shared().account();
-    let rt = runtime();
-    let ec2 = rt.block_on(account.ec2());
-    let upstream = rt.block_on(register_ami(&ec2, "upstream-os-1700000000", &[])).expect("upstream AMI");
-    let workdir = Workdir::new(&account);
-    let packer = fake_packer(&workdir);
+    let PackerCase { account: _, rt, ec2, upstream, workdir, packer } = packer_case();
     // A wrapper such as a CI script: it runs Packer without the provider's flags.
     workdir.write(
         "bin/packer-wrapper",
@@ -449,15 +460,10 @@ async fn all_instances(ec2: &aws_sdk_ec2::Client) -> Vec<String> {
 /// the same template builds where its default says.
 #[test]
 fn a_template_defaulting_to_another_region_builds_in_the_providers_region() {
-    let account = LocalAws::shared().account();
+    let PackerCase { account, rt, ec2, upstream, workdir, packer } = packer_case();
     let elsewhere = crate::layered_parallel::layer_template_default_region();
     assert_ne!(elsewhere, account.region, "the template defaults to another region than the provider's");
-    let rt = runtime();
-    let (ec2, ec2_elsewhere) =
-        rt.block_on(async { (account.ec2().await, ec2_in(&account, &elsewhere).await) });
-    let upstream = rt.block_on(register_ami(&ec2, "upstream-os-1700000000", &[])).expect("upstream AMI");
-    let workdir = Workdir::new(&account);
-    let packer = fake_packer(&workdir);
+    let ec2_elsewhere = rt.block_on(ec2_in(&account, &elsewhere));
     workdir.write("images/base.json", &crate::layered_parallel::layer_template("packer-base"));
     workdir.write(
         "main.tf",
@@ -549,14 +555,9 @@ fn a_template_defaulting_to_another_region_builds_in_the_providers_region() {
 
 #[test]
 fn a_template_hard_wired_to_another_region_fails_at_once_naming_it() {
-    let account = LocalAws::shared().account();
+    let PackerCase { account, rt, ec2, upstream, workdir, packer } = packer_case();
     let elsewhere = crate::layered_parallel::layer_template_default_region();
-    let rt = runtime();
-    let (ec2, ec2_elsewhere) =
-        rt.block_on(async { (account.ec2().await, ec2_in(&account, &elsewhere).await) });
-    let upstream = rt.block_on(register_ami(&ec2, "upstream-os-1700000000", &[])).expect("upstream AMI");
-    let workdir = Workdir::new(&account);
-    let packer = fake_packer(&workdir);
+    let ec2_elsewhere = rt.block_on(ec2_in(&account, &elsewhere));
     // The builder's region is written into the template: `-var region` changes nothing.
     let template = crate::layered_parallel::layer_template("packer-base")
         .replace("\"region\": \"{{user `region`}}\"", &format!("\"region\": \"{elsewhere}\""));

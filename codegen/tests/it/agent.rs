@@ -1,7 +1,7 @@
 //! Layers that bake `immutable-agent`: how the option resolves, what the templates
 //! install, what real Packer says of them, and how the option feeds the fingerprint.
 
-use crate::support::{COMMIT, changed, copy_tree, edit, fixture, packer, run_packer, stdout};
+use crate::support::{COMMIT, changed, copy_tree, edit, fixture, invalid_at, packer, run_packer, stdout};
 use codegen::{Commit, Format, Layers};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -108,10 +108,7 @@ parent = "a"
 agent = { binary = "bin", unit = "bin", options = "--ok" }
 "#;
     let error = codegen::layers::parse(&dir.path().join("layers.toml"), text).expect_err("broken");
-    assert_eq!(error.exit_code(), 2);
-    let codegen::Error::Invalid(diagnostics) = &error else { panic!("{error}") };
-    let found: Vec<(usize, usize, &str)> =
-        diagnostics.iter().map(|d| (d.line, d.column, d.key.as_str())).collect();
+    let found = invalid_at(&error);
     assert_eq!(
         found,
         [

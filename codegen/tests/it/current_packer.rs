@@ -3,7 +3,8 @@
 //! fingerprints; and what the Packer 1.6 of these tests makes of such a template.
 
 use crate::support::{
-    COMMIT, changed, codegen, copy_tree, edit, example_dir, fixture, packer, stderr, stdout, with_packer,
+    COMMIT, changed, codegen, copy_tree, edit, example_dir, fixture, invalid_at, packer, stderr, stdout,
+    with_packer,
 };
 use codegen::{Commit, Format};
 use std::collections::BTreeMap;
@@ -21,10 +22,7 @@ fn json_is_refused_at_the_line_of_the_setting() {
     let out = tempfile::tempdir().expect("tempdir");
     let error = codegen::generate(&layers, Format::Json, &Commit::Given(COMMIT.into()), out.path())
         .expect_err("no JSON for current Packer");
-    assert_eq!(error.exit_code(), 2);
-    let codegen::Error::Invalid(diagnostics) = &error else { panic!("{error}") };
-    let found: Vec<(usize, usize, &str)> =
-        diagnostics.iter().map(|d| (d.line, d.column, d.key.as_str())).collect();
+    let found = invalid_at(&error);
     assert_eq!(found, [(5, 1, "packer")], "{error}");
     assert!(error.to_string().contains("HCL2 only"), "{error}");
 

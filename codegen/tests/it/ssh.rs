@@ -3,7 +3,8 @@
 //! Packer makes of the key, and that it leaves fingerprints alone.
 
 use crate::support::{
-    COMMIT, codegen, copy_tree, edit, example_dir, fixture, open_ssh, packer, stderr, stdout, with_packer,
+    COMMIT, codegen, copy_tree, edit, example_dir, fixture, invalid_at, open_ssh, packer, stderr, stdout,
+    with_packer,
 };
 use codegen::{Commit, Format};
 use std::path::Path;
@@ -115,10 +116,7 @@ parent = "a"
 ssh_source_cidrs = []
 "#;
     let error = codegen::layers::parse(&dir.path().join("layers.toml"), text).expect_err("broken");
-    assert_eq!(error.exit_code(), 2);
-    let codegen::Error::Invalid(diagnostics) = &error else { panic!("{error}") };
-    let found: Vec<(usize, usize, &str)> =
-        diagnostics.iter().map(|d| (d.line, d.column, d.key.as_str())).collect();
+    let found = invalid_at(&error);
     assert_eq!(
         found,
         [

@@ -22,6 +22,14 @@ pub fn example_dir() -> PathBuf {
     repo_root().join("examples/images")
 }
 
+/// Where a layers file that does not load is wrong: `(line, column, key)` of each
+/// diagnostic, in order. Panics unless the error is the invalid-input one (exit code 2).
+pub fn invalid_at(error: &codegen::Error) -> Vec<(usize, usize, &str)> {
+    assert_eq!(error.exit_code(), 2);
+    let codegen::Error::Invalid(diagnostics) = error else { panic!("{error}") };
+    diagnostics.iter().map(|d| (d.line, d.column, d.key.as_str())).collect()
+}
+
 /// The layer ids whose fingerprint differs between `before` and `after`.
 pub fn changed(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<String> {
     before.keys().filter(|id| before.get(*id) != after.get(*id)).cloned().collect()
